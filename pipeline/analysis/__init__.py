@@ -1,0 +1,1 @@
+"""Search-time analyses: Hessian eigenvalue, cell shape."""

@@ -1,0 +1,153 @@
+"""Checksummed, rotating checkpoints and the signals that ask for one.
+
+A checkpoint file is `MAGIC + sha256(payload) + payload` where payload is a `torch.save` blob. Saving
+writes atomically and keeps the previous checkpoint as `checkpoint.prev.pt`, so a write that dies halfway
+(or a file later truncated) costs at most one epoch: loading verifies the checksum and falls back to the
+previous file with a warning. Each checkpoint records the params slice it was trained with; resuming
+with a different one is refused with the differing keys named, instead of silently mixing settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.atomic import atomic_write_bytes
+from pipeline.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+MAGIC = b"PIPECKPT1\n"
+CURRENT = "checkpoint.pt"
+PREVIOUS = "checkpoint.prev.pt"
+
+
+def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
+    """Write `state` as the newest checkpoint, keeping the one before it."""
+    directory = Path(directory)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    blob = MAGIC + hashlib.sha256(payload).hexdigest().encode("ascii") + b"\n" + payload
+    current = directory / CURRENT
+    tmp_link = directory / f".{PREVIOUS}.link"
+    if current.exists():
+        # Hard-link first so the previous checkpoint survives even if the new write fails midway.
+        tmp_link.unlink(missing_ok=True)
+        os.link(current, tmp_link)
+        os.replace(tmp_link, directory / PREVIOUS)
+    atomic_write_bytes(current, blob)
+    return current
+
+
+def _read(path: Path) -> dict[str, Any]:
+    blob = path.read_bytes()
+    if not blob.startswith(MAGIC):
+        raise CheckpointError(f"{path}: not a pipeline checkpoint (bad header)")
+    header_end = blob.index(b"\n", len(MAGIC))
+    digest = blob[len(MAGIC) : header_end].decode("ascii")
+    payload = blob[header_end + 1 :]
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CheckpointError(f"{path}: checksum mismatch (truncated or corrupted)")
+    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+
+
+def load_checkpoint(directory: Path) -> dict[str, Any] | None:
+    """The newest intact checkpoint in `directory`, or None when there is none."""
+    directory = Path(directory)
+    candidates = [p for p in (directory / CURRENT, directory / PREVIOUS) if p.exists()]
+    problems = []
+    for path in candidates:
+        try:
+            state = _read(path)
+        except (CheckpointError, ValueError, EOFError, RuntimeError) as exc:
+            problems.append(str(exc))
+            log.warning("ignoring unusable checkpoint: %s", exc)
+            continue
+        if problems:
+            log.warning("resuming from the previous checkpoint %s", path)
+        return state
+    if problems:
+        raise CheckpointError("no usable checkpoint: " + "; ".join(problems))
+    return None
+
+
+def check_same_config(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
+    """Refuse to resume a run trained with different settings; name the keys that differ."""
+    differing = _diff(saved, current)
+    if differing:
+        shown = "; ".join(f"{k}: checkpoint {a!r} vs params {b!r}" for k, a, b in differing[:8])
+        raise CheckpointError(
+            f"{where} was written with different settings ({shown}). Delete the directory to start "
+            f"afresh, or restore the params it was trained with."
+        )
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += _diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [(prefix.rstrip("."), a, b)]
+
+
+def rng_state() -> dict[str, Any]:
+    """Every global RNG the training loop draws from."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class StopRequest:
+    """Set by SIGTERM / SIGUSR1 (SLURM's warning before the time limit or preemption).
+
+    The training loop polls `requested` after each step, writes a checkpoint and exits; the same command
+    run again resumes from it.
+    """
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.requested = signal.Signals(signum).name
+        log.warning("%s received: checkpointing and stopping after this step", self.requested)
+
+
+class Preempted(Exception):
+    """Raised after the stop checkpoint is written; the CLI exits with EXIT_PREEMPTED."""
+
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again", which is what rerunning the command does

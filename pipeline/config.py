@@ -1,0 +1,532 @@
+"""The schema of params.yaml: every key with a description and a default.
+
+`load_params(path)` is the only way stages read configuration. Validation happens at load, so a typo or
+an impossible value fails before any work starts, with the key path, what was expected and, for an
+unknown key, the closest valid names. `python -m pipeline config --explain` prints the whole schema.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline.errors import ConfigError
+
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "imagenet")
+SEARCH_SPACES: tuple[str, ...] = ("darts", "darts_no_none")
+_OPS_PER_SPACE = {"darts": 8, "darts_no_none": 7}
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are validated on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+# ----------------------------------------------------------------------------------------------- global
+
+
+class GridConfig(Section):
+    datasets: list[str] = Field(["digits"], min_length=1, description="Datasets searched and retrained on.")
+    methods: list[str] = Field(
+        ["darts_1st"], min_length=1, description="Method variants to run: names defined under search.methods."
+    )
+    seeds: list[Annotated[int, Field(strict=True, ge=0)]] = Field(
+        [0], min_length=1, description="Search seeds; each gives one genotype, retrained with the same seed."
+    )
+    transfer: bool = Field(True, description="Also train each genotype on ImageNet (the transfer stage).")
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in DATASETS:
+                raise ValueError(f"unknown dataset '{name}'{_did_you_mean(name, DATASETS)}; known: {list(DATASETS)}")
+        return value
+
+
+class DataConfig(Section):
+    root: str = Field("data", description="Directory holding cifar10/cifar100/svhn files in torchvision's layout.")
+    download: bool = Field(False, description="Let torchvision download missing CIFAR/SVHN files (needs internet).")
+    imagenet_root: str = Field(
+        "results/data/imagenet_demo",
+        description="ImageFolder root with train/ and val/; the default is the demo tree written by prepare.",
+    )
+    num_workers: Annotated[int, Field(ge=0)] = Field(0, description="DataLoader worker processes.")
+
+
+class RuntimeConfig(Section):
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="auto | cpu | cuda | cuda:N.")
+    deterministic: bool = Field(True, description="Deterministic kernels and seeded data order (bit-exact resume).")
+    amp: bool = Field(False, description="Mixed precision (bf16 autocast) on CUDA; ignored on CPU.")
+    channels_last: bool = Field(False, description="channels_last memory format on CUDA; ignored on CPU.")
+
+
+class TrackingConfig(Section):
+    uri: str = Field(
+        "", description="MLflow tracking URI; empty: sqlite:///<repo>/mlflow.db. MLFLOW_TRACKING_URI wins."
+    )
+    experiment: str = Field("darts-family", min_length=1, description="MLflow experiment name.")
+    enabled: bool = Field(True, description="Log runs to MLflow (results on disk are complete either way).")
+
+
+class ResourceSpec(Section):
+    gpu: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per job (>1 runs torchrun for retrain/transfer).")
+    mem_mb: Annotated[int, Field(gt=0)] = Field(2000, description="Memory per job in MB.")
+    runtime: Annotated[int, Field(gt=0)] = Field(30, description="Wall-time limit per job in minutes.")
+    cpus_per_task: Annotated[int, Field(ge=1)] = Field(1, description="CPU cores per job.")
+
+
+class ResourcesConfig(Section):
+    prepare: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a prepare job.")
+    search: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a search job.")
+    derive: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a derive job.")
+    retrain: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a retrain job.")
+    transfer: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a transfer job.")
+    tables: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of the tables job.")
+
+
+# ---------------------------------------------------------------------------------------------- prepare
+
+
+class ImagenetDemoConfig(Section):
+    image_size: Annotated[int, Field(ge=8)] = Field(32, description="Side of the PNGs written from digits.")
+    val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, description="Share of images in val/.")
+
+
+class PrepareConfig(Section):
+    test_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.25, description="Hold-out share for datasets without a test split (digits)."
+    )
+    split_seed: Annotated[int, Field(ge=0)] = Field(
+        0, description="Seed of the hold-out split and of the search-train / search-valid halving."
+    )
+    search_portion: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.5, description="Share of the training set the search trains weights on; the rest updates the architecture."
+    )
+    imagenet_demo: ImagenetDemoConfig = Field(
+        default_factory=ImagenetDemoConfig, description="The offline ImageNet stand-in written from digits."
+    )
+
+
+# ----------------------------------------------------------------------------------------------- search
+
+
+class WeightOptimConfig(Section):
+    lr: Annotated[float, Field(gt=0)] = Field(0.025, description="SGD learning rate of the network weights.")
+    lr_min: Annotated[float, Field(ge=0)] = Field(0.001, description="Cosine schedule's final learning rate.")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
+    weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
+    grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip of the weights.")
+
+
+class ArchOptimConfig(Section):
+    lr: Annotated[float, Field(gt=0)] = Field(3e-4, description="Adam learning rate of the architecture state.")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = Field(
+        (0.5, 0.999), description="Adam betas."
+    )
+    weight_decay: Annotated[float, Field(ge=0)] = Field(1e-3, description="Adam weight decay.")
+
+
+class AnalysisConfig(Section):
+    hessian_every: Annotated[int, Field(ge=0)] = Field(
+        0, description="Dominant Hessian eigenvalue of the valid loss w.r.t. the architecture every N epochs (0: off)."
+    )
+    hessian_batches: Annotated[int, Field(ge=1)] = Field(1, description="Fixed validation batches for the Hessian.")
+    hessian_iterations: Annotated[int, Field(ge=1)] = Field(20, description="Power-iteration steps.")
+
+
+class SearchTraining(Section):
+    """The training settings of a search; a method variant may override any of them."""
+
+    epochs: Annotated[int, Field(gt=0)] = Field(50, description="Search epochs.")
+    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Batch size of both halves.")
+    layers: Annotated[int, Field(ge=3)] = Field(8, description="Cells in the supernet.")
+    channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
+    nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
+    stem_multiplier: Annotated[int, Field(ge=1)] = Field(3, description="Stem width = stem_multiplier x C.")
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(
+        0, description="Cap on steps per epoch (0: a full pass); for smoke tests."
+    )
+    weights: WeightOptimConfig = Field(default_factory=WeightOptimConfig, description="Weight optimiser.")
+    arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
+
+
+class MethodBase(Section):
+    primitives: Literal["darts", "darts_no_none"] = Field(
+        "darts", description="Search space: the 8 DARTS ops, or the 7 without `none` (SDARTS s5, DrNAS)."
+    )
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Search training keys this variant changes (e.g. epochs, layers)."
+    )
+
+
+class DartsMethod(MethodBase):
+    algorithm: Literal["darts"] = Field(description="Selects this method; its options follow.")
+    order: Literal[1, 2] = Field(1, description="1: first-order; 2: finite-difference second-order gradient.")
+
+
+class SdartsMethod(MethodBase):
+    algorithm: Literal["sdarts"] = Field(description="Selects this method; its options follow.")
+    perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
+    epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
+    epsilon_end: Annotated[float, Field(gt=0)] = Field(0.3, description="Radius at the last epoch (linear ramp).")
+    attack_steps: Annotated[int, Field(ge=1)] = Field(7, description="PGD steps (adv).")
+
+
+class DrnasStage(Section):
+    epochs: Annotated[int, Field(gt=0)] = Field(25, description="Epochs of this progressive stage.")
+    partial_k: Annotated[int, Field(ge=1)] = Field(6, description="1/K of the channels enter the mixed op.")
+    keep_ops: Annotated[int, Field(ge=1)] = Field(8, description="Ops kept per edge at the start of this stage.")
+
+
+class DrnasMethod(MethodBase):
+    algorithm: Literal["drnas"] = Field(description="Selects this method; its options follow.")
+    regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
+    reg_lambda: Annotated[float, Field(ge=0)] = Field(1e-3, description="Anchor regulariser weight.")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        10, description="Epochs of each stage before architecture updates start."
+    )
+    partial_k: Annotated[int, Field(ge=1)] = Field(1, description="Partial-channel K without progressive stages.")
+    stages: list[DrnasStage] = Field(
+        default_factory=list, description="Progressive learning stages (empty: one stage, no pruning/widening)."
+    )
+    derive: Literal["dirichlet_mean", "softmax"] = Field(
+        "dirichlet_mean", description="Derivation weights: Dirichlet mean (paper) or softmax(eta) (released code)."
+    )
+
+
+class DdsasMethod(MethodBase):
+    algorithm: Literal["ddsas"] = Field(description="Selects this method; its options follow.")
+    num_sampled: Annotated[int, Field(ge=1)] = Field(28, description="L: non-`none` ops sampled per cell type.")
+    update_every: Annotated[int, Field(ge=1)] = Field(30, description="M: steps between subspace resamples.")
+    ucb_c: Annotated[float, Field(ge=0)] = Field(
+        math.sqrt(2), description="UCB exploration constant (paper sqrt(2); code 1.44)."
+    )
+    schedule: Literal["fixed", "shrink", "expand"] = Field("fixed", description="Available-op schedule.")
+    schedule_every: Annotated[int, Field(ge=1)] = Field(10, description="Epochs between shrink/expand events.")
+    shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
+
+
+class DataMethod(MethodBase):
+    algorithm: Literal["data"] = Field(description="Selects this method; its options follow.")
+    samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
+    tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")
+    tau_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="linear: tau = tau_start - (tau_start - tau_end) * epoch / tau_epochs."
+    )
+    tau_start: Annotated[float, Field(gt=0)] = Field(5.0, description="Linear schedule start temperature.")
+    tau_end: Annotated[float, Field(gt=0)] = Field(1.0, description="Linear schedule end temperature.")
+    tau_epochs: Annotated[int, Field(ge=1)] = Field(150, description="Linear schedule length in epochs.")
+    l1_weight: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="Weight of L1(p, sampled code) in the architecture loss (released code: 0.1)."
+    )
+
+
+class RandomMethod(MethodBase):
+    algorithm: Literal["random"] = Field(description="Selects this method; its options follow.")
+    candidates: Annotated[int, Field(ge=1)] = Field(24, description="N genotypes sampled uniformly.")
+    train_epochs: Annotated[int, Field(ge=1)] = Field(1, description="Epochs of the short selection training.")
+
+
+class PcDartsMethod(MethodBase):
+    algorithm: Literal["pc_darts"] = Field(description="Selects this method; its options follow.")
+    partial_k: Annotated[int, Field(ge=1)] = Field(4, description="1/K of the channels enter the mixed op.")
+    edge_normalization: bool = Field(True, description="Learn per-edge weights beta (softmax over a node's inputs).")
+
+
+MethodConfig = Annotated[
+    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod],  # noqa: UP007
+    Field(discriminator="algorithm"),
+]
+ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts")
+
+
+class SearchConfig(SearchTraining):
+    analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Search-time analyses.")
+    methods: dict[str, MethodConfig] = Field(
+        default_factory=lambda: {"darts_1st": DartsMethod(algorithm="darts", order=1)},
+        description="Named method variants: {name: {algorithm: ..., options}}.",
+    )
+
+
+# ------------------------------------------------------------------------------------- retrain / transfer
+
+
+class RetrainConfig(Section):
+    epochs: Annotated[int, Field(gt=0)] = Field(600, description="Retraining epochs.")
+    batch_size: Annotated[int, Field(gt=0)] = Field(96, description="Batch size (per process under DDP).")
+    layers: Annotated[int, Field(ge=3)] = Field(20, description="Cells of the evaluation network.")
+    channels: Annotated[int, Field(gt=0)] = Field(36, description="Initial channels C.")
+    lr: Annotated[float, Field(gt=0)] = Field(0.025, description="SGD learning rate (cosine schedule).")
+    lr_min: Annotated[float, Field(ge=0)] = Field(0.0, description="Cosine schedule's final learning rate.")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
+    weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
+    grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip.")
+    auxiliary_weight: Annotated[float, Field(ge=0)] = Field(0.4, description="Auxiliary-head loss weight (0: none).")
+    cutout: Annotated[int, Field(ge=0)] = Field(16, description="Cutout length in pixels (0: off).")
+    drop_path: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.2, description="Final drop-path probability (ramped linearly from 0)."
+    )
+    pool_bn: bool = Field(False, description="Keep BN after pooling ops in the evaluation cell (DrNAS).")
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+    method_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per method variant: retrain keys it changes (e.g. drnas: {drop_path: 0.3})."
+    )
+
+
+class TransferConfig(Section):
+    epochs: Annotated[int, Field(gt=0)] = Field(250, description="ImageNet training epochs.")
+    batch_size: Annotated[int, Field(gt=0)] = Field(128, description="Batch size (per process under DDP).")
+    layers: Annotated[int, Field(ge=3)] = Field(14, description="Cells of the ImageNet network.")
+    channels: Annotated[int, Field(gt=0)] = Field(48, description="Initial channels C.")
+    lr: Annotated[float, Field(gt=0)] = Field(0.1, description="SGD learning rate.")
+    lr_schedule: Literal["linear", "step"] = Field(
+        "step", description="step: x step_gamma every epoch (DARTS); linear: to 0 (SDARTS, DrNAS, DDSAS)."
+    )
+    step_gamma: Annotated[float, Field(gt=0, le=1)] = Field(0.97, description="Per-epoch decay of the step schedule.")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(0, description="Linear warm-up epochs.")
+    momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
+    weight_decay: Annotated[float, Field(ge=0)] = Field(3e-5, description="SGD weight decay.")
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="Label smoothing.")
+    grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip.")
+    auxiliary_weight: Annotated[float, Field(ge=0)] = Field(0.4, description="Auxiliary-head loss weight.")
+    image_size: Annotated[int, Field(ge=16)] = Field(224, description="Training crop side.")
+    pool_bn: bool = Field(False, description="Keep BN after pooling ops in the evaluation cell (DrNAS).")
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+
+
+class DeriveConfig(Section):
+    """Derivation rules are per method (search.methods.<name>); this section holds nothing yet."""
+
+
+class TablesConfig(Section):
+    formats: list[Literal["md", "csv", "tex"]] = Field(["md", "csv", "tex"], description="Table formats written.")
+
+
+class Params(Section):
+    grid: GridConfig = Field(default_factory=GridConfig, description="The run grid.")
+    data: DataConfig = Field(default_factory=DataConfig, description="Data locations.")
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Device and determinism.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow.")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="Scheduler requests per stage.")
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig, description="The prepare stage.")
+    search: SearchConfig = Field(default_factory=SearchConfig, description="The search stage.")
+    derive: DeriveConfig = Field(default_factory=DeriveConfig, description="The derive stage.")
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig, description="The retrain stage.")
+    transfer: TransferConfig = Field(default_factory=TransferConfig, description="The transfer stage.")
+    tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Params:
+        for name in self.grid.methods:
+            if name not in self.search.methods:
+                raise ValueError(
+                    f"grid.methods: '{name}' is not defined under search.methods"
+                    f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
+                )
+        for name in self.search.methods:
+            self.search_settings(name)
+            _check_method(name, self.search.methods[name], self.search_settings(name))
+        for name, overrides in self.retrain.method_overrides.items():
+            if name not in self.search.methods:
+                raise ValueError(f"retrain.method_overrides: '{name}' is not a method under search.methods"
+                                 f"{_did_you_mean(name, self.search.methods)}")
+            self.retrain_settings(name)
+            del overrides
+        return self
+
+    def method(self, name: str) -> MethodBase:
+        """The variant `name` of search.methods (ConfigError naming the known ones otherwise)."""
+        if name not in self.search.methods:
+            raise ConfigError(f"search.methods: no method variant '{name}'{_did_you_mean(name, self.search.methods)};"
+                              f" defined: {sorted(self.search.methods)}")
+        return self.search.methods[name]
+
+    def search_settings(self, name: str) -> SearchTraining:
+        """The search training settings of variant `name`: the shared keys with its overrides applied."""
+        base = self.search.model_dump(include=set(SearchTraining.model_fields))
+        return _merged(SearchTraining, base, self.method(name).overrides, f"search.methods.{name}.overrides")
+
+    def retrain_settings(self, name: str) -> RetrainConfig:
+        """The retrain settings of variant `name` (retrain.method_overrides applied)."""
+        base = self.retrain.model_dump(exclude={"method_overrides"})
+        overrides = self.retrain.method_overrides.get(name, {})
+        return _merged(RetrainConfig, base, overrides, f"retrain.method_overrides.{name}")
+
+    def search_slice(self, name: str) -> dict[str, Any]:
+        """Exactly what a search of variant `name` reads: its provenance hash and resume check use it."""
+        return {
+            "search": self.search_settings(name).model_dump(mode="json"),
+            "analysis": self.search.analysis.model_dump(mode="json"),
+            "method": {"name": name, **self.method(name).model_dump(mode="json")},
+            "runtime": self.runtime.model_dump(mode="json"),
+        }
+
+
+def _merged(model: type[Section], base: dict[str, Any], overrides: dict[str, Any], where: str) -> Any:
+    merged = _deep_merge(base, overrides)
+    try:
+        return model.model_validate(merged)
+    except ValidationError as exc:
+        raise ValueError(_format_errors(exc, prefix=where, root=model)) from None
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _check_method(name: str, method: MethodBase, training: SearchTraining) -> None:
+    """Constraints that tie a method's options to the search settings."""
+    where = f"search.methods.{name}"
+    num_edges = sum(range(2, training.nodes + 2))
+    num_ops = _OPS_PER_SPACE[method.primitives]
+    if isinstance(method, DdsasMethod):
+        low, high = num_edges + 1, num_edges * num_ops
+        if not low <= method.num_sampled <= high:
+            raise ValueError(f"{where}.num_sampled: L = {method.num_sampled} is outside [{low}, {high}] "
+                             f"({num_edges} edges x {num_ops} ops; one op per edge plus at least one more)")
+    partial_ks: list[tuple[str, int]] = []
+    if isinstance(method, PcDartsMethod):
+        partial_ks.append((f"{where}.partial_k", method.partial_k))
+    if isinstance(method, DrnasMethod):
+        partial_ks.append((f"{where}.partial_k", method.partial_k))
+        for i, stage in enumerate(method.stages):
+            partial_ks.append((f"{where}.stages[{i}].partial_k", stage.partial_k))
+            if stage.keep_ops > num_ops:
+                raise ValueError(f"{where}.stages[{i}].keep_ops: {stage.keep_ops} > {num_ops} ops in the space")
+        if method.stages and sum(s.epochs for s in method.stages) != training.epochs:
+            raise ValueError(f"{where}.stages: stage epochs sum to {sum(s.epochs for s in method.stages)} "
+                             f"but the search runs {training.epochs} epochs")
+    for key, k in partial_ks:
+        if training.channels % k:
+            raise ValueError(f"{key}: K = {k} does not divide search.channels = {training.channels}")
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; ConfigError names the file, key path and expectation."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file not found: {path}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return params_from_dict(raw or {}, source=str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: " + _format_errors(exc, prefix="", root=Params)) from None
+
+
+def _format_errors(exc: ValidationError, prefix: str, root: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        shown = _without_union_tags(loc)
+        path = ".".join(str(p) for p in ((prefix,) if prefix else ()) + shown) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            siblings = _fields_at(root, loc[:-1])
+            hint = _did_you_mean(str(loc[-1]), siblings) if siblings else ""
+            lines.append(f"{path}: unknown key{hint}" + (f"; valid keys: {sorted(siblings)}" if siblings else ""))
+        elif err["type"] == "union_tag_invalid":
+            lines.append(f"{path}: unknown algorithm {err['input'].get('algorithm')!r}"
+                         f"{_did_you_mean(str(err['input'].get('algorithm')), ALGORITHMS)}; known: {list(ALGORITHMS)}")
+        else:
+            message = err["msg"].removeprefix("Value error, ")
+            got = "" if err["type"] in ("value_error", "missing") else f" (got {err['input']!r})"
+            lines.append(f"{path}: {message}{got}")
+    return "\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)
+
+
+def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic puts the discriminator value in the path (methods.x.darts.order); users never wrote it."""
+    if loc[:2] == ("search", "methods") and len(loc) > 3 and loc[3] in ALGORITHMS:
+        return loc[:3] + loc[4:]
+    return loc
+
+
+def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The valid key names of the mapping at `loc`, walking the schema (dict values and tagged unions)."""
+    annotation: Any = root
+    for part in loc:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if part not in annotation.model_fields:
+                return []
+            annotation = annotation.model_fields[part].annotation
+        elif typing.get_origin(annotation) is dict:
+            annotation = typing.get_args(annotation)[1]
+        elif typing.get_origin(annotation) in (Union, types.UnionType):
+            choices = [a for a in typing.get_args(annotation) if _tag_of(a) == part]
+            if not choices:
+                return []
+            annotation = choices[0]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _tag_of(model: Any) -> str | None:
+    if isinstance(model, type) and issubclass(model, BaseModel) and "algorithm" in model.model_fields:
+        return typing.get_args(model.model_fields["algorithm"].annotation)[0]
+    return None
+
+
+def _did_you_mean(name: str, choices: Any) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def explain(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
+    """One line per key: path, default and description (the schema as documentation)."""
+    lines = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        annotation = _unwrap(field.annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation.model_fields:
+            lines.append(f"{path}: {field.description}")
+            lines.extend(explain(annotation, prefix=f"{path}."))
+            continue
+        if field.is_required():
+            lines.append(f"{path} (required): {field.description}")
+            continue
+        default = field.get_default(call_default_factory=True)
+        if isinstance(default, BaseModel):
+            default = default.model_dump(mode="json")
+        lines.append(f"{path} = {default!r}: {field.description}")
+    if model is SearchConfig:
+        for method in typing.get_args(_unwrap(MethodConfig)):
+            lines.append(f"{prefix}methods.<name> with algorithm: {_tag_of(method)}")
+            lines.extend(explain(method, prefix=f"{prefix}methods.<name>."))
+    return lines

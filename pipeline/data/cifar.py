@@ -1,0 +1,107 @@
+"""CIFAR-10 and CIFAR-100 from torchvision's on-disk layout.
+
+The pickles are read here rather than through `torchvision.datasets.CIFAR10`, because that class checks
+each file's md5 against the official archive: small test trees (and any repacked copy) would be rejected.
+torchvision is still used to download, where the internet is reachable.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision.datasets import CIFAR10, CIFAR100
+
+from pipeline.data.files import file_checksums, require_files
+from pipeline.data.registry import DatasetInfo, Split, Transform, register_dataset
+from pipeline.data.tensors import TensorImageDataset
+from pipeline.data.transforms import tensor_transform
+from pipeline.errors import DataError
+
+
+def _unpickle(path: Path) -> dict[str, object]:
+    """One batch file; keys are str whether the pickle came from Python 2 (the originals) or 3."""
+    with path.open("rb") as handle:
+        try:
+            batch = pickle.load(handle, encoding="latin1")
+        except (pickle.UnpicklingError, EOFError, ValueError) as exc:
+            raise DataError(f"{path} is not a CIFAR batch pickle ({exc}); delete it and fetch it again") \
+                from exc
+    if not isinstance(batch, dict):
+        raise DataError(f"{path} is not a CIFAR batch pickle (expected a dict, found {type(batch).__name__})")
+    return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in batch.items()}
+
+
+def read_batches(paths: list[Path], label_key: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate batch files into uint8 N x 3 x 32 x 32 images and int64 labels."""
+    images, labels = [], []
+    for path in paths:
+        batch = _unpickle(path)
+        if "data" not in batch or label_key not in batch:
+            raise DataError(f"{path} has no 'data' and '{label_key}' entries; is it the right CIFAR variant?")
+        images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    return torch.from_numpy(np.concatenate(images)), torch.from_numpy(np.concatenate(labels))
+
+
+@dataclass(frozen=True)
+class CifarSource:
+    info: DatasetInfo
+    folder: str
+    files: dict[Split, tuple[str, ...]]
+    label_key: str
+    url: str
+    downloader: Callable[..., object]
+    needs_split_file: bool = False
+
+    def fetch(self, root: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.downloader(str(root), train=True, download=True)
+        except (OSError, RuntimeError) as exc:
+            raise DataError(f"{self.info.name}: download into {root} failed ({exc}); on a machine without "
+                            f"internet, place the extracted {self.url} at {root / self.folder}") from exc
+
+    def checksums(self, root: Path) -> dict[str, str]:
+        names = [*self.files["train"], *self.files["test"]]
+        return file_checksums((root / self.folder / name for name in names), root)
+
+    def transform(self, *, augment: bool, cutout: int, image_size: int | None) -> Transform:
+        return tensor_transform(self.info, augment=augment, cutout=cutout, image_size=image_size,
+                                crop_padding=4, flip=True)
+
+    def load(self, split: Split, root: Path, transform: Transform) -> Dataset:
+        paths = [root / self.folder / name for name in self.files[split]]
+        require_files(self.info.name, paths,
+                      f"Set data.download: true on a machine with internet, or download {self.url} and "
+                      f"extract it into {root} (it unpacks to {self.folder}/).")
+        return TensorImageDataset(*read_batches(paths, self.label_key), transform)
+
+
+@register_dataset
+def cifar10() -> CifarSource:
+    return CifarSource(
+        info=DatasetInfo("cifar10", 10, 32, 3, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        folder="cifar-10-batches-py",
+        files={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
+        label_key="labels",
+        url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+        downloader=CIFAR10,
+    )
+
+
+@register_dataset
+def cifar100() -> CifarSource:
+    return CifarSource(
+        info=DatasetInfo("cifar100", 100, 32, 3, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+        folder="cifar-100-python",
+        files={"train": ("train",), "test": ("test",)},
+        label_key="fine_labels",
+        url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        downloader=CIFAR100,
+    )

@@ -1,0 +1,44 @@
+"""DARTS (Liu et al., 2019): softmax over per-edge architecture logits alpha, first or second order."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pipeline.config import DartsMethod, SearchTraining
+from pipeline.methods.base import Batch, SearchMethod, SearchSpace, StepContext, register_method
+from pipeline.search.unrolled import unrolled_arch_gradients
+from pipeline.space.supernet import ArchWeights
+
+
+class AlphaMethod(SearchMethod):
+    """Methods whose architecture state is one logit per (edge, op) and cell type, initialised at 1e-3 N(0,1)."""
+
+    def __init__(self, config, space: SearchSpace, training: SearchTraining, init_mean: float = 0.0) -> None:
+        super().__init__(config, space, training)
+        self.alpha_normal = nn.Parameter(init_mean + 1e-3 * torch.randn(space.shape))
+        self.alpha_reduce = nn.Parameter(init_mean + 1e-3 * torch.randn(space.shape))
+
+    def softmax_weights(self) -> ArchWeights:
+        return ArchWeights(self.alpha_normal.softmax(-1), self.alpha_reduce.softmax(-1))
+
+
+@register_method("darts")
+class Darts(AlphaMethod):
+    """First order: d L_val / d alpha at the current weights. Second order: through one virtual SGD step."""
+
+    config: DartsMethod
+
+    def forward_weights(self) -> ArchWeights:
+        return self.softmax_weights()
+
+    def architecture_step(self, ctx: StepContext, train_batch: Batch, valid_batch: Batch) -> None:
+        if self.config.order == 1:
+            super().architecture_step(ctx, train_batch, valid_batch)
+            return
+        assert ctx.a_optimizer is not None
+        grads = unrolled_arch_gradients(self, ctx, train_batch, valid_batch)
+        ctx.a_optimizer.zero_grad(set_to_none=True)
+        for param, grad in zip(self.arch_parameters(), grads, strict=True):
+            param.grad = grad
+        ctx.a_optimizer.step()

@@ -1,0 +1,1 @@
+"""The search loop shared by every method."""

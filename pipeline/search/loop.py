@@ -1,0 +1,372 @@
+"""The search loop every method shares.
+
+Per step: the method's architecture step on a validation batch, then a weight step on a training batch
+with the mixing weights the method chooses for it (SDARTS perturbs them). Per epoch: the cosine LR step,
+validation of the supernet and of the derived child (the discretised supernet, no fine-tuning), analyses,
+one history row, one line of architecture weights, and a checkpoint. SIGTERM/SIGUSR1 checkpoint mid-epoch
+and stop; rerunning resumes exactly (data order, RNG states, optimiser and method state are all saved).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline.analysis.hessian import dominant_hessian_eigenvalue
+from pipeline.checkpoint import (
+    Preempted,
+    StopRequest,
+    check_same_config,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from pipeline.config import Params
+from pipeline.data import build_dataset, cycle_batches, get_dataset_info, load_splits, make_loader
+from pipeline.device import choose_device, describe_device, peak_memory_mb, reset_peak_memory, seed_everything
+from pipeline.errors import NumericalError
+from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
+from pipeline.provenance import params_sha256
+from pipeline.search.metrics import accuracy_counts, child_weights, genotype_analyses
+from pipeline.space.genotype import genotype_to_dict
+from pipeline.space.primitives import SPACES
+from pipeline.space.supernet import ArchWeights, Supernet
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[dict[str, Any], dict[str, Any]], None]
+
+
+@dataclass
+class SearchJob:
+    """One search: a method variant on a dataset with a seed, resumable from `out_dir`."""
+
+    params: Params
+    method: str
+    dataset: str
+    seed: int
+    prepared_dir: Path
+    out_dir: Path
+    allow_nan_skip: int = 0
+    progress: bool = True
+    on_epoch_end: EpochCallback | None = None
+
+
+@dataclass
+class SearchState:
+    """Everything that changes during a search besides module and optimiser tensors."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    valid_batches_seen: int = 0
+    nan_skips: int = 0
+    wall_time_s: float = 0.0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    arch_history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class _Parts:
+    device: torch.device
+    net: Supernet
+    method: SearchMethod
+    w_optimizer: torch.optim.Optimizer
+    a_optimizer: torch.optim.Optimizer | None
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train_loader: torch.utils.data.DataLoader
+    valid_loader: torch.utils.data.DataLoader
+    criterion: nn.Module
+
+
+def _build(job: SearchJob) -> _Parts:
+    params = job.params
+    settings = params.search_settings(job.method)
+    method_cfg = params.method(job.method)
+    device = choose_device(params.runtime.device)
+    seed_everything(job.seed, params.runtime.deterministic)
+    info = get_dataset_info(job.dataset)
+    splits_file = job.prepared_dir / "splits.npz"
+    splits = load_splits(splits_file)
+    train_set = build_dataset(job.dataset, "train", root=params.data.root, augment=True,
+                              download=params.data.download, indices_file=splits_file)
+    # The architecture half is evaluated, not trained on: no augmentation (as DARTS' released code
+    # applies train transforms to both halves, this is the one deliberate difference; see README).
+    valid_set = build_dataset(job.dataset, "train", root=params.data.root, augment=False,
+                              download=params.data.download, indices_file=splits_file)
+    loader_args = {"batch_size": settings.batch_size, "num_workers": params.data.num_workers}
+    train_loader = make_loader(train_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
+                               **loader_args)
+    valid_loader = make_loader(valid_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
+                               drop_last=True, **loader_args)
+    space = SearchSpace(SPACES[method_cfg.primitives], nodes=settings.nodes)
+    method = create_method(method_cfg, space, settings)
+    net = Supernet(channels=settings.channels, num_classes=info.num_classes, layers=settings.layers,
+                   primitives=space.primitives, nodes=settings.nodes, stem_multiplier=settings.stem_multiplier,
+                   in_channels=info.in_channels, stem="imagenet" if job.dataset == "imagenet" else "cifar",
+                   **method.supernet_options())
+    net.to(device)
+    method.to(device)
+    if params.runtime.channels_last and device.type == "cuda":
+        net.to(memory_format=torch.channels_last)
+    w = settings.weights
+    w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=settings.epochs, eta_min=w.lr_min)
+    arch_params = method.arch_parameters()
+    a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
+                                    weight_decay=settings.arch.weight_decay) if arch_params else None)
+    return _Parts(device, net, method, w_optimizer, a_optimizer, scheduler, train_loader, valid_loader,
+                  nn.CrossEntropyLoss())
+
+
+def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
+    """bf16 autocast on CUDA when asked (no loss scaling needed); a no-op on CPU."""
+    if params.runtime.amp and device.type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _checkpoint_state(parts: _Parts, state: SearchState, config_slice: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "kind": "search",
+        "config": config_slice,
+        "net": parts.net.state_dict(),
+        "method": parts.method.state_dict(),
+        "w_optimizer": parts.w_optimizer.state_dict(),
+        "a_optimizer": parts.a_optimizer.state_dict() if parts.a_optimizer else None,
+        "scheduler": parts.scheduler.state_dict(),
+        "rng": rng_state(),
+        "state": state.__dict__,
+    }
+
+
+def _restore(parts: _Parts, saved: dict[str, Any]) -> SearchState:
+    state = SearchState(**saved["state"])
+    # A method may restructure itself (DrNAS widens and prunes) before its tensors fit again.
+    parts.method.load_state_dict(saved["method"])
+    if hasattr(parts.method, "prepare_supernet_for_restore"):
+        parts.method.prepare_supernet_for_restore(parts.net, parts)
+    parts.net.load_state_dict(saved["net"])
+    parts.w_optimizer.load_state_dict(saved["w_optimizer"])
+    if parts.a_optimizer is not None and saved["a_optimizer"] is not None:
+        parts.a_optimizer.load_state_dict(saved["a_optimizer"])
+    parts.scheduler.load_state_dict(saved["scheduler"])
+    set_rng_state(saved["rng"])
+    return state
+
+
+def _position_valid(parts: _Parts, state: SearchState) -> Iterator[Any]:
+    """A cycling validation iterator positioned after the `valid_batches_seen` batches already used."""
+    sampler = parts.valid_loader.sampler
+    sampler.set_epoch(0)
+    per_pass = len(parts.valid_loader)
+    sampler.set_epoch(state.valid_batches_seen // per_pass)
+    sampler.set_start(state.valid_batches_seen % per_pass, parts.valid_loader.batch_size)
+    return cycle_batches(parts.valid_loader)
+
+
+def _check_finite(name: str, value: torch.Tensor, state: SearchState, job: SearchJob) -> bool:
+    """True when finite; False when a bad batch may be skipped; raises otherwise."""
+    if torch.isfinite(value).all():
+        return True
+    if state.nan_skips < job.allow_nan_skip:
+        state.nan_skips += 1
+        log.warning("non-finite %s at epoch %d step %d: batch skipped (%d/%d allowed)", name, state.epoch,
+                    state.step_in_epoch, state.nan_skips, job.allow_nan_skip)
+        return False
+    raise NumericalError(
+        f"non-finite {name} at epoch {state.epoch}, step {state.step_in_epoch} of the search "
+        f"({job.dataset}/{job.method}/seed{job.seed}); the last good checkpoint in {job.out_dir} is kept. "
+        f"Lower the learning rate, or pass --allow-nan-skip N to skip up to N bad batches."
+    )
+
+
+def _evaluate(parts: _Parts, weights: ArchWeights, max_steps: int, autocast: Callable[[], Any]) -> tuple[float, float]:
+    """Loss and accuracy (%) of the supernet under `weights` on one pass of the validation half."""
+    parts.net.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    sampler = parts.valid_loader.sampler
+    saved = (sampler.epoch, sampler.start)
+    sampler.set_epoch(0)
+    with torch.no_grad():
+        for step, (x, y) in enumerate(parts.valid_loader):
+            if max_steps and step >= max_steps:
+                break
+            x, y = x.to(parts.device, non_blocking=True), y.to(parts.device, non_blocking=True)
+            with autocast():
+                logits = parts.net(x, weights).float()
+            loss_sum += parts.criterion(logits, y).item() * len(y)
+            hits, count = accuracy_counts(logits, y)
+            correct, seen = correct + hits, seen + count
+    sampler.epoch, sampler.start = saved
+    parts.net.train()
+    return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1)
+
+
+def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
+    """Run (or resume) one search; returns the summary (for summary.json) and the final state."""
+    settings = job.params.search_settings(job.method)
+    config_slice = job.params.search_slice(job.method) | {"dataset": job.dataset, "seed": job.seed}
+    parts = _build(job)
+    state = SearchState()
+    saved = load_checkpoint(job.out_dir)
+    if saved is not None:
+        check_same_config(saved["config"], config_slice, job.out_dir / "checkpoint.pt")
+        state = _restore(parts, saved)
+        log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
+    autocast = _autocast(job.params, parts.device)
+    reset_peak_memory(parts.device)
+    valid_batches = _position_valid(parts, state)
+    max_steps = settings.max_steps_per_epoch
+    steps_per_epoch = len(parts.train_loader) if not max_steps else min(max_steps, len(parts.train_loader))
+    analysis = job.params.search.analysis
+    with StopRequest() as stop:
+        while state.epoch < settings.epochs:
+            epoch_start = time.perf_counter()
+            ctx = StepContext(net=parts.net, criterion=parts.criterion, w_optimizer=parts.w_optimizer,
+                              a_optimizer=parts.a_optimizer, epoch=state.epoch, epochs=settings.epochs,
+                              lr=parts.scheduler.get_last_lr()[0], device=parts.device,
+                              global_step=state.global_step, autocast=autocast)
+            if state.step_in_epoch == 0:
+                parts.method.on_epoch_start(ctx)
+                parts.w_optimizer = ctx.w_optimizer
+            sampler = parts.train_loader.sampler
+            sampler.set_epoch(state.epoch)
+            sampler.set_start(state.step_in_epoch, parts.train_loader.batch_size)
+            totals = {"loss": 0.0, "correct": 0, "seen": 0}
+            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not job.progress,
+                       desc=f"search {job.method} seed{job.seed} epoch {state.epoch + 1}/{settings.epochs}",
+                       leave=False)
+            for x, y in parts.train_loader:
+                if state.step_in_epoch >= steps_per_epoch:
+                    break
+                x, y = x.to(parts.device, non_blocking=True), y.to(parts.device, non_blocking=True)
+                xv, yv = next(valid_batches)
+                state.valid_batches_seen += 1
+                xv, yv = xv.to(parts.device, non_blocking=True), yv.to(parts.device, non_blocking=True)
+                ctx.global_step = state.global_step
+                _step(parts, ctx, (x, y), (xv, yv), state, job, totals)
+                state.step_in_epoch += 1
+                state.global_step += 1
+                bar.update(1)
+                if stop.requested:
+                    bar.close()
+                    save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice))
+                    raise Preempted(f"{stop.requested}: checkpoint saved at epoch {state.epoch} step "
+                                    f"{state.step_in_epoch}; rerun the same command to resume")
+            bar.close()
+            parts.scheduler.step()
+            state.wall_time_s += time.perf_counter() - epoch_start
+            row, arch_row = _end_of_epoch(parts, job, state, ctx, totals, autocast, analysis, max_steps)
+            row["epoch_time_s"] = round(time.perf_counter() - epoch_start, 3)
+            state.history.append(row)
+            state.arch_history.append(arch_row)
+            state.epoch += 1
+            state.step_in_epoch = 0
+            save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice))
+            if job.on_epoch_end is not None:
+                job.on_epoch_end(row, arch_row)
+    return _summary(parts, job, state, settings.epochs), state
+
+
+def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tensor],
+          valid: tuple[torch.Tensor, torch.Tensor], state: SearchState, job: SearchJob,
+          totals: dict[str, Any]) -> None:
+    method = parts.method
+    if method.updates_architecture(state.epoch):
+        arch_snapshot = [p.detach().clone() for p in method.arch_parameters()]
+        method.architecture_step(ctx, train, valid)
+        for param in method.arch_parameters():
+            if not _check_finite("architecture parameter", param, state, job):
+                with torch.no_grad():
+                    for p, old in zip(method.arch_parameters(), arch_snapshot, strict=True):
+                        p.copy_(old)
+                break
+    weights = method.weight_step_weights(ctx, train)
+    ctx.w_optimizer.zero_grad(set_to_none=True)
+    with ctx.autocast():
+        logits = parts.net(train[0], weights).float()
+    loss = parts.criterion(logits, train[1])
+    if not _check_finite("training loss", loss.detach(), state, job):
+        return
+    loss.backward()
+    nn.utils.clip_grad_norm_(parts.net.weights(), job.params.search_settings(job.method).weights.grad_clip)
+    ctx.w_optimizer.step()
+    method.after_weight_step(ctx)
+    hits, count = accuracy_counts(logits.detach(), train[1])
+    totals["loss"] += loss.item() * count
+    totals["correct"] += hits
+    totals["seen"] += count
+
+
+def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepContext, totals: dict[str, Any],
+                  autocast: Callable[[], Any], analysis: Any, max_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    method = parts.method
+    valid_loss, valid_acc = _evaluate(parts, method.eval_weights(), max_steps, autocast)
+    genotype = method.derive()
+    _, child_acc = _evaluate(parts, child_weights(genotype, method.space, parts.device), max_steps, autocast)
+    seen = max(totals["seen"], 1)
+    row: dict[str, Any] = {
+        "epoch": state.epoch,
+        "lr": ctx.lr,
+        "train_loss": totals["loss"] / seen,
+        "train_acc": 100.0 * totals["correct"] / seen,
+        "valid_loss": valid_loss,
+        "valid_acc": valid_acc,
+        "child_valid_acc": child_acc,
+        "epoch_time_s": 0.0,
+        "genotype": json.dumps(genotype_to_dict(genotype)["normal"] + genotype_to_dict(genotype)["reduce"],
+                               separators=(",", ":")),
+        **genotype_analyses(genotype),
+        **method.epoch_metrics(),
+    }
+    if analysis.hessian_every and (state.epoch + 1) % analysis.hessian_every == 0:
+        row["hessian_eig"] = dominant_hessian_eigenvalue(
+            parts.net, method, parts.valid_loader, parts.criterion, parts.device,
+            batches=analysis.hessian_batches, iterations=analysis.hessian_iterations,
+        )
+    probs = method.mixing_probabilities()
+    arch_row = {
+        "epoch": state.epoch,
+        "primitives": list(method.space.primitives),
+        "normal": probs.normal.detach().cpu().double().tolist(),
+        "reduce": probs.reduce.detach().cpu().double().tolist(),
+    }
+    return row, arch_row
+
+
+def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> dict[str, Any]:
+    genotype = parts.method.derive()
+    last = state.history[-1] if state.history else {}
+    return {
+        "wall_time_s": round(state.wall_time_s, 3),
+        "device": describe_device(parts.device),
+        "device_count": 1,
+        "peak_memory_mb": round(peak_memory_mb(parts.device), 1),
+        "epochs": epochs,
+        "steps": state.global_step,
+        "nan_skips": state.nan_skips,
+        "final_valid_acc": last.get("valid_acc", math.nan),
+        "final_child_valid_acc": last.get("child_valid_acc", math.nan),
+        "search_child_gap": last.get("valid_acc", math.nan) - last.get("child_valid_acc", math.nan),
+        "genotype": genotype_to_dict(genotype),
+        "method_state": _method_state_summary(parts.method),
+        "params_sha256": params_sha256(job.params.search_slice(job.method)),
+    }
+
+
+def _method_state_summary(method: SearchMethod) -> dict[str, Any]:
+    return {name: tensor.detach().cpu().double().tolist() for name, tensor in method.state_dict().items()
+            if tensor.numel() <= 4096}

@@ -1,0 +1,1 @@
+"""The DARTS CNN search space: operations, genotypes and the search-time supernet."""

@@ -1,0 +1,191 @@
+"""The search-time supernet: every candidate op on every edge, mixed by weights a method supplies.
+
+The supernet holds network weights only. Mixing weights arrive with each forward as `ArchWeights`, so
+the same network serves DARTS (softmax), DrNAS (Dirichlet samples), DDSAS (masked subspaces) and DATA
+(multi-hot codes) without knowing which. An op whose weight is exactly zero on a step is not computed,
+and `none` is never computed (its output is zero, so it adds nothing and carries no gradient), which is
+what makes sampling methods cheaper per step than full DARTS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from pipeline.space.primitives import FactorizedReduce, ReLUConvBN, build_op
+
+
+@dataclass
+class ArchWeights:
+    """Mixing weights for one forward pass: `[num_edges, num_ops]` per cell type.
+
+    `normal_edges` / `reduce_edges` (shape `[num_edges]`) scale each edge's output: PC-DARTS' edge
+    normalisation. Edge order is node by node, inputs in order (see docs/architecture.md).
+    """
+
+    normal: torch.Tensor
+    reduce: torch.Tensor
+    normal_edges: torch.Tensor | None = None
+    reduce_edges: torch.Tensor | None = None
+
+    def for_cell(self, reduction: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return (self.reduce, self.reduce_edges) if reduction else (self.normal, self.normal_edges)
+
+
+def num_edges(nodes: int) -> int:
+    """Edges of a cell with `nodes` intermediate nodes (each sees both inputs and all earlier nodes)."""
+    return sum(range(2, nodes + 2))
+
+
+def active_ops(weights: torch.Tensor, none_index: int | None) -> list[list[int]]:
+    """Per edge, the ops to compute: non-zero weight, never `none`. One device sync per cell type."""
+    mask = (weights != 0).cpu()
+    if none_index is not None:
+        mask[:, none_index] = False
+    return [row.nonzero().flatten().tolist() for row in mask]
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave `groups` channel groups so the next partial-channel slice sees other channels."""
+    batch, channels, height, width = x.shape
+    x = x.view(batch, groups, channels // groups, height, width).transpose(1, 2)
+    return x.reshape(batch, channels, height, width)
+
+
+class MixedOp(nn.Module):
+    """All candidate ops of one edge; with `partial_k > 1` only the first C/K channels enter them."""
+
+    def __init__(self, channels: int, stride: int, primitives: Sequence[str], partial_k: int = 1) -> None:
+        super().__init__()
+        if channels % partial_k:
+            raise ValueError(f"partial_k={partial_k} does not divide {channels} channels")
+        self.channels = channels
+        self.stride = stride
+        self.partial_k = partial_k
+        self.primitives = tuple(primitives)
+        op_channels = channels // partial_k
+        self.ops = nn.ModuleList(build_op(p, op_channels, stride, affine=False, pool_bn=True) for p in primitives)
+        # Bypassed channels must shrink with the edge on reduction edges (PC-DARTS uses a 2x2 max pool).
+        self.bypass = nn.MaxPool2d(2, 2) if stride == 2 and partial_k > 1 else None
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int]) -> torch.Tensor:
+        k = self.partial_k
+        op_input = x[:, : self.channels // k] if k > 1 else x
+        out: torch.Tensor | None = None
+        for index in active:
+            term = weights[index] * self.ops[index](op_input)
+            out = term if out is None else out + term
+        if out is None:
+            out = op_input[:, :, :: self.stride, :: self.stride].mul(0.0)
+        if k == 1:
+            return out
+        rest = x[:, self.channels // k :]
+        rest = self.bypass(rest) if self.bypass is not None else rest
+        return channel_shuffle(torch.cat([out, rest], dim=1), k)
+
+
+class SearchCell(nn.Module):
+    """A DARTS cell: two preprocessed inputs, `nodes` intermediate nodes, concat of the nodes."""
+
+    def __init__(self, *, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
+                 reduction_prev: bool, primitives: Sequence[str], partial_k: int = 1) -> None:
+        super().__init__()
+        self.reduction = reduction
+        self.nodes = nodes
+        self.preprocess0 = (
+            FactorizedReduce(c_prev_prev, channels, affine=False)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, channels, 1, 1, 0, affine=False)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            MixedOp(channels, 2 if reduction and j < 2 else 1, primitives, partial_k)
+            for i in range(nodes)
+            for j in range(i + 2)
+        )
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                edge_weights: torch.Tensor | None, active: list[list[int]]) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.nodes):
+            terms = []
+            for j, state in enumerate(states):
+                edge = offset + j
+                y = self.edges[edge](state, weights[edge], active[edge])
+                terms.append(y if edge_weights is None else edge_weights[edge] * y)
+            offset += len(states)
+            states.append(torch.stack(terms).sum(0) if len(terms) > 1 else terms[0])
+        return torch.cat(states[-self.nodes :], dim=1)
+
+
+class Supernet(nn.Module):
+    """The one-shot network of the search phase (CIFAR stem, or the ImageNet 3-conv stride-8 stem)."""
+
+    def __init__(self, *, channels: int, num_classes: int, layers: int, primitives: Sequence[str],
+                 nodes: int = 4, stem_multiplier: int = 3, in_channels: int = 3, partial_k: int = 1,
+                 stem: str = "cifar") -> None:
+        super().__init__()
+        self.primitives = tuple(primitives)
+        self.nodes = nodes
+        self.layers = layers
+        self.none_index = self.primitives.index("none") if "none" in self.primitives else None
+        self.stem0: nn.Module
+        self.stem1: nn.Module | None = None
+        if stem == "cifar":
+            c_stem = stem_multiplier * channels
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
+            )
+            c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
+        elif stem == "imagenet":
+            # Stride 4 then stride 2: the first cell gets inputs at 1/4 and 1/8 and treats s0 as unreduced.
+            self.stem0 = nn.Sequential(
+                nn.Conv2d(in_channels, channels // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels // 2),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+            self.stem1 = nn.Sequential(
+                nn.ReLU(inplace=False),  # s0 feeds the first cell too: it must not be modified in place
+                nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(channels),
+            )
+            c_prev_prev, c_prev, reduction_prev = channels, channels, True
+        else:
+            raise ValueError(f"unknown stem '{stem}' (cifar | imagenet)")
+        self.cells = nn.ModuleList()
+        c_cur = channels
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_cur *= 2
+            cell = SearchCell(nodes=nodes, c_prev_prev=c_prev_prev, c_prev=c_prev, channels=c_cur,
+                              reduction=reduction, reduction_prev=reduction_prev, primitives=primitives,
+                              partial_k=partial_k)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, nodes * c_cur
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_prev, num_classes)
+
+    @property
+    def num_edges(self) -> int:
+        return num_edges(self.nodes)
+
+    def weights(self) -> Iterator[nn.Parameter]:
+        """The network weights (the supernet owns no architecture parameters)."""
+        return self.parameters()
+
+    def forward(self, x: torch.Tensor, arch: ArchWeights) -> torch.Tensor:
+        active = {False: active_ops(arch.normal, self.none_index), True: active_ops(arch.reduce, self.none_index)}
+        s0 = self.stem0(x)
+        s1 = s0 if self.stem1 is None else self.stem1(s0)
+        for cell in self.cells:
+            weights, edge_weights = arch.for_cell(cell.reduction)
+            s0, s1 = s1, cell(s0, s1, weights, edge_weights, active[cell.reduction])
+        return self.classifier(self.global_pooling(s1).flatten(1))

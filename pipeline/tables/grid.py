@@ -1,0 +1,33 @@
+"""The run grid the tables stage reports on, as plain data.
+
+The tables are a pure function of (grid, files on disk). Keeping the grid a small frozen dataclass, rather
+than the pydantic `Params`, lets tests build any grid in one line and keeps the table code independent of
+how params.yaml is validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Datasets x method variants x seeds, whether transfer ran, and each variant's options."""
+
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...]
+    transfer: bool
+    # name -> the variant's options as in params.yaml (`{"algorithm": "data", "samples": 4, ...}`); the
+    # ablation tables read M and K from here.
+    method_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def algorithm(self, method: str) -> str:
+        """The algorithm of a variant; a variant without a spec is taken to be named after its algorithm."""
+        return str(self.method_specs.get(method, {}).get("algorithm", method))
+
+    def option(self, method: str, key: str) -> Any:
+        """One option of a variant, or None when the spec does not set it."""
+        return self.method_specs.get(method, {}).get(key)

@@ -1,0 +1,153 @@
+"""The tables stage end to end: collect, build, render, draw, write, index.
+
+Everything is derived from (results tree, grid) with stable ordering and no timestamps, so a rerun over
+the same files writes byte-identical outputs, and DVC/Snakemake see no change when nothing changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.atomic import atomic_write_bytes, atomic_write_text
+from pipeline.errors import PipelineError
+from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
+from pipeline.tables.build import dataset_table, dataset_table_name, imagenet_table
+from pipeline.tables.cells import cells_figure
+from pipeline.tables.collect import (
+    collect_histories,
+    collect_retrain_runs,
+    collect_transfer_runs,
+    read_arch_weights,
+    read_json,
+)
+from pipeline.tables.figures import (
+    accuracy_figure,
+    arch_weights_figure,
+    error_vs_paper_figure,
+    hessian_figure,
+)
+from pipeline.tables.grid import Grid
+from pipeline.tables.paths import genotype_path, search_dir
+from pipeline.tables.render import to_csv, to_latex, to_markdown
+from pipeline.tables.table import Table
+
+WRITERS: dict[str, Callable[[Table], str]] = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Figure file names written, and (file name, why not) for those whose inputs do not exist."""
+
+    written: tuple[str, ...]
+    skipped: tuple[tuple[str, str], ...]
+
+
+def build_tables(results: Path, grid: Grid) -> list[Table]:
+    """Per dataset its error table and any ablation table, then ImageNet when the grid transfers."""
+    runs = collect_retrain_runs(results, grid)
+    tables: list[Table] = []
+    for dataset in grid.datasets:
+        tables.append(dataset_table(runs, dataset, grid))
+        tables += [table for table in (data_sampling_table(runs, dataset, grid),
+                                       drnas_partial_table(runs, dataset, grid)) if table is not None]
+    if grid.transfer:
+        tables.append(imagenet_table(collect_transfer_runs(results, grid), grid))
+    return tables
+
+
+def produce(results: Path, out: Path, figures_dir: Path, grid: Grid, formats: Sequence[str],
+            use_graphviz: bool) -> list[Path]:
+    """Write every table in `formats`, every figure whose inputs exist, and index.md; return the paths."""
+    tables = build_tables(results, grid)
+    written = []
+    for table in tables:
+        for fmt in formats:
+            path = out / f"{table.name}.{fmt}"
+            atomic_write_text(path, WRITERS[fmt](table))
+            written.append(path)
+    figures_dir.mkdir(parents=True, exist_ok=True)  # a declared output of the workflow, even when empty
+    figures = draw_figures(results, figures_dir, grid, {table.name: table for table in tables}, use_graphviz)
+    written += [figures_dir / name for name in figures.written]
+    link = Path(os.path.relpath(figures_dir, out)).as_posix()
+    atomic_write_text(out / "index.md", index_markdown(grid, tables, formats, figures, link))
+    return [*written, out / "index.md"]
+
+
+def draw_figures(results: Path, figures_dir: Path, grid: Grid, tables: dict[str, Table],
+                 use_graphviz: bool) -> Figures:
+    """Every figure of every dataset; a figure without inputs is skipped with the reason."""
+    pending: list[tuple[str, bytes | None, str]] = []
+    for dataset in grid.datasets:
+        histories = collect_histories(results, grid, dataset)
+        methods = list(grid.methods)
+        pending += [
+            (f"accuracy_{dataset}.png", accuracy_figure(histories, methods, f"{dataset}: search accuracy"),
+             f"no search history.csv of {dataset} has valid_acc values"),
+            (f"hessian_{dataset}.png",
+             hessian_figure(histories, methods, f"{dataset}: dominant Hessian eigenvalue (mean ± std)"),
+             f"no search history.csv of {dataset} has hessian_eig values"),
+            (f"error_vs_paper_{dataset}.png",
+             error_vs_paper_figure(tables[dataset_table_name(dataset)].frame,
+                                   f"{dataset}: test error, ours vs paper"),
+             f"no finished retrain run on {dataset}"),
+        ]
+        for method in grid.methods:
+            for seed in grid.seeds:
+                pending += _run_figures(results, dataset, method, seed, use_graphviz)
+    written, skipped = [], []
+    for name, png, reason in pending:
+        if png is None:
+            skipped.append((name, reason))
+        else:
+            atomic_write_bytes(figures_dir / name, png)
+            written.append(name)
+    return Figures(tuple(written), tuple(skipped))
+
+
+def index_markdown(grid: Grid, tables: list[Table], formats: Sequence[str], figures: Figures,
+                   link: str) -> str:
+    """index.md: the grid, the tables (with a link per format), the figures, and what was skipped and why."""
+    lines = [
+        "# Tables and figures",
+        "",
+        f"Grid: datasets {', '.join(grid.datasets)}; methods {', '.join(grid.methods)}; "
+        f"seeds {', '.join(map(str, grid.seeds))}; ImageNet transfer: {'yes' if grid.transfer else 'no'}.",
+        "",
+        "## Tables",
+        "",
+        *(f"- {table.title}: " + ", ".join(f"[{fmt}]({table.name}.{fmt})" for fmt in formats)
+          for table in tables),
+        "",
+        "## Figures",
+        "",
+        *(f"- [{name}]({link}/{name})" for name in figures.written),
+    ]
+    if not figures.written:
+        lines.append("- none: no run has the inputs of any figure yet")
+    if figures.skipped:
+        lines += ["", "## Figures not produced", ""]
+        lines += [f"- {name}: {reason}" for name, reason in figures.skipped]
+    lines += ["", "_Generated by `python -m pipeline tables`; do not edit._", ""]
+    return "\n".join(lines)
+
+
+def _run_figures(results: Path, dataset: str, method: str, seed: int,
+                 use_graphviz: bool) -> list[tuple[str, bytes | None, str]]:
+    """The architecture-weight heat map and the cell diagram of one run."""
+    stem = f"{dataset}_{method}_seed{seed}"
+    title = f"{dataset} / {method} / seed {seed}"
+    weights_path = search_dir(results, dataset, method, seed) / "arch_weights.jsonl"
+    genotype_file = genotype_path(results, dataset, method, seed)
+    genotype = read_json(genotype_file)
+    try:
+        cells = None if genotype is None else cells_figure(genotype, title, use_graphviz)
+    except PipelineError as exc:
+        raise PipelineError(f"{genotype_file}: {exc}") from None
+    return [
+        (f"arch_weights_{stem}.png", arch_weights_figure(read_arch_weights(weights_path), title),
+         f"no {weights_path.relative_to(results).as_posix()}"),
+        (f"cells_{stem}.png", cells, f"no {genotype_file.relative_to(results).as_posix()}"),
+    ]

@@ -1,0 +1,48 @@
+"""The numbers the papers report, loaded from package data (pipeline/reference/paper_results.yaml).
+
+Loaded through importlib.resources so an installed package finds the file too; the YAML stays the one
+source of truth (design.md) and nothing here repeats a number.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from typing import Any
+
+import yaml
+
+_PACKAGE_FILE = ("pipeline", "reference/paper_results.yaml")
+# The sections holding test errors per method after retraining on a searched dataset.
+_ERROR_SECTIONS = ("cifar10", "cifar100")
+
+
+@functools.cache
+def _load() -> dict[str, Any]:
+    package, name = _PACKAGE_FILE
+    return yaml.safe_load(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def paper_errors(dataset: str) -> dict[str, dict[str, Any]]:
+    """Per method: the paper's test error, std, params and search cost on `dataset` (empty when none)."""
+    return dict(_load()[dataset]) if dataset in _ERROR_SECTIONS else {}
+
+
+def paper_imagenet() -> dict[str, dict[str, Any]]:
+    """Per method: ImageNet mobile-setting top-1 / top-5, params, mult-adds, search cost, searched on."""
+    return dict(_load()["imagenet_mobile"])
+
+
+def paper_data_sampling() -> list[dict[str, Any]]:
+    """DATA Table 5 on CIFAR-10: test error and params per sampling times M."""
+    return list(_load()["data_sampling_times_cifar10"])
+
+
+def paper_drnas_partial(dataset: str) -> tuple[str, list[dict[str, Any]]]:
+    """DrNAS Table 1 (NAS-Bench-201): accuracy and memory per K, for `dataset` or else CIFAR-10.
+
+    Returns the dataset the numbers are for, so the table can label them honestly.
+    """
+    section = _load()["drnas_partial_channels_nb201"]
+    source = dataset if dataset in section else "cifar10"
+    return source, list(section[source])
