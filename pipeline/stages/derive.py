@@ -1,0 +1,60 @@
+"""The derive stage: the genotype JSON of a finished search.
+
+The search already derives its final genotype (each method's own rule) into summary.json, which it writes
+last; this stage checks that the search finished, attaches the search's provenance and writes the file
+retrain and transfer read, so the genotype is a small, reviewable artefact of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from pipeline import tracking
+from pipeline.config import load_params
+from pipeline.errors import GenotypeError, PipelineError
+from pipeline.space.genotype import Genotype, genotype_from_dict, render_genotype, save_genotype
+from pipeline.stages.common import add_params_argument
+
+PROVENANCE_KEYS = ("method", "dataset", "seed", "git_commit", "params_sha256")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_params_argument(parser)
+    parser.add_argument("--search-dir", type=Path, required=True, help="a search's output dir with summary.json")
+    parser.add_argument("--out", type=Path, required=True, help="genotype file, e.g. results/genotypes/D/M/seedS.json")
+
+
+def genotype_of_search(search_dir: Path) -> Genotype:
+    """The final genotype in `search_dir`/summary.json, carrying the search's provenance."""
+    path = search_dir / "summary.json"
+    if not path.exists():
+        raise PipelineError(f"{path} does not exist: the search in {search_dir} is not finished (summary.json "
+                            f"is written last). Run or resume it with the same `python -m pipeline search` command.")
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        searched = summary["provenance"]
+        record = {key: searched[key] for key in PROVENANCE_KEYS}
+        return genotype_from_dict({**summary["genotype"], "provenance": record})
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{path}: not a search summary with a genotype and provenance "
+                            f"({type(exc).__name__}: {exc})") from None
+    except GenotypeError as exc:
+        raise GenotypeError(f"{path}: genotype: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params(args.params)
+    genotype = genotype_of_search(args.search_dir)
+    record: dict[str, Any] = dict(genotype.provenance)
+    with tracking.stage_run("derive", dataset=record["dataset"], method=record["method"], seed=record["seed"],
+                            params=params.derive.model_dump(mode="json"), tags={},
+                            enabled=params.tracking.enabled, uri=params.tracking.uri,
+                            experiment=params.tracking.experiment, out_dir=args.out.parent) as logger:
+        save_genotype(args.out, genotype)
+        logger.log_artifact(args.out)
+    print(f"genotype of {args.search_dir} -> {args.out}")
+    print(render_genotype(genotype))
+    return 0

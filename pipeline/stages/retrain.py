@@ -1,0 +1,119 @@
+"""The retrain stage: train a genotype's evaluation network from scratch and test it.
+
+`python -m pipeline retrain --genotype G --dataset D --seed S --out results/retrain/D/M/seedS` trains
+NetworkCIFAR on the whole training split (augmentation and cutout) and evaluates it on the test split
+every epoch. Writes checkpoint.pt and history.csv every epoch and metrics.json last. Under `torchrun`
+it trains with DDP (batch size per process); rerunning a stopped command resumes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import Params, RetrainConfig, load_params
+from pipeline.errors import PipelineError
+from pipeline.space.genotype import Genotype, genotype_to_dict, load_genotype
+from pipeline.stages.common import add_params_argument, add_progress_argument
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_params_argument(parser)
+    parser.add_argument("--genotype", type=Path, required=True, help="genotype JSON (results/genotypes/...)")
+    parser.add_argument("--dataset", required=True, help="dataset to train and test on (digits, cifar10, ...)")
+    parser.add_argument("--seed", type=int, required=True, help="seeds the initial weights and the data order")
+    parser.add_argument("--method", help="method variant whose retrain.method_overrides apply "
+                                         "(default: the genotype's provenance.method)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
+    parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/retrain/D/M/seedS")
+    add_training_arguments(parser)
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options retrain and transfer share."""
+    parser.add_argument("--allow-nan-skip", type=int, default=0, metavar="N",
+                        help="skip up to N batches with a non-finite loss instead of stopping")
+    add_progress_argument(parser)
+
+
+def method_of(args: argparse.Namespace, genotype: Genotype) -> str:
+    """--method, else the method recorded in the genotype's provenance."""
+    method = args.method or genotype.provenance.get("method")
+    if not method:
+        raise PipelineError(f"{args.genotype} records no provenance.method; pass --method NAME")
+    return str(method)
+
+
+def cells_of(genotype: Genotype) -> dict[str, Any]:
+    """The genotype without its provenance: what the trained network depends on."""
+    return {key: value for key, value in genotype_to_dict(genotype).items() if key != "provenance"}
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.data import build_dataset, get_dataset_info
+    from pipeline.nets import NetworkCIFAR
+    from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
+
+    params = load_params(args.params)
+    genotype = load_genotype(args.genotype)
+    method = method_of(args, genotype)
+    settings = params.retrain_settings(method)
+    info = get_dataset_info(args.dataset)
+    splits = (args.prepared or Path("results/data") / args.dataset) / "splits.npz"
+    # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
+    indices_file = splits if splits.exists() else None
+    data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}
+    train_set = build_dataset(args.dataset, "train", augment=True, cutout=settings.cutout, **data_args)
+    test_set = build_dataset(args.dataset, "test", augment=False, **data_args)
+
+    def build_model() -> nn.Module:
+        return NetworkCIFAR(genotype, channels=settings.channels, num_classes=info.num_classes,
+                            layers=settings.layers, auxiliary=settings.auxiliary_weight > 0,
+                            in_channels=info.in_channels, pool_bn=settings.pool_bn)
+
+    with distributed_context(params.runtime.device) as ctx:
+        job = TrainJob(
+            kind="retrain",
+            settings=TrainSettings(
+                epochs=settings.epochs, batch_size=settings.batch_size,
+                schedule=LrSchedule("cosine", settings.lr, settings.epochs, lr_min=settings.lr_min),
+                momentum=settings.momentum, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
+                auxiliary_weight=settings.auxiliary_weight, drop_path=settings.drop_path,
+                max_steps_per_epoch=settings.max_steps_per_epoch,
+            ),
+            build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
+            config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
+            runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
+            progress=args.progress,
+        )
+        metrics = train_and_report(
+            job, ctx, stage="retrain", params=params, dataset=args.dataset, method=method,
+            input_size=info.image_size, in_channels=info.in_channels,
+            headline=lambda last: {"test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"]},
+        )
+    if metrics is not None:
+        print(f"retrain finished: {args.out}/metrics.json (test error {metrics['test_error']:.2f}%, "
+              f"{metrics['params_m']:.2f} M params)")
+    return 0
+
+
+def retrain_slice(params: Params, settings: RetrainConfig, genotype: Genotype, dataset: str, method: str,
+                  seed: int, world_size: int) -> dict[str, Any]:
+    """Exactly what a retraining depends on: its provenance hash and resume check use it.
+
+    The world size is part of it because the batch size is per process: resuming on a different number
+    of processes would silently change the effective batch and the data sharding.
+    """
+    return {
+        "retrain": settings.model_dump(mode="json"),
+        "runtime": params.runtime.model_dump(mode="json"),
+        "genotype": cells_of(genotype),
+        "dataset": dataset,
+        "method": method,
+        "seed": seed,
+        "world_size": world_size,
+    }

@@ -1,0 +1,119 @@
+"""The transfer stage: train a genotype's ImageNet network (mobile setting) and report top-1/top-5.
+
+`python -m pipeline transfer --genotype G --seed S --out results/transfer/imagenet/D/M/seedS` trains
+NetworkImageNet on the ImageFolder tree at `data.imagenet_root`: ImageNet itself, or the offline demo
+tree that `prepare --dataset imagenet_demo` writes (recognised by its manifest). Writes checkpoint.pt and
+history.csv every epoch and metrics.json last; runs under `torchrun` with DDP like retrain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline.config import Params, load_params
+from pipeline.errors import PipelineError
+from pipeline.space.genotype import Genotype, load_genotype
+from pipeline.stages.common import add_params_argument
+from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
+
+if TYPE_CHECKING:
+    from torch import nn
+
+DEMO = "imagenet_demo"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_params_argument(parser)
+    parser.add_argument("--genotype", type=Path, required=True, help="genotype JSON (results/genotypes/...)")
+    parser.add_argument("--seed", type=int, required=True, help="seeds the initial weights and the data order")
+    parser.add_argument("--method", help="method variant the genotype came from (default: its provenance.method)")
+    parser.add_argument("--searched-on", help="dataset the genotype was searched on "
+                                              "(default: the genotype's provenance.dataset)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output dir, e.g. results/transfer/imagenet/D/M/seedS")
+    add_training_arguments(parser)
+
+
+def folder_dataset(root: Path) -> str:
+    """`imagenet_demo` when `root` is the tree prepare wrote (its manifest says so), else `imagenet`.
+
+    The name goes into metrics.json so that no table presents a demo result as an ImageNet one.
+    """
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "imagenet"
+    return DEMO if isinstance(manifest, dict) and manifest.get("dataset") == DEMO else "imagenet"
+
+
+def run(args: argparse.Namespace) -> int:
+    from pipeline.data import build_dataset, get_dataset_info
+    from pipeline.nets import NetworkImageNet
+    from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
+
+    params = load_params(args.params)
+    settings = params.transfer
+    genotype = load_genotype(args.genotype)
+    method = method_of(args, genotype)
+    searched_on = args.searched_on or genotype.provenance.get("dataset")
+    if not searched_on:
+        raise PipelineError(f"{args.genotype} records no provenance.dataset; pass --searched-on DATASET")
+    root = Path(params.data.imagenet_root)
+    dataset = folder_dataset(root)
+    info = get_dataset_info(dataset)
+    data_args = {"root": root, "image_size": settings.image_size}
+    train_set = build_dataset(dataset, "train", augment=True, **data_args)
+    test_set = build_dataset(dataset, "test", augment=False, **data_args)
+    num_classes = len(train_set.classes)
+
+    def build_model() -> nn.Module:
+        return NetworkImageNet(genotype, channels=settings.channels, num_classes=num_classes,
+                               layers=settings.layers, auxiliary=settings.auxiliary_weight > 0,
+                               in_channels=info.in_channels, pool_bn=settings.pool_bn)
+
+    with distributed_context(params.runtime.device) as ctx:
+        job = TrainJob(
+            kind="transfer",
+            settings=TrainSettings(
+                epochs=settings.epochs, batch_size=settings.batch_size,
+                schedule=LrSchedule(settings.lr_schedule, settings.lr, settings.epochs, gamma=settings.step_gamma,
+                                    warmup_epochs=settings.warmup_epochs),
+                momentum=settings.momentum, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
+                auxiliary_weight=settings.auxiliary_weight, label_smoothing=settings.label_smoothing,
+                max_steps_per_epoch=settings.max_steps_per_epoch, top5=True,
+            ),
+            build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
+            config=transfer_slice(params, genotype, dataset, num_classes, searched_on, method, args.seed,
+                                  ctx.world_size),
+            runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
+            progress=args.progress,
+        )
+        metrics = train_and_report(
+            job, ctx, stage="transfer", params=params, dataset=searched_on, method=method,
+            input_size=settings.image_size, in_channels=info.in_channels, tags={"target_dataset": dataset},
+            headline=lambda last: {"top1_error": 100.0 - last["test_acc"], "top5_error": 100.0 - last["test_top5"],
+                                   "searched_on": searched_on, "dataset": dataset},
+        )
+    if metrics is not None:
+        print(f"transfer finished: {args.out}/metrics.json (top-1 error {metrics['top1_error']:.2f}%, "
+              f"top-5 error {metrics['top5_error']:.2f}% on {dataset})")
+    return 0
+
+
+def transfer_slice(params: Params, genotype: Genotype, dataset: str, num_classes: int, searched_on: str,
+                   method: str, seed: int, world_size: int) -> dict[str, Any]:
+    """Exactly what a transfer training depends on (see retrain_slice for why the world size is in it)."""
+    return {
+        "transfer": params.transfer.model_dump(mode="json"),
+        "runtime": params.runtime.model_dump(mode="json"),
+        "genotype": cells_of(genotype),
+        "dataset": dataset,
+        "num_classes": num_classes,
+        "searched_on": searched_on,
+        "method": method,
+        "seed": seed,
+        "world_size": world_size,
+    }

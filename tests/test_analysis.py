@@ -1,0 +1,78 @@
+"""Search analyses: the Hessian eigenvalue against an explicit Hessian, cell depth/width by hand."""
+
+import torch
+from torch import nn
+
+from pipeline.analysis.cell_shape import cell_depth, cell_width, genotype_shape
+from pipeline.analysis.hessian import dominant_hessian_eigenvalue, power_iteration
+from pipeline.config import DartsMethod, SearchTraining
+from pipeline.data import make_loader
+from pipeline.methods import SearchSpace, create_method
+from pipeline.space.genotype import GENOTYPE_DARTS_V2
+from pipeline.space.primitives import PRIMITIVES
+from pipeline.space.supernet import Supernet
+
+
+def test_power_iteration_finds_the_largest_magnitude_eigenvalue():
+    matrix = torch.diag(torch.tensor([0.5, -3.0, 2.0], dtype=torch.float64))
+    value = power_iteration(lambda v: matrix @ v, 3, iterations=200, device=torch.device("cpu"))
+    assert abs(value - (-3.0)) < 1e-8
+
+
+def test_hessian_eigenvalue_matches_explicit_hessian_on_a_tiny_supernet():
+    torch.manual_seed(0)
+    space = SearchSpace(PRIMITIVES, nodes=2)
+    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+                   in_channels=1).double()
+    method = create_method(DartsMethod(algorithm="darts"), space, SearchTraining(nodes=2)).double()
+    with torch.no_grad():
+        for alpha in method.arch_parameters():
+            alpha.normal_()
+    x = torch.randn(8, 1, 6, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (8,))
+    dataset = torch.utils.data.TensorDataset(x, y)
+    loader = make_loader(dataset, list(range(8)), batch_size=8, seed=0, shuffle=False, num_workers=0)
+    criterion = nn.CrossEntropyLoss()
+
+    estimate = dominant_hessian_eigenvalue(net, method, loader, criterion, torch.device("cpu"), batches=1,
+                                           iterations=300)
+
+    net.eval()
+    alphas = method.arch_parameters()
+    shapes = [a.shape for a in alphas]
+    sizes = [a.numel() for a in alphas]
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(flat, sizes)
+        normal, reduce = (p.view(s) for p, s in zip(parts, shapes, strict=True))
+        from pipeline.space.supernet import ArchWeights
+
+        return criterion(net(x, ArchWeights(normal.softmax(-1), reduce.softmax(-1))), y)
+
+    flat = torch.cat([a.detach().flatten() for a in alphas])
+    hessian = torch.autograd.functional.hessian(loss_of, flat)
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    dominant = eigenvalues[eigenvalues.abs().argmax()].item()
+    assert abs(estimate - dominant) <= 1e-3 * abs(dominant)
+
+
+def test_darts_v2_cell_shape_matches_sdarts_numbers():
+    # SDARTS section 5.x: "DARTS has width 3.5c and depth 3".
+    assert cell_width(GENOTYPE_DARTS_V2.normal) == 3.5
+    assert cell_depth(GENOTYPE_DARTS_V2.normal) == 3
+
+
+def test_shape_of_hand_made_cells():
+    chain = ((("sep_conv_3x3", 0), ("sep_conv_3x3", 1)), (("sep_conv_3x3", 2), ("skip_connect", 2)),
+             (("sep_conv_3x3", 3), ("skip_connect", 3)), (("sep_conv_3x3", 4), ("skip_connect", 4)))
+    assert cell_depth(chain) == 5 and cell_width(chain) == 1.0
+    wide = tuple((("sep_conv_3x3", 0), ("sep_conv_3x3", 1)) for _ in range(4))
+    assert cell_depth(wide) == 2 and cell_width(wide) == 4.0
+    # A DATA-style node with three pairs, one of them from an intermediate node: width 2/3.
+    multi = ((("sep_conv_3x3", 0), ("dil_conv_3x3", 0)), (("sep_conv_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 2)))
+    assert cell_width(multi) == 1 + 2 / 3 and cell_depth(multi) == 3
+
+
+def test_genotype_shape_reports_both_cells():
+    shape = genotype_shape(GENOTYPE_DARTS_V2)
+    assert set(shape) == {"normal_depth", "normal_width", "reduce_depth", "reduce_width"}

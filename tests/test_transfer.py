@@ -1,0 +1,75 @@
+"""The transfer stage on the demo ImageFolder tree, and the ImageNet learning-rate schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline.cli import main
+from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.stages.transfer import folder_dataset
+from pipeline.train import LrSchedule
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Params pointing data.imagenet_root at a demo tree written by `prepare --dataset imagenet_demo`."""
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets on a shared 2-core machine run faster without oversubscription
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    params["runtime"]["device"] = "cpu"  # like CI, also where a GPU is visible
+    params["prepare"]["imagenet_demo"]["image_size"] = 16
+    params["data"]["imagenet_root"] = str(tmp_path / "demo")
+    params["transfer"].update(epochs=2, batch_size=16, layers=3, channels=8, image_size=16, max_steps_per_epoch=3,
+                              lr_schedule="step", warmup_epochs=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    save_genotype(tmp_path / "genotype.json", dataclasses.replace(
+        GENOTYPE_DARTS_V2, provenance={"method": "darts_2nd", "dataset": "digits", "seed": 1}))
+    assert main(["prepare", "--params", "params.yaml", "--dataset", "imagenet_demo", "--out", "demo"]) == 0
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+def test_transfer_on_the_demo_tree_reports_top1_and_top5(workspace: Path) -> None:
+    out = workspace / "results/transfer/imagenet/digits/darts_2nd/seed1"
+    assert main(["transfer", "--params", "params.yaml", "--genotype", "genotype.json", "--seed", "1",
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 <= metrics["top5_error"] <= metrics["top1_error"] <= 100
+    assert metrics["params_m"] > 0 and metrics["mult_adds_m"] > 0
+    assert metrics["dataset"] == "imagenet_demo" and metrics["searched_on"] == "digits"
+    assert metrics["epochs"] == 2 and metrics["samples_seen"] == 2 * 3 * 16
+    assert metrics["test_samples"] == len(list((workspace / "demo/val").rglob("*.png")))
+    record = metrics["provenance"]
+    assert (record["stage"], record["dataset"], record["method"], record["seed"]) == ("transfer", "digits",
+                                                                                       "darts_2nd", 1)
+    header, *rows = (out / "history.csv").read_text().splitlines()
+    assert "test_top5" in header.split(",")
+    lrs = [float(row.split(",")[1]) for row in rows]
+    assert lrs == pytest.approx([0.1, 0.1 * 0.97])  # a one-epoch warm-up reaches the first rate at once
+
+
+def test_a_tree_without_the_demo_manifest_is_imagenet(tmp_path: Path) -> None:
+    assert folder_dataset(tmp_path) == "imagenet"
+    (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "imagenet_demo"}))
+    assert folder_dataset(tmp_path) == "imagenet_demo"
+
+
+def test_step_schedule_decays_by_gamma_each_epoch_after_warm_up() -> None:
+    schedule = LrSchedule("step", 0.1, epochs=10, gamma=0.97, warmup_epochs=2)
+    assert [schedule.at(e) for e in range(4)] == pytest.approx([0.1 * 0.5, 0.1 * 0.97, 0.1 * 0.97**2, 0.1 * 0.97**3])
+
+
+def test_linear_schedule_decays_to_zero_after_warm_up() -> None:
+    schedule = LrSchedule("linear", 0.5, epochs=10, warmup_epochs=5)
+    assert [schedule.at(e) for e in (0, 4, 5, 9, 10)] == pytest.approx([0.5 / 5, 0.5 * 0.6, 0.25, 0.05, 0.0])
