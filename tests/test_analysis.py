@@ -10,7 +10,7 @@ from pipeline.data import make_loader
 from pipeline.methods import SearchSpace, create_method
 from pipeline.space.genotype import GENOTYPE_DARTS_V2
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import Supernet
+from pipeline.space.supernet import ArchWeights, Supernet
 
 
 def test_power_iteration_finds_the_largest_magnitude_eigenvalue():
@@ -45,8 +45,6 @@ def test_hessian_eigenvalue_matches_explicit_hessian_on_a_tiny_supernet():
     def loss_of(flat: torch.Tensor) -> torch.Tensor:
         parts = torch.split(flat, sizes)
         normal, reduce = (p.view(s) for p, s in zip(parts, shapes, strict=True))
-        from pipeline.space.supernet import ArchWeights
-
         return criterion(net(x, ArchWeights(normal.softmax(-1), reduce.softmax(-1))), y)
 
     flat = torch.cat([a.detach().flatten() for a in alphas])
@@ -69,7 +67,10 @@ def test_shape_of_hand_made_cells():
     wide = tuple((("sep_conv_3x3", 0), ("sep_conv_3x3", 1)) for _ in range(4))
     assert cell_depth(wide) == 2 and cell_width(wide) == 4.0
     # A DATA-style node with three pairs, one of them from an intermediate node: width 2/3.
-    multi = ((("sep_conv_3x3", 0), ("dil_conv_3x3", 0)), (("sep_conv_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 2)))
+    multi = (
+        (("sep_conv_3x3", 0), ("dil_conv_3x3", 0)),
+        (("sep_conv_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 2)),
+    )
     assert cell_width(multi) == 1 + 2 / 3 and cell_depth(multi) == 3
 
 
