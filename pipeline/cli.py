@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.markers import failure_marker
+
 STAGES: dict[str, str] = {
     "prepare": "Write dataset splits and a checksummed manifest (and the demo ImageFolder tree).",
     "search": "Search an architecture: one method variant, dataset and seed.",
@@ -34,17 +36,14 @@ def _module(stage: str):
     return importlib.import_module(f"pipeline.stages.{stage.replace('-', '_')}")
 
 
-def failure_marker(args: argparse.Namespace) -> Path | None:
-    """Where a failed stage records why: FAILED.json in its output directory (beside an output file)."""
+def _marker_of(args: argparse.Namespace) -> Path | None:
+    """Where this invocation records a failure (none for stages without an --out)."""
     out = getattr(args, "out", None)
-    if out is None:
-        return None
-    out = Path(out)
-    return out.with_suffix(".FAILED.json") if out.suffix else out / "FAILED.json"
+    return None if out is None else failure_marker(Path(out))
 
 
 def _record_failure(args: argparse.Namespace, stage: str, error: BaseException) -> None:
-    marker = failure_marker(args)
+    marker = _marker_of(args)
     if marker is None:
         return
     from pipeline.atomic import atomic_write_json
@@ -73,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.checkpoint import EXIT_PREEMPTED, Preempted
     from pipeline.errors import PipelineError
 
-    marker = failure_marker(args)
+    marker = _marker_of(args)
     try:
         status = _module(args.stage).run(args)
     except PipelineError as exc:

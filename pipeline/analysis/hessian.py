@@ -54,7 +54,7 @@ def dominant_hessian_eigenvalue(net: nn.Module, method: SearchMethod, loader: to
     net.eval()
     state = torch.get_rng_state()  # stochastic methods sample weights: keep the training RNG stream intact
     try:
-        loss = sum(criterion(net(x, method.forward_weights()), y) for x, y in data) / len(data)
+        loss = sum(criterion(net(x, method.eval_weights()), y) for x, y in data) / len(data)
         grads = _flat(list(torch.autograd.grad(loss, params, create_graph=True)))
 
         def hvp(v: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,8 @@ from typing import Any
 from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
 from pipeline.provenance import provenance
-from pipeline.stages.common import add_params_argument, add_progress_argument, numeric, write_csv
+from pipeline.records import numeric, write_csv
+from pipeline.stages.common import add_params_argument, add_progress_argument
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

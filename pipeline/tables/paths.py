@@ -8,12 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def failure_marker(out: Path) -> Path:
-    """Where the CLI records a failed stage (pipeline/cli.py `failure_marker`): FAILED.json inside an
-    output directory, `<stem>.FAILED.json` beside an output file (derive's genotype)."""
-    return out.with_suffix(".FAILED.json") if out.suffix else out / "FAILED.json"
-
-
 def search_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
     return results / "search" / dataset / method / f"seed{seed}"
 

@@ -15,7 +15,7 @@ from pipeline.config import Params
 from pipeline.device import describe_device
 from pipeline.nets import count_parameters_m, mult_adds_m
 from pipeline.provenance import provenance
-from pipeline.stages.common import numeric, write_csv
+from pipeline.records import numeric, write_csv
 from pipeline.train.distributed import DistContext
 from pipeline.train.loop import TrainJob, TrainResult, train
 
