@@ -190,7 +190,9 @@ class DrnasStage(Section):
 class DrnasMethod(MethodBase):
     algorithm: Literal["drnas"] = Field(description="Selects this method; its options follow.")
     regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
-    reg_lambda: Annotated[float, Field(ge=0)] = Field(1e-3, description="Anchor regulariser weight.")
+    reg_lambda: Annotated[float, Field(ge=0)] = Field(
+        1e-3, description="Anchor regulariser weight (the released code uses 0 and arch.weight_decay 1e-3 instead)."
+    )
     warmup_epochs: Annotated[int, Field(ge=0)] = Field(
         10, description="Epochs of each stage before architecture updates start."
     )
@@ -240,6 +242,9 @@ class PcDartsMethod(MethodBase):
     algorithm: Literal["pc_darts"] = Field(description="Selects this method; its options follow.")
     partial_k: Annotated[int, Field(ge=1)] = Field(4, description="1/K of the channels enter the mixed op.")
     edge_normalization: bool = Field(True, description="Learn per-edge weights beta (softmax over a node's inputs).")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        15, description="Epochs of weight training before architecture updates start (paper and code: 15)."
+    )
 
 
 MethodConfig = Annotated[
@@ -399,6 +404,10 @@ def _check_method(name: str, method: MethodBase, training: SearchTraining) -> No
         if not low <= method.num_sampled <= high:
             raise ValueError(f"{where}.num_sampled: L = {method.num_sampled} is outside [{low}, {high}] "
                              f"({num_edges} edges x {num_ops} ops; one op per edge plus at least one more)")
+    if isinstance(method, RandomMethod) and method.candidates * method.train_epochs != training.epochs:
+        raise ValueError(f"{where}: {method.candidates} candidates x {method.train_epochs} train_epochs = "
+                         f"{method.candidates * method.train_epochs} epochs, but the search runs "
+                         f"{training.epochs}; set overrides: {{epochs: {method.candidates * method.train_epochs}}}")
     partial_ks: list[tuple[str, int]] = []
     if isinstance(method, PcDartsMethod):
         partial_ks.append((f"{where}.partial_k", method.partial_k))
@@ -408,6 +417,9 @@ def _check_method(name: str, method: MethodBase, training: SearchTraining) -> No
             partial_ks.append((f"{where}.stages[{i}].partial_k", stage.partial_k))
             if stage.keep_ops > num_ops:
                 raise ValueError(f"{where}.stages[{i}].keep_ops: {stage.keep_ops} > {num_ops} ops in the space")
+            if i and stage.partial_k > method.stages[i - 1].partial_k:
+                raise ValueError(f"{where}.stages[{i}].partial_k: stages only widen, so K = {stage.partial_k} "
+                                 f"may not exceed the previous stage's {method.stages[i - 1].partial_k}")
         if method.stages and sum(s.epochs for s in method.stages) != training.epochs:
             raise ValueError(f"{where}.stages: stage epochs sum to {sum(s.epochs for s in method.stages)} "
                              f"but the search runs {training.epochs} epochs")

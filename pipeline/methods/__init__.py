@@ -1,6 +1,6 @@
 """Search methods, one module each, registered by the `algorithm` name used in params.yaml."""
 
-from pipeline.methods import darts
+from pipeline.methods import darts, data_egs, ddsas, drnas, pc_darts, random_search, sdarts
 from pipeline.methods.base import (
     SearchMethod,
     SearchSpace,
@@ -16,6 +16,12 @@ __all__ = [
     "StepContext",
     "create_method",
     "darts",
+    "data_egs",
+    "ddsas",
+    "drnas",
     "list_methods",
+    "pc_darts",
+    "random_search",
     "register_method",
+    "sdarts",
 ]

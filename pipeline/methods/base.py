@@ -124,6 +124,10 @@ class SearchMethod(nn.Module, abc.ABC):
     def after_weight_step(self, ctx: StepContext) -> None:
         """Bookkeeping after each weight step (DDSAS resampling)."""
 
+    def on_validation(self, epoch: int, valid_acc: float) -> None:
+        """The supernet's validation accuracy (%) under `eval_weights` at the end of `epoch`, before
+        derivation. Random search scores its candidates with it; gradient methods learn from batches."""
+
     def epoch_metrics(self) -> dict[str, float]:
         """Method-specific per-epoch analyses for history.csv."""
         return {}

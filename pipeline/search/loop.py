@@ -74,6 +74,9 @@ class SearchState:
     valid_batches_seen: int = 0
     nan_skips: int = 0
     wall_time_s: float = 0.0
+    # The running train loss/accuracy sums of the current epoch: a stop mid-epoch must carry them over,
+    # or the resumed epoch's history row would average only the steps after the resume.
+    epoch_totals: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     arch_history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -242,10 +245,11 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             if state.step_in_epoch == 0:
                 parts.method.on_epoch_start(ctx)
                 parts.w_optimizer = ctx.w_optimizer
+                state.epoch_totals = {"loss": 0.0, "correct": 0, "seen": 0}
             sampler = parts.train_loader.sampler
             sampler.set_epoch(state.epoch)
             sampler.set_start(state.step_in_epoch, parts.train_loader.batch_size)
-            totals = {"loss": 0.0, "correct": 0, "seen": 0}
+            totals = state.epoch_totals
             bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not job.progress,
                        desc=f"search {job.method} seed{job.seed} epoch {state.epoch + 1}/{settings.epochs}",
                        leave=False)
@@ -315,6 +319,7 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
                   autocast: Callable[[], Any], analysis: Any, max_steps: int) -> tuple[dict[str, Any], dict[str, Any]]:
     method = parts.method
     valid_loss, valid_acc = _evaluate(parts, method.eval_weights(), max_steps, autocast)
+    method.on_validation(state.epoch, valid_acc)
     genotype = method.derive()
     _, child_acc = _evaluate(parts, child_weights(genotype, method.space, parts.device), max_steps, autocast)
     seen = max(totals["seen"], 1)
@@ -332,7 +337,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         **genotype_analyses(genotype),
         **method.epoch_metrics(),
     }
-    if analysis.hessian_every and (state.epoch + 1) % analysis.hessian_every == 0:
+    # Random search has no architecture parameters, hence no Hessian to measure.
+    if analysis.hessian_every and method.arch_parameters() and (state.epoch + 1) % analysis.hessian_every == 0:
         row["hessian_eig"] = dominant_hessian_eigenvalue(
             parts.net, method, parts.valid_loader, parts.criterion, parts.device,
             batches=analysis.hessian_batches, iterations=analysis.hessian_iterations,

@@ -1,0 +1,154 @@
+"""DATA (Chang et al., NeurIPS 2019): Ensemble Gumbel-Softmax codes, several ops per edge.
+
+DARTS trains a dense mixture and then keeps one op per edge, so the child it derives is not the network
+it trained (the search-child gap). DATA trains binary codes instead: per edge, M hard Gumbel-softmax
+draws from p = relu(alpha) / sum, combined by element-wise max into a multi-hot code (normalised to sum
+1). Each step runs exactly the ops the code picks, with straight-through gradients to alpha, and the
+derived genotype keeps as many ops as the probabilities support, which is what the search trained.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import DataMethod, SearchTraining
+from pipeline.methods.base import SearchSpace, StepContext, register_method
+from pipeline.methods.darts import AlphaMethod
+from pipeline.space.genotype import Genotype, Node, edge_index
+from pipeline.space.supernet import ArchWeights
+
+# Keeps log(p) finite when relu(alpha) is 0: such ops are (almost) never drawn, and an edge whose alphas
+# are all non-positive samples uniformly instead of producing NaN (the released code adds 1e-10 too).
+_LOG_FLOOR = 1e-10
+
+
+def relu_probabilities(alpha: torch.Tensor) -> torch.Tensor:
+    """p = relu(alpha) / sum over the last dimension (all zeros where every alpha is non-positive)."""
+    r = F.relu(alpha)
+    return r / r.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+def ensemble_gumbel_softmax(probs: torch.Tensor, samples: int, tau: float) -> torch.Tensor:
+    """One EGS code per row of `probs`: M hard Gumbel-softmax draws, element-wise max, normalised to sum 1.
+
+    Forward values are exact: 1/n on the n chosen ops and 0.0 elsewhere, so the supernet skips the rest.
+    Each draw is `hard + (soft - soft.detach())`, whose value is the one-hot and whose gradient is the
+    soft sample's (straight-through), so gradients reach `probs` (and alpha behind it).
+    """
+    logits = probs.clamp_min(_LOG_FLOOR).log().unsqueeze(0).expand(samples, *probs.shape)
+    gumbels = -torch.empty_like(logits).exponential_().log()
+    soft = ((logits + gumbels) / tau).softmax(-1)
+    hard = F.one_hot(soft.argmax(-1), probs.shape[-1]).to(soft.dtype)
+    code = (hard + (soft - soft.detach())).max(0).values
+    return code / code.sum(-1, keepdim=True)
+
+
+def exact_cover_probability(probs: Sequence[float], draws: int) -> float:
+    """P(`draws` i.i.d. categorical draws hit every entry of `probs` at least once and nothing else).
+
+    `probs` are the (unnormalised-to-the-set) probabilities of the entries of a set S within the full
+    distribution. Inclusion-exclusion over the entries left out: sum over T subset of S of
+    (-1)^(|S| - |T|) * (sum of T)^draws.
+    """
+    size = len(probs)
+    total = 0.0
+    for k in range(size + 1):
+        sign = -1.0 if (size - k) % 2 else 1.0
+        total += sign * sum(math.fsum(subset) ** draws for subset in itertools.combinations(probs, k))
+    return max(total, 0.0)
+
+
+def best_cover_size(sorted_probs: Sequence[float], draws: int) -> int:
+    """The i <= draws maximising the probability that the draws land exactly on the top-i entries."""
+    sizes = range(1, min(draws, len(sorted_probs)) + 1)
+    return max(sizes, key=lambda i: (exact_cover_probability(sorted_probs[:i], draws), -i))
+
+
+def _derive_cell(probs: torch.Tensor, primitives: Sequence[str], nodes: int, draws: int) -> tuple[Node, ...]:
+    none = primitives.index("none") if "none" in primitives else None
+    cell = []
+    for node in range(2, nodes + 2):
+        rows = probs[[edge_index(node, source) for source in range(node)]]
+        entries: list[tuple[float, str, int]] = [
+            (float(rows[source, op]), primitives[op], source)
+            for source in range(node) for op in range(len(primitives)) if op != none
+        ]
+        if none is not None:
+            entries.append((float(rows[:, none].sum()), "none", -1))
+        total = math.fsum(p for p, _, _ in entries)
+        # Stable sort: ties keep edge-then-op order, so the result does not depend on float noise alone.
+        entries = sorted(((p / total, op, source) for p, op, source in entries), key=lambda e: -e[0])
+        keep = best_cover_size([p for p, _, _ in entries], draws)
+        pairs = [(op, source) for _, op, source in entries[:keep] if op != "none"]
+        if not pairs:
+            # Only `none` won: keep the strongest real op, a node must have an input.
+            pairs = [next((op, source) for _, op, source in entries if op != "none")]
+        cell.append(tuple(pairs))
+    return tuple(cell)
+
+
+def derive_multi(weights: ArchWeights, primitives: Sequence[str], nodes: int, draws: int) -> Genotype:
+    """DATA's rule: per node, the top-i (edge, op) pairs of the jointly normalised probabilities (all `none`
+    merged into one entry), i chosen to maximise the probability of M draws landing exactly on them."""
+    cells = [_derive_cell(w.detach().double().cpu(), primitives, nodes, draws)
+             for w in (weights.normal, weights.reduce)]
+    concat = tuple(range(2, nodes + 2))
+    space = "darts" if "none" in primitives else "darts_no_none"
+    return Genotype(cells[0], concat, cells[1], concat, search_space=space)
+
+
+@register_method("data")
+class Data(AlphaMethod):
+    """alpha initialised at 1 + 1e-3 N(0, 1) (relu keeps every op alive at the start), EGS codes each forward."""
+
+    config: DataMethod
+
+    def __init__(self, config: DataMethod, space: SearchSpace, training: SearchTraining) -> None:
+        super().__init__(config, space, training, init_mean=1.0)
+        # Buffers: a search resumed mid-epoch must sample at the same temperature.
+        self.register_buffer("tau", torch.tensor(self._tau_at(0)))
+        self.register_buffer("last_code", torch.zeros(2, *space.shape), persistent=False)
+
+    def _tau_at(self, epoch: int) -> float:
+        c = self.config
+        if c.tau_schedule == "constant":
+            return c.tau
+        # Linear to tau_end over tau_epochs, then held (the schedule the released code meant to apply).
+        return max(c.tau_end, c.tau_start - (c.tau_start - c.tau_end) * epoch / c.tau_epochs)
+
+    def on_epoch_start(self, ctx: StepContext) -> None:
+        self.tau.fill_(self._tau_at(ctx.epoch))
+
+    def probabilities(self) -> ArchWeights:
+        return ArchWeights(relu_probabilities(self.alpha_normal), relu_probabilities(self.alpha_reduce))
+
+    def forward_weights(self) -> ArchWeights:
+        p = self.probabilities()
+        tau, samples = float(self.tau), self.config.samples
+        codes = ArchWeights(ensemble_gumbel_softmax(p.normal, samples, tau),
+                            ensemble_gumbel_softmax(p.reduce, samples, tau))
+        self.last_code.copy_(torch.stack([codes.normal, codes.reduce]).detach())
+        return codes
+
+    def eval_weights(self) -> ArchWeights:
+        return self.probabilities()
+
+    def mixing_probabilities(self) -> ArchWeights:
+        return self.probabilities()
+
+    def regularization(self) -> torch.Tensor | float:
+        """l1_weight * mean |p - last sampled code| per cell type (the released code's weight is 0.1)."""
+        if not self.config.l1_weight:
+            return 0.0
+        p = self.probabilities()
+        l1 = F.l1_loss(p.normal, self.last_code[0]) + F.l1_loss(p.reduce, self.last_code[1])
+        return self.config.l1_weight * l1
+
+    def derive(self) -> Genotype:
+        return derive_multi(self.mixing_probabilities(), self.space.primitives, self.space.nodes,
+                            self.config.samples)

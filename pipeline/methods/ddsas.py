@@ -1,0 +1,209 @@
+"""DDSAS (Yang et al., ACML 2021): differentiable search inside subspaces that a UCB bandit samples.
+
+Plain DARTS only exploits: gradient descent on one softmax settles early. DDSAS keeps a bandit over the
+(edge, op) entries of each cell type. Every M weight steps it scores the subspace it just trained
+(`saliency`, the running mean of each sampled op's unnormalised weight sigmoid(zeta) * softmax(alpha)),
+then samples the next subspace by UCB: sigmoid(zeta) + c * sqrt(log T / t). Only sampled ops get non-zero
+mixing weights, so the supernet computes (and back-propagates through) only them, which is where the
+method's speed and memory saving come from. The genotype is DARTS' top-2 rule applied to the saliency,
+which averages over every subspace an op took part in instead of trusting the last one.
+
+The available set can change at epoch boundaries: `shrink` drops the lowest-saliency entries, `expand`
+starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pipeline.config import DdsasMethod, SearchTraining
+from pipeline.methods.base import SearchMethod, SearchSpace, StepContext, register_method
+from pipeline.space.genotype import Genotype, edge_index
+from pipeline.space.supernet import ArchWeights
+
+CELLS = ("normal", "reduce")
+# The paper's expanding space: these three first, then one more op type every `schedule_every` epochs.
+EXPAND_START = ("none", "skip_connect", "sep_conv_3x3")
+EXPAND_ORDER = ("max_pool_3x3", "dil_conv_3x3", "avg_pool_3x3", "sep_conv_5x5", "dil_conv_5x5")
+
+
+def ucb_scores(zeta: torch.Tensor, counts: torch.Tensor, iterations: int, c: float) -> torch.Tensor:
+    """UCB_k = sigmoid(zeta_k) + c * sqrt(log T / t_k), +inf for entries never evaluated (t_k = 0).
+
+    An entry nobody has evaluated must be tried before any estimate can be trusted, hence +inf.
+    """
+    bonus = c * torch.sqrt(math.log(max(iterations, 1)) / counts.clamp_min(1).to(zeta.dtype))
+    return torch.where(counts > 0, torch.sigmoid(zeta) + bonus, torch.full_like(zeta, math.inf))
+
+
+def _ranking(scores: torch.Tensor, tie_break: torch.Tensor) -> list[int]:
+    """Flat indices by descending `scores`, ties by descending `tie_break`, then by index (stable sorts)."""
+    order = torch.sort(tie_break.flatten(), descending=True, stable=True).indices
+    return order[torch.sort(scores.flatten()[order], descending=True, stable=True).indices].tolist()
+
+
+def select_subspace(ucb: torch.Tensor, tie_break: torch.Tensor, available: torch.Tensor,
+                    non_none: torch.Tensor, budget: int) -> torch.Tensor:
+    """The sampled subspace of one cell type, as a bool `[num_edges, num_ops]` mask.
+
+    First the best available non-`none` op of every edge, so every edge stays connected; then the best
+    remaining available entries overall until `budget` non-`none` ops are in. A `none` entry ranked
+    above the cut-off joins too (it is never computed, but takes part in the edge's normalisation, as in
+    DARTS) without counting towards the budget. `budget` is capped by the available non-`none` entries.
+    """
+    num_edges, num_ops = ucb.shape
+    avail = available.tolist()
+    counted = non_none.tolist()
+    budget = min(budget, sum(a and n for row in avail for a, n in zip(row, counted, strict=True)))
+    chosen = [[False] * num_ops for _ in range(num_edges)]
+    order = [divmod(flat, num_ops) for flat in _ranking(ucb, tie_break)]
+    for edge, op in order:
+        if avail[edge][op] and counted[op] and not any(chosen[edge]):
+            chosen[edge][op] = True
+    count = sum(map(sum, chosen))
+    for edge, op in order:
+        if count >= budget:
+            break
+        if avail[edge][op] and not chosen[edge][op]:
+            chosen[edge][op] = True
+            count += counted[op]
+    return torch.tensor(chosen)
+
+
+def shrink_available(available: torch.Tensor, saliency: torch.Tensor, non_none: torch.Tensor,
+                     count: int) -> torch.Tensor:
+    """`available` without its `count` lowest-saliency entries, never the last non-`none` op of an edge."""
+    available = available.clone()
+    num_ops = available.shape[1]
+    removed = 0
+    for flat in torch.sort(saliency.flatten(), stable=True).indices.tolist():
+        if removed == count:
+            break
+        edge, op = divmod(flat, num_ops)
+        if not available[edge, op]:
+            continue
+        if non_none[op] and int((available[edge] & non_none).sum()) == 1:
+            continue
+        available[edge, op] = False
+        removed += 1
+    return available
+
+
+def genotype_one_hot(genotype: Genotype, space: SearchSpace) -> torch.Tensor:
+    """`[2, num_edges, num_ops]` with a 1 for every kept (edge, op) of the normal and reduction cells."""
+    code = torch.zeros(2, *space.shape)
+    for c, cell in enumerate((genotype.normal, genotype.reduce)):
+        for node, pairs in enumerate(cell, start=2):
+            for op, source in pairs:
+                code[c, edge_index(node, source), space.primitives.index(op)] = 1.0
+    return code
+
+
+@register_method("ddsas")
+class Ddsas(SearchMethod):
+    """Space parameters zeta and architecture parameters alpha (`[cell, edge, op]`, one Adam) over UCB subspaces.
+
+    Counters, saliency, the sampled and available masks and the previous epoch's architecture are
+    buffers, so a resumed search continues the same bandit.
+    """
+
+    config: DdsasMethod
+
+    def __init__(self, config: DdsasMethod, space: SearchSpace, training: SearchTraining) -> None:
+        super().__init__(config, space, training)
+        shape = (len(CELLS), *space.shape)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(shape))
+        # Near zero, like alpha: every op starts with sigmoid(zeta) ~ 0.5, no prior preference.
+        self.zeta = nn.Parameter(1e-3 * torch.randn(shape))
+        self.register_buffer("non_none", torch.tensor([op != "none" for op in space.primitives]),
+                             persistent=False)
+        self.register_buffer("saliency", torch.zeros(shape))
+        self.register_buffer("counts", torch.zeros(shape, dtype=torch.long))
+        self.register_buffer("iterations", torch.zeros((), dtype=torch.long))
+        self.register_buffer("period_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("available", self._available_at(0, torch.ones(shape, dtype=torch.bool)))
+        self.register_buffer("sampled", torch.zeros(shape, dtype=torch.bool))
+        self.register_buffer("previous_architecture", torch.zeros(shape))
+        self._resample()
+
+    # -- mixing weights -------------------------------------------------------------------------------
+    def unnormalised_weights(self) -> torch.Tensor:
+        """sigmoid(zeta) * softmax of alpha over the sampled ops: exactly 0 outside the subspace."""
+        q = self.alpha.masked_fill(~self.sampled, -math.inf).softmax(-1)
+        return torch.sigmoid(self.zeta) * q
+
+    def forward_weights(self) -> ArchWeights:
+        u = self.unnormalised_weights()
+        w = u / u.sum(-1, keepdim=True)
+        return ArchWeights(w[0], w[1])
+
+    def mixing_probabilities(self) -> ArchWeights:
+        """The saliency: what the genotype is derived from (and what arch_weights.jsonl records)."""
+        return ArchWeights(self.saliency[0].clone(), self.saliency[1].clone())
+
+    # -- the bandit -----------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _end_period(self) -> None:
+        """Score the subspace just trained: saliency running mean over evaluations, t_k += 1, T += 1."""
+        u = self.unnormalised_weights()
+        counts = self.counts + self.sampled.long()
+        mean = (self.saliency * self.counts + u) / counts.clamp_min(1)
+        self.saliency.copy_(torch.where(self.sampled, mean, self.saliency))
+        self.counts.copy_(counts)
+        self.iterations += 1
+        self.period_steps.zero_()
+
+    @torch.no_grad()
+    def _resample(self) -> None:
+        ucb = ucb_scores(self.zeta, self.counts, int(self.iterations), self.config.ucb_c)
+        tie_break = torch.sigmoid(self.zeta)
+        for c in range(len(CELLS)):
+            mask = select_subspace(ucb[c], tie_break[c], self.available[c], self.non_none, self.config.num_sampled)
+            self.sampled[c] = mask.to(self.sampled.device)
+
+    def after_weight_step(self, ctx: StepContext) -> None:
+        self.period_steps += 1
+        if int(self.period_steps) >= self.config.update_every:
+            self._end_period()
+            self._resample()
+
+    # -- elastic space --------------------------------------------------------------------------------
+    def _available_at(self, epoch: int, current: torch.Tensor) -> torch.Tensor:
+        """The available mask at the start of `epoch` under the configured schedule."""
+        every = self.config.schedule_every
+        if self.config.schedule == "expand":
+            added = EXPAND_ORDER[: epoch // every]
+            ops = torch.tensor([op in EXPAND_START or op in added for op in self.space.primitives])
+            return ops.to(current.device).expand_as(current).clone()
+        if self.config.schedule == "shrink" and epoch > 0 and epoch % every == 0:
+            return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none, self.config.shrink_count)
+                                for c in range(len(CELLS))])
+        return current
+
+    def on_epoch_start(self, ctx: StepContext) -> None:
+        available = self._available_at(ctx.epoch, self.available)
+        if torch.equal(available, self.available):
+            return
+        # A schedule event ends the current period early: the subspace may hold removed ops.
+        if int(self.period_steps) > 0:
+            self._end_period()
+        self.available.copy_(available)
+        self._resample()
+
+    # -- analyses -------------------------------------------------------------------------------------
+    def epoch_metrics(self) -> dict[str, float]:
+        """Cosine distance to the previous epoch's derived architecture (exploration), subspace sizes."""
+        current = genotype_one_hot(self.derive(), self.space).to(self.previous_architecture.device)
+        previous = self.previous_architecture
+        distance = math.nan
+        if previous.any():
+            distance = 1.0 - float(torch.nn.functional.cosine_similarity(current.flatten(), previous.flatten(), 0))
+        self.previous_architecture.copy_(current)
+        return {
+            "arch_cosine_distance": distance,
+            "active_ops": int((self.sampled & self.non_none).sum()),
+            "available_ops": int((self.available & self.non_none).sum()),
+        }

@@ -1,0 +1,230 @@
+"""`python -m pipeline bench`: the cost of one search step of every method, on one fixed synthetic batch.
+
+The papers' cost claims (DDSAS and DATA compute only sampled ops, PC-DARTS a quarter of the channels,
+SDARTS-ADV attacks with 7 extra forward/backward passes, second-order DARTS 3 extra passes) decide what
+a search costs before anyone runs one. This stage measures them on the machine at hand, without data:
+per method, the median wall time of one architecture step plus one weight step after warm-up steps,
+images per second of the weight batch, peak memory, and the ratio to darts_1st.
+
+Peak memory is the CUDA allocator's peak per method on GPU. On CPU only the process's maximum resident
+set size is available: it is the high-water mark of the whole run so far, so it never decreases from one
+method to the next and is not a per-method figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.atomic import atomic_write_json
+from pipeline.config import (
+    DartsMethod,
+    DataMethod,
+    DdsasMethod,
+    DrnasMethod,
+    MethodBase,
+    PcDartsMethod,
+    RandomMethod,
+    SdartsMethod,
+    SearchTraining,
+)
+from pipeline.device import choose_device, describe_device
+from pipeline.errors import PipelineError
+from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method, list_methods
+from pipeline.provenance import git_commit
+from pipeline.space.primitives import SPACES
+from pipeline.space.supernet import Supernet
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def bench_variants() -> dict[str, MethodBase]:
+    """The default-configured variant of every method the papers compare, named as in configs/paper.yaml."""
+    return {
+        "darts_1st": DartsMethod(algorithm="darts", order=1),
+        "darts_2nd": DartsMethod(algorithm="darts", order=2),
+        "sdarts_rs": SdartsMethod(algorithm="sdarts", perturbation="rs"),
+        "sdarts_adv": SdartsMethod(algorithm="sdarts", perturbation="adv"),
+        "drnas": DrnasMethod(algorithm="drnas"),
+        "ddsas": DdsasMethod(algorithm="ddsas", num_sampled=28),
+        "data_m4": DataMethod(algorithm="data", samples=4),
+        "data_m7": DataMethod(algorithm="data", samples=7),
+        "pc_darts": PcDartsMethod(algorithm="pc_darts"),
+        "random": RandomMethod(algorithm="random"),
+    }
+
+
+def _algorithm(config: MethodBase) -> str:
+    return config.algorithm  # type: ignore[attr-defined]  # every concrete variant has one
+
+
+@dataclass
+class Harness:
+    """A supernet, a method and its optimisers on fixed batches: the search loop's step without data."""
+
+    net: Supernet
+    method: SearchMethod
+    ctx: StepContext
+    train: Batch
+    valid: Batch
+    grad_clip: float
+
+    def step(self) -> torch.Tensor:
+        """One search step as the loop runs it; returns the weight step's training loss.
+
+        The architecture step runs whenever the method has architecture parameters, also during a
+        warm-up the real search would spend without it (DrNAS), so its cost is always measured.
+        """
+        ctx, method = self.ctx, self.method
+        if method.arch_parameters():
+            method.architecture_step(ctx, self.train, self.valid)
+        weights = method.weight_step_weights(ctx, self.train)
+        ctx.w_optimizer.zero_grad(set_to_none=True)
+        loss = ctx.criterion(ctx.net(self.train[0], weights), self.train[1])
+        loss.backward()
+        nn.utils.clip_grad_norm_(ctx.net.parameters(), self.grad_clip)
+        ctx.w_optimizer.step()
+        method.after_weight_step(ctx)
+        ctx.global_step += 1
+        return loss.detach()
+
+
+def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
+                  in_channels: int = 3, num_classes: int = 10, nodes: int = 4,
+                  device: torch.device | None = None) -> Harness:
+    """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
+    device = device or torch.device("cpu")
+    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes)
+    space = SearchSpace(SPACES[config.primitives], nodes=nodes)
+    method = create_method(config, space, training)
+    net = Supernet(channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives,
+                   nodes=nodes, stem_multiplier=training.stem_multiplier, in_channels=in_channels,
+                   **method.supernet_options())
+    net.to(device)
+    method.to(device)
+    w = training.weights
+    w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
+    arch = method.arch_parameters()
+    a_optimizer = (torch.optim.Adam(arch, lr=training.arch.lr, betas=training.arch.betas,
+                                    weight_decay=training.arch.weight_decay) if arch else None)
+    ctx = StepContext(net=net, criterion=nn.CrossEntropyLoss(), w_optimizer=w_optimizer, a_optimizer=a_optimizer,
+                      epoch=0, epochs=training.epochs, lr=w.lr, device=device)
+    method.on_epoch_start(ctx)
+    generator = torch.Generator().manual_seed(0)
+
+    def batch_of() -> Batch:
+        x = torch.randn(batch, in_channels, image_size, image_size, generator=generator)
+        y = torch.randint(num_classes, (batch,), generator=generator)
+        return x.to(device), y.to(device)
+
+    return Harness(net, method, ctx, batch_of(), batch_of(), w.grad_clip)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, channels: int, batch: int,
+              image_size: int, device: torch.device) -> dict[str, Any]:
+    """Median step time, throughput and peak memory of one method variant."""
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    harness = build_harness(config, layers=layers, channels=channels, batch=batch, image_size=image_size,
+                            device=device)
+    for _ in range(warmup):
+        harness.step()
+    times = []
+    for _ in range(steps):
+        _synchronize(device)
+        start = time.perf_counter()
+        loss = harness.step()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    if not torch.isfinite(loss):
+        raise PipelineError(f"bench: non-finite loss for {_algorithm(config)}")
+    median = statistics.median(times)
+    return {
+        "algorithm": _algorithm(config),
+        "median_step_s": median,
+        "min_step_s": min(times),
+        "step_times_s": times,
+        "images_per_s": batch / median,
+        "peak_memory_mb": _peak_memory_mb(device),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    variants = list(bench_variants())
+    parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here (atomically)")
+    parser.add_argument("--methods", nargs="+", choices=variants, default=None, metavar="VARIANT",
+                        help=f"variants to time (default: all whose method is registered): {', '.join(variants)}")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per method (CPU: try 3)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--batch", type=int, default=64, help="batch size of both halves")
+    parser.add_argument("--layers", type=int, default=8, help="cells in the supernet")
+    parser.add_argument("--channels", type=int, default=16, help="initial channels C")
+    parser.add_argument("--image-size", type=int, default=32, help="side of the synthetic images (CIFAR: 32)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.steps < 1 or args.warmup < 0:
+        raise PipelineError("bench: --steps must be >= 1 and --warmup >= 0")
+    device = choose_device(args.device)
+    registered = set(list_methods())
+    variants = bench_variants()
+    names = args.methods or [name for name, cfg in variants.items() if _algorithm(cfg) in registered]
+    missing = [name for name in names if _algorithm(variants[name]) not in registered]
+    if missing:
+        raise PipelineError(f"bench: no method registered for {missing}; registered: {sorted(registered)}")
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            results[name] = bench_one(variants[name], steps=args.steps, warmup=args.warmup, layers=args.layers,
+                                      channels=args.channels, batch=args.batch, image_size=args.image_size,
+                                      device=device)
+        except ValueError as exc:
+            raise PipelineError(f"bench: {name} cannot run with these settings: {exc}") from exc
+    reference = results.get("darts_1st", {}).get("median_step_s")
+    for result in results.values():
+        result["ratio_to_darts_1st"] = result["median_step_s"] / reference if reference else None
+    memory = ("cuda_max_allocated_per_method" if device.type == "cuda"
+              else "process_max_rss_high_water_mark (cumulative over the run, not per method)")
+    report = {
+        "device": describe_device(device),
+        "torch": torch.__version__,
+        "git_commit": git_commit(),
+        "settings": {"batch": args.batch, "layers": args.layers, "channels": args.channels,
+                     "image_size": args.image_size, "steps": args.steps, "warmup": args.warmup},
+        "peak_memory_measure": memory,
+        "methods": results,
+    }
+    print(f"bench on {report['device']}: batch {args.batch}, {args.layers} cells, C={args.channels}, "
+          f"{args.image_size}x{args.image_size}, median of {args.steps} steps after {args.warmup} warm-up")
+    print(f"{'variant':<12} {'step s':>9} {'img/s':>9} {'peak MB':>9} {'x darts_1st':>12}")
+    for name, r in results.items():
+        ratio = f"{r['ratio_to_darts_1st']:.2f}" if r["ratio_to_darts_1st"] is not None else "-"
+        print(f"{name:<12} {r['median_step_s']:>9.4f} {r['images_per_s']:>9.1f} {r['peak_memory_mb']:>9.1f} "
+              f"{ratio:>12}")
+    print(f"peak memory: {memory}")
+    if args.out is not None:
+        atomic_write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0

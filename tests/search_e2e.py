@@ -1,0 +1,55 @@
+"""Shared by the method tests: the real `prepare` and `search` stage commands on a tiny digits search.
+
+Each method is checked once through the command line users run (`pipeline.cli.main` with the same
+arguments as `python -m pipeline ...`, in-process: the test machines have 2 cores shared by several jobs
+and a fresh interpreter costs more than the search), with the shipped params.yaml shrunk to the smallest
+supernet: 3 cells, 2 nodes, C=8, batch 4, 2 epochs of 2 steps.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_SEARCH: dict[str, Any] = {"epochs": 2, "batch_size": 4, "layers": 3, "channels": 8, "nodes": 2,
+                               "max_steps_per_epoch": 2}
+
+
+def tiny_params(directory: Path, methods: dict[str, dict[str, Any]], **search: Any) -> Path:
+    """params.yaml with only `methods` in the grid and search, tracking off, a tiny search (search keys
+    overridden by `search`); its path."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["grid"]["methods"] = list(methods)
+    raw["tracking"]["enabled"] = False
+    raw["search"].update(TINY_SEARCH, methods=methods, **search)
+    raw["search"]["analysis"].update(hessian_every=1, hessian_iterations=2)
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def prepare_digits(directory: Path) -> Path:
+    """`pipeline prepare` of digits into `directory`/data; that path."""
+    params = tiny_params(directory, {"darts_1st": {"algorithm": "darts"}})
+    out = directory / "data"
+    assert main(["prepare", "--params", str(params), "--dataset", "digits", "--out", str(out)]) == 0
+    return out
+
+
+def search_via_cli(directory: Path, prepared: Path, methods: dict[str, dict[str, Any]],
+                   method: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """`pipeline search` of `method` (one of `methods`) on prepared digits; (summary.json, history rows)."""
+    params, out = tiny_params(directory, methods), directory / "search" / method
+    status = main(["search", "--params", str(params), "--dataset", "digits", "--method", method,
+                   "--seed", "0", "--prepared", str(prepared), "--out", str(out), "--no-progress"])
+    assert status == 0, f"search of {method} exited with {status}"
+    with (out / "history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    return json.loads((out / "summary.json").read_text()), rows

@@ -1,0 +1,58 @@
+"""The bench stage: timings of the method variants on a synthetic batch, written as JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import cli
+from pipeline.methods import list_methods
+from pipeline.stages.bench import bench_variants
+
+TINY = ["--batch", "2", "--layers", "3", "--channels", "4", "--image-size", "8", "--device", "cpu"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: more threads than cores only adds contention to these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_registered_algorithm_has_a_bench_variant():
+    assert set(list_methods()) <= {config.algorithm for config in bench_variants().values()}
+
+
+def test_bench_writes_timings_and_ratios(tmp_path: Path, capsys):
+    out = tmp_path / "bench" / "bench.json"
+    status = cli.main(["bench", "--methods", "darts_1st", "ddsas", "random", "--steps", "2", "--warmup", "1",
+                       *TINY, "--out", str(out)])
+    assert status == 0
+    report = json.loads(out.read_text())
+    assert list(report["methods"]) == ["darts_1st", "ddsas", "random"]
+    assert report["settings"] == {"batch": 2, "layers": 3, "channels": 4, "image_size": 8, "steps": 2, "warmup": 1}
+    assert "high_water_mark" in report["peak_memory_measure"]
+    for name, result in report["methods"].items():
+        assert len(result["step_times_s"]) == 2
+        assert result["median_step_s"] > 0 and result["images_per_s"] == pytest.approx(2 / result["median_step_s"])
+        assert result["peak_memory_mb"] > 0
+        assert result["algorithm"] == bench_variants()[name].algorithm
+    assert report["methods"]["darts_1st"]["ratio_to_darts_1st"] == 1.0
+    printed = capsys.readouterr().out
+    assert "x darts_1st" in printed and "ddsas" in printed
+
+
+def test_bench_without_darts_1st_has_no_ratio(tmp_path: Path):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--methods", "data_m4", "--steps", "1", "--warmup", "0", *TINY, "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["methods"]["data_m4"]["ratio_to_darts_1st"] is None
+
+
+def test_bench_rejects_unknown_variants():
+    with pytest.raises(SystemExit):
+        cli.main(["bench", "--methods", "darts_3rd", *TINY])

@@ -1,0 +1,185 @@
+"""DATA: Ensemble Gumbel-Softmax codes (the paper's propositions), straight-through gradients, derivation."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from pipeline import cli
+from pipeline.config import DataMethod, SearchTraining
+from pipeline.methods import SearchSpace, create_method
+from pipeline.methods.data_egs import best_cover_size, ensemble_gumbel_softmax, exact_cover_probability
+from pipeline.space.genotype import Genotype, edge_index
+from pipeline.space.primitives import PRIMITIVES
+from pipeline.space.supernet import active_ops
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = SearchSpace(PRIMITIVES)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: more threads than cores only adds contention to these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _method(**options):
+    torch.manual_seed(0)
+    return create_method(DataMethod(algorithm="data", **options), SPACE, SearchTraining())
+
+
+def _ones(codes: torch.Tensor) -> torch.Tensor:
+    return (codes > 0).sum(-1)
+
+
+def test_every_code_has_between_one_and_m_ones_with_exact_values():
+    torch.manual_seed(0)
+    probs = torch.distributions.Dirichlet(torch.full((8,), 0.5)).sample((2000,))
+    for samples in (1, 4, 7):
+        codes = ensemble_gumbel_softmax(probs, samples, tau=1.0)
+        ones = _ones(codes)
+        assert int(ones.min()) >= 1 and int(ones.max()) <= samples
+        # Exactly 1/n on the n chosen ops and exactly 0 elsewhere: the supernet skips the zeros.
+        assert torch.equal(codes, (codes > 0).float() / ones.unsqueeze(-1).float())
+    assert int(_ones(ensemble_gumbel_softmax(probs, 7, tau=1.0)).max()) > 1
+
+
+def test_inclusion_probability_is_monotone_in_p_proposition_1():
+    torch.manual_seed(0)
+    p = torch.tensor([0.05, 0.1, 0.15, 0.3, 0.4])
+    codes = ensemble_gumbel_softmax(p.expand(40_000, 5), 3, tau=1.0)
+    frequency = (codes > 0).float().mean(0)
+    assert bool((frequency[1:] > frequency[:-1]).all()), frequency
+    # Each draw picks op k with probability p_k, so P(b_k = 1) = 1 - (1 - p_k)^M.
+    assert torch.allclose(frequency, 1 - (1 - p) ** 3, atol=0.01)
+
+
+@pytest.mark.parametrize(("num_ops", "samples"), [(4, 2), (4, 3), (3, 5), (5, 1)])
+def test_number_of_distinct_codes_matches_proposition_2(num_ops, samples):
+    """Every code with 1..min(M, K) ones, i.e. sum_i C(K, i) codes (the paper prints C(K, M)(2^M - 1))."""
+    torch.manual_seed(0)
+    codes = ensemble_gumbel_softmax(torch.full((20_000, num_ops), 1 / num_ops), samples, tau=1.0)
+    distinct = {tuple((row > 0).tolist()) for row in codes}
+    assert len(distinct) == sum(math.comb(num_ops, i) for i in range(1, min(samples, num_ops) + 1))
+
+
+def test_straight_through_gradients_reach_alpha():
+    method = _method(samples=4)
+    weights = method.forward_weights()
+    for w in (weights.normal, weights.reduce):
+        # The forward value is the code itself: some ops are not computed at all.
+        assert all(1 <= len(ops) <= 4 for ops in active_ops(w, None))
+    target = torch.randn(2, *SPACE.shape)
+    (weights.normal * target[0] + weights.reduce * target[1]).sum().backward()
+    for alpha in method.arch_parameters():
+        assert alpha.grad is not None and bool(torch.isfinite(alpha.grad).all())
+        assert alpha.grad.abs().sum() > 0
+
+
+def test_l1_term_pulls_p_towards_the_last_code():
+    method = _method(samples=4, l1_weight=0.1)
+    code = method.forward_weights()
+    p = method.probabilities()
+    expected = 0.1 * ((p.normal - code.normal).abs().mean() + (p.reduce - code.reduce).abs().mean())
+    reg = method.regularization()
+    assert float(reg.detach()) == pytest.approx(float(expected.detach()))
+    reg.backward()
+    assert method.alpha_normal.grad.abs().sum() > 0
+    assert _method(samples=4).regularization() == 0.0
+
+
+def test_linear_temperature_schedule_is_applied_per_epoch_and_held_at_its_end():
+    method = _method(tau_schedule="linear", tau_start=5.0, tau_end=1.0, tau_epochs=8)
+    seen = []
+    for epoch in (0, 2, 8, 12):
+        method.on_epoch_start(SimpleNamespace(epoch=epoch))
+        seen.append(float(method.tau))
+    assert seen == pytest.approx([5.0, 4.0, 1.0, 1.0])
+    constant = _method(tau=0.7)
+    constant.on_epoch_start(SimpleNamespace(epoch=5))
+    assert float(constant.tau) == pytest.approx(0.7)
+
+
+def test_exact_cover_probability_matches_enumeration():
+    probs = [0.4, 0.25, 0.2, 0.1, 0.05]
+    for size, draws in ((1, 3), (2, 4), (3, 4), (3, 2)):
+        brute = sum(math.prod(probs[i] for i in seq)
+                    for seq in itertools.product(range(len(probs)), repeat=draws)
+                    if set(seq) == set(range(size)))
+        assert exact_cover_probability(probs[:size], draws) == pytest.approx(brute)
+    # M = 1 can only land on one entry.
+    assert best_cover_size(probs, 1) == 1
+
+
+def _probabilities(entries: dict[tuple[int, int], dict[str, float]]) -> torch.Tensor:
+    """A `[14, 8]` probability matrix: rows listed by (node, input), the others all `none`."""
+    probs = torch.zeros(SPACE.shape)
+    probs[:, PRIMITIVES.index("none")] = 1.0
+    for (node, source), row in entries.items():
+        probs[edge_index(node, source)] = 0.0
+        for op, value in row.items():
+            probs[edge_index(node, source), PRIMITIVES.index(op)] = value
+    return probs
+
+
+def test_derivation_keeps_the_expected_top_i_pairs():
+    probs = _probabilities({
+        # node 2: avg@1 .5, skip@0 .25, sep3@0 .25 -> i=3 (P = .375 against .25 and .0625): two ops on one edge
+        (2, 0): {"sep_conv_3x3": 0.5, "skip_connect": 0.5}, (2, 1): {"avg_pool_3x3": 1.0},
+        # node 3: none 2/3, dil3@0 1/3 -> i=2 (P = .79): `none` dropped, one op left
+        (3, 0): {"dil_conv_3x3": 1.0},
+        # node 4: none .975, sep5@3 .025 -> i=1 is `none` alone: the strongest real op is kept
+        (4, 3): {"none": 0.9, "sep_conv_5x5": 0.1},
+        # node 5: none .8, skip@4 .2 -> i=2 (P = .589 against .41)
+        (5, 4): {"skip_connect": 1.0},
+    })
+    method = _method(samples=4)
+    with torch.no_grad():
+        method.alpha_normal.copy_(probs)  # relu(alpha) / sum = alpha for a probability matrix
+        method.alpha_reduce.copy_(probs)
+    cell = (
+        (("avg_pool_3x3", 1), ("skip_connect", 0), ("sep_conv_3x3", 0)),
+        (("dil_conv_3x3", 0),),
+        (("sep_conv_5x5", 3),),
+        (("skip_connect", 4),),
+    )
+    assert method.derive() == Genotype(cell, (2, 3, 4, 5), cell, (2, 3, 4, 5))
+
+
+def test_data_search_runs_end_to_end_through_the_cli(tmp_path: Path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    params["data"]["root"] = str(tmp_path / "raw")
+    params["grid"]["methods"] = ["data_m4"]
+    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
+    params["search"]["analysis"]["hessian_every"] = 0
+    params["search"]["methods"] = {"data_m4": {"algorithm": "data", "samples": 4, "l1_weight": 0.1,
+                                               "tau_schedule": "linear", "overrides": {"arch": {"weight_decay": 0}}}}
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(params))
+    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
+    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
+    out = tmp_path / "search"
+    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
+                    "--method", "data_m4", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
+                    str(out), "--no-progress"],
+                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["steps"] == 4
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert all(math.isfinite(float(r["valid_loss"])) for r in rows)

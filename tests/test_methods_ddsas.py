@@ -1,0 +1,242 @@
+"""DDSAS: UCB scores and subspace selection by hand, sampled-only computation, saliency, elastic spaces."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+
+from pipeline import cli
+from pipeline.config import DdsasMethod, SearchTraining
+from pipeline.methods import SearchSpace, create_method
+from pipeline.methods.ddsas import EXPAND_ORDER, select_subspace, shrink_available, ucb_scores
+from pipeline.space.primitives import PRIMITIVES
+from pipeline.stages.bench import build_harness
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = SearchSpace(PRIMITIVES)
+NON_NONE = torch.tensor([op != "none" for op in PRIMITIVES])
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: more threads than cores only adds contention to these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _method(**options):
+    torch.manual_seed(0)
+    return create_method(DdsasMethod(algorithm="ddsas", **options), SPACE, SearchTraining())
+
+
+def _epoch(method, epoch: int) -> None:
+    method.on_epoch_start(SimpleNamespace(epoch=epoch))
+
+
+def test_ucb_scores_match_hand_computation():
+    zeta = torch.tensor([[0.0, 1.0], [-1.0, 2.0]])
+    counts = torch.tensor([[1, 4], [0, 2]])
+    scores = ucb_scores(zeta, counts, iterations=4, c=math.sqrt(2))
+    def sig(v: float) -> float:
+        return 1 / (1 + math.exp(-v))
+
+    expected = [sig(0) + math.sqrt(2 * math.log(4) / 1), sig(1) + math.sqrt(2 * math.log(4) / 4),
+                math.inf, sig(2) + math.sqrt(2 * math.log(4) / 2)]
+    assert scores.flatten().tolist() == pytest.approx(expected)
+
+
+def test_subspace_selection_matches_hand_computation():
+    # op 0 plays `none`; edge 1's best op is not available.
+    ucb = torch.tensor([[9.0, 1.0, 3.0, 2.0],
+                        [0.5, 0.2, 0.1, 8.0],
+                        [7.0, 0.3, 0.4, 0.6]])
+    available = torch.ones(3, 4, dtype=torch.bool)
+    available[1, 3] = False
+    non_none = torch.tensor([False, True, True, True])
+    chosen = select_subspace(ucb, torch.zeros(3, 4), available, non_none, budget=5)
+    # Per edge: (0, op 2), (1, op 1), (2, op 3). Then by UCB: none@0 (free), op3@1 unavailable, none@2
+    # (free), op3@0 (4th), op1@0 (5th): stop.
+    assert chosen.tolist() == [[True, True, True, True],
+                               [False, True, False, False],
+                               [True, False, False, True]]
+
+
+def test_unexplored_ties_are_broken_by_sigmoid_zeta():
+    ucb = torch.full((2, 3), math.inf)
+    tie_break = torch.tensor([[0.1, 0.2, 0.9], [0.3, 0.8, 0.4]])
+    chosen = select_subspace(ucb, tie_break, torch.ones(2, 3, dtype=torch.bool), torch.ones(3, dtype=torch.bool),
+                             budget=3)
+    assert chosen.tolist() == [[False, False, True], [False, True, True]]
+
+
+def test_subspace_has_exactly_L_non_none_ops_and_one_per_edge():
+    method = _method(num_sampled=20)
+    for round_ in range(3):
+        with torch.no_grad():
+            method.zeta.normal_()
+            method.counts.random_(0, 5)
+            method.iterations.fill_(round_ + 3)
+        method._resample()
+        for cell in method.sampled:
+            real = cell & NON_NONE
+            assert int(real.sum()) == 20
+            assert bool(real.any(-1).all())
+
+
+def test_unsampled_ops_are_not_executed_and_get_no_gradient():
+    torch.manual_seed(0)
+    harness = build_harness(DdsasMethod(algorithm="ddsas", num_sampled=15), layers=3, channels=4, batch=2,
+                            image_size=8)
+    net, method = harness.net, harness.method
+    executed = set()
+    for c, cell in enumerate(net.cells):
+        for e, edge in enumerate(cell.edges):
+            for k, op in enumerate(edge.ops):
+                op.register_forward_hook(lambda *_, key=(int(cell.reduction), e, k, c): executed.add(key))
+    x, y = harness.train
+    torch.nn.functional.cross_entropy(net(x, method.forward_weights()), y).backward()
+    expected = {(int(cell.reduction), e, k, c) for c, cell in enumerate(net.cells)
+                for e, k in (method.sampled[int(cell.reduction)] & NON_NONE).nonzero().tolist()}
+    assert executed == expected
+    off = ~method.sampled
+    assert bool((method.alpha.grad[off] == 0).all()) and bool((method.zeta.grad[off] == 0).all())
+    assert method.alpha.grad[method.sampled & NON_NONE].abs().sum() > 0
+    for cell in net.cells:
+        for e, edge in enumerate(cell.edges):
+            for k, op in enumerate(edge.ops):
+                grads = [p.grad for p in op.parameters()]
+                if not method.sampled[int(cell.reduction), e, k]:
+                    assert all(g is None for g in grads)
+
+
+def test_saliency_is_the_running_mean_of_unnormalised_weights():
+    method = _method(num_sampled=20, update_every=2)
+    first_mask = method.sampled.clone()
+    first = method.unnormalised_weights().detach().clone()
+    method.after_weight_step(None)
+    assert int(method.iterations) == 0  # not yet M steps
+    method.after_weight_step(None)
+    assert int(method.iterations) == 1
+    assert torch.equal(method.counts, first_mask.long())
+    with torch.no_grad():
+        method.zeta.add_(0.5)
+        method.alpha.normal_()
+    second_mask = method.sampled.clone()
+    second = method.unnormalised_weights().detach().clone()
+    method.after_weight_step(None)
+    method.after_weight_step(None)
+    both, once_first, once_second = first_mask & second_mask, first_mask & ~second_mask, ~first_mask & second_mask
+    assert torch.allclose(method.saliency[both], (first[both] + second[both]) / 2)
+    assert torch.allclose(method.saliency[once_first], first[once_first])
+    assert torch.allclose(method.saliency[once_second], second[once_second])
+    assert bool((method.saliency[~first_mask & ~second_mask] == 0).all())
+    assert torch.equal(method.counts, first_mask.long() + second_mask.long())
+    assert int(method.iterations) == 2
+
+
+def test_shrink_removes_the_lowest_saliency_ops_at_schedule_epochs():
+    method = _method(num_sampled=28, schedule="shrink", schedule_every=2, shrink_count=14)
+    with torch.no_grad():
+        method.saliency.copy_(torch.rand_like(method.saliency) + 1.0)
+        method.saliency[:, :, 4] = torch.linspace(0.0, 0.13, 14)  # sep_conv_3x3 on every edge: lowest
+    _epoch(method, 0)
+    _epoch(method, 1)
+    assert bool(method.available.all())
+    _epoch(method, 2)
+    assert method.available.sum().item() == 2 * (112 - 14)
+    assert not method.available[:, :, 4].any()
+    assert bool((method.sampled <= method.available).all())
+    assert bool((method.sampled & NON_NONE).any(-1).all())
+
+
+def test_shrink_keeps_one_non_none_op_per_edge():
+    available = torch.ones(2, 3, dtype=torch.bool)
+    available[0, 2] = False
+    saliency = torch.tensor([[5.0, 0.1, 9.0], [0.2, 0.3, 0.4]])
+    non_none = torch.tensor([False, True, True])
+    # Lowest is op 1 of edge 0, its last non-none op: kept; then edge 1's none, op 1.
+    assert shrink_available(available, saliency, non_none, 2).tolist() == [[True, True, False],
+                                                                            [False, False, True]]
+
+
+def test_expand_adds_one_op_type_every_schedule_epochs():
+    method = _method(num_sampled=40, schedule="expand", schedule_every=2)
+    start = {"none", "skip_connect", "sep_conv_3x3"}
+
+    def ops_available() -> set[str]:
+        return {op for k, op in enumerate(PRIMITIVES) if method.available[:, :, k].all()}
+
+    assert ops_available() == start
+    assert not method.available[:, :, [k for k, op in enumerate(PRIMITIVES) if op not in start]].any()
+    # L is capped by the 2 x 14 available non-`none` ops.
+    assert int((method.sampled & NON_NONE).sum()) == 2 * 28
+    _epoch(method, 1)
+    assert ops_available() == start
+    for epoch, added in ((2, 1), (4, 2), (8, 4), (10, 5), (14, 5)):
+        _epoch(method, epoch)
+        assert ops_available() == start | set(EXPAND_ORDER[:added])
+    assert bool(method.available.all())
+
+
+def test_epoch_metrics_report_cosine_distance_and_active_ops():
+    method = _method(num_sampled=20)
+    first = method.epoch_metrics()
+    assert math.isnan(first["arch_cosine_distance"])
+    assert first["active_ops"] == 40 and first["available_ops"] == 2 * 14 * 7
+    assert method.epoch_metrics()["arch_cosine_distance"] == pytest.approx(0.0, abs=1e-7)
+    with torch.no_grad():
+        method.saliency.copy_(torch.rand_like(method.saliency))
+    distance = method.epoch_metrics()["arch_cosine_distance"]
+    assert 0.0 < distance <= 1.0
+
+
+def test_state_dict_round_trip_restores_the_bandit():
+    method = _method(num_sampled=20, update_every=1)
+    for _ in range(3):
+        method.after_weight_step(None)
+    restored = _method(num_sampled=20, update_every=1)
+    with torch.no_grad():
+        restored.zeta.normal_()
+    restored.load_state_dict(method.state_dict())
+    for name in ("sampled", "available", "counts", "saliency", "iterations", "period_steps"):
+        assert torch.equal(getattr(restored, name), getattr(method, name)), name
+    assert torch.equal(restored.forward_weights().normal, method.forward_weights().normal)
+
+
+def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    params["data"]["root"] = str(tmp_path / "raw")
+    params["grid"]["methods"] = ["ddsas_shrink"]
+    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
+    params["search"]["analysis"]["hessian_every"] = 0
+    params["search"]["methods"] = {"ddsas_shrink": {"algorithm": "ddsas", "num_sampled": 20, "update_every": 1,
+                                                    "schedule": "shrink", "schedule_every": 1}}
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(params))
+    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
+    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
+    out = tmp_path / "search"
+    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
+                    "--method", "ddsas_shrink", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
+                    str(out), "--no-progress"],
+                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["steps"] == 4
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    # Epoch 1 began with a shrink: 14 of the 112 entries per cell type left the space.
+    assert int(rows[1]["available_ops"]) < int(rows[0]["available_ops"]) == 2 * 14 * 7
+    assert all(int(r["active_ops"]) == 40 for r in rows)

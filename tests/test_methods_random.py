@@ -1,0 +1,140 @@
+"""Random search: uniform valid candidates, each trained in turn from scratch, the best one derived."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from pipeline import cli
+from pipeline.config import RandomMethod, SearchTraining, params_from_dict
+from pipeline.errors import ConfigError
+from pipeline.methods import SearchSpace, create_method
+from pipeline.search.metrics import child_weights
+from pipeline.space.primitives import PRIMITIVES
+from pipeline.stages.bench import build_harness
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = SearchSpace(PRIMITIVES)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: more threads than cores only adds contention to these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _method(seed: int = 0, **options):
+    torch.manual_seed(seed)
+    return create_method(RandomMethod(algorithm="random", **options), SPACE, SearchTraining())
+
+
+def test_candidates_are_valid_uniform_genotypes_and_seeded():
+    method = _method(candidates=60)
+    ops, inputs = Counter(), Counter()
+    for k in range(60):
+        genotype = method.genotype_of(k)  # construction validates names, inputs and `none`
+        for cell in (genotype.normal, genotype.reduce):
+            for node, pairs in enumerate(cell, start=2):
+                assert len(pairs) == 2 and pairs[0][1] != pairs[1][1]
+                ops.update(op for op, _ in pairs)
+                inputs.update((node, source) for _, source in pairs)
+    assert set(ops) == set(PRIMITIVES) - {"none"}
+    assert len(inputs) == 14  # every edge of the cell is used by some candidate
+    assert torch.equal(_method(candidates=60).candidates, method.candidates)
+    assert not torch.equal(_method(seed=1, candidates=60).candidates, method.candidates)
+
+
+def test_one_hot_weights_are_the_discretised_supernet():
+    method = _method(candidates=5)
+    for k in range(5):
+        weights = method.one_hot(k)
+        expected = child_weights(method.genotype_of(k), SPACE, torch.device("cpu"))
+        assert torch.equal(weights.normal, expected.normal) and torch.equal(weights.reduce, expected.reduce)
+        assert weights.normal.sum() == 8 and weights.reduce.sum() == 8
+
+
+def test_candidates_train_in_turn_from_scratch_and_the_best_is_derived():
+    torch.manual_seed(0)
+    harness = build_harness(RandomMethod(algorithm="random", candidates=3, train_epochs=2), layers=3, channels=4,
+                            batch=2, image_size=8)
+    method, ctx = harness.method, harness.ctx
+    assert method.arch_parameters() == [] and not method.updates_architecture(0)
+    scores = [40.0, 70.0, 55.0]
+    w = SearchTraining().weights
+    for epoch in range(6):
+        ctx.epoch = epoch
+        before = harness.net.classifier.weight.detach().clone()
+        method.on_epoch_start(ctx)
+        assert int(method.current) == epoch // 2
+        fresh = epoch % 2 == 0
+        assert (not torch.equal(before, harness.net.classifier.weight)) == fresh
+        assert (len(ctx.w_optimizer.state) == 0) == fresh
+        # Every candidate gets the same cosine schedule over its own train_epochs.
+        expected_lr = w.lr if fresh else w.lr_min + (w.lr - w.lr_min) / 2
+        assert ctx.w_optimizer.param_groups[0]["lr"] == pytest.approx(expected_lr)
+        assert torch.isfinite(harness.step())
+        method.on_validation(epoch, scores[epoch // 2] - (0 if epoch % 2 else 30))
+    assert method.scores.tolist() == scores
+    assert method.derive() == method.genotype_of(1)
+    assert method.epoch_metrics() == {"candidate": 2, "candidate_valid_acc": 55.0, "best_candidate": 1}
+
+
+def test_state_dict_restores_candidates_and_scores():
+    method = _method(candidates=4)
+    method.scores[:2] = torch.tensor([10.0, 30.0])
+    method.current.fill_(2)
+    restored = _method(seed=5, candidates=4)
+    restored.load_state_dict(method.state_dict())
+    assert torch.equal(restored.candidates, method.candidates)
+    assert restored.scores[:2].tolist() == [10.0, 30.0] and math.isnan(float(restored.scores[3]))
+    assert restored.derive() == method.genotype_of(1)
+
+
+def test_epochs_must_equal_candidates_times_train_epochs():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["search"]["methods"]["random"] = {"algorithm": "random", "candidates": 3, "train_epochs": 2}
+    with pytest.raises(ConfigError, match=r"search.methods.random: 3 candidates x 2 train_epochs = 6"):
+        params_from_dict(raw)
+    raw["search"]["methods"]["random"]["overrides"] = {"epochs": 6}
+    assert params_from_dict(raw).search_settings("random").epochs == 6
+
+
+def test_random_search_runs_end_to_end_through_the_cli(tmp_path: Path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tracking"]["enabled"] = False
+    params["data"]["root"] = str(tmp_path / "raw")
+    params["grid"]["methods"] = ["random"]
+    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
+    # The demo's Hessian analysis stays on: a method without architecture parameters must skip it.
+    params["search"]["methods"] = {"random": {"algorithm": "random", "candidates": 2, "train_epochs": 1}}
+    config = tmp_path / "params.yaml"
+    config.write_text(yaml.safe_dump(params))
+    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
+    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
+    out = tmp_path / "search"
+    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
+                    "--method", "random", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
+                    str(out), "--no-progress"],
+                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["epochs"] == 2 and summary["steps"] == 4
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["candidate"]) for r in rows] == [0, 1]
+    scores = [float(r["candidate_valid_acc"]) for r in rows]
+    assert scores == [float(r["valid_acc"]) for r in rows]
+    best = int(rows[-1]["best_candidate"])
+    assert scores[best] == max(scores)
+    assert json.loads((out / "architecture.json").read_text())["method_state"]["scores"] == scores

@@ -1,0 +1,56 @@
+"""Every registered method: two search steps on a tiny supernet, finite throughout, a valid genotype."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+import torch
+
+from pipeline.config import MethodConfig
+from pipeline.methods import SearchSpace, create_method, list_methods
+from pipeline.space.genotype import genotype_from_dict, genotype_to_dict
+from pipeline.space.primitives import SPACES
+from pipeline.stages.bench import build_harness
+
+# algorithm name -> its config class, read off the params schema's tagged union
+CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
+                  for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two shared cores: more threads than cores only adds contention to these tiny networks.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_every_schema_algorithm_is_registered():
+    assert sorted(CONFIG_CLASSES) == list_methods()
+
+
+@pytest.mark.parametrize("algorithm", list_methods())
+def test_method_runs_two_steps_and_derives_a_valid_genotype(algorithm):
+    torch.manual_seed(0)
+    config = CONFIG_CLASSES[algorithm](algorithm=algorithm)
+    harness = build_harness(config, layers=3, channels=4, batch=2, image_size=8)
+    method = harness.method
+    for _ in range(2):
+        assert torch.isfinite(harness.step())
+        for param in method.arch_parameters():
+            assert bool(torch.isfinite(param).all())
+    for weights in (method.forward_weights(), method.eval_weights(), method.mixing_probabilities()):
+        assert weights.normal.shape == weights.reduce.shape == SearchSpace(SPACES[config.primitives]).shape
+        assert bool(torch.isfinite(weights.normal).all() and torch.isfinite(weights.reduce).all())
+    with torch.no_grad():
+        assert bool(torch.isfinite(harness.net(harness.valid[0], method.eval_weights())).all())
+    genotype = method.derive()
+    assert genotype_from_dict(genotype_to_dict(genotype)) == genotype
+    assert genotype.nodes == 4
+    assert all(isinstance(value, int | float) for value in method.epoch_metrics().values())
+    # What a checkpoint holds is enough to rebuild the method's state in a fresh instance.
+    fresh = create_method(config, method.space, method.training_settings)
+    fresh.load_state_dict(method.state_dict())
+    assert fresh.derive() == genotype
