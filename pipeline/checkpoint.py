@@ -42,9 +42,13 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     tmp_link = directory / f".{PREVIOUS}.link"
     if current.exists():
         # Hard-link first so the previous checkpoint survives even if the new write fails midway.
-        tmp_link.unlink(missing_ok=True)
-        os.link(current, tmp_link)
-        os.replace(tmp_link, directory / PREVIOUS)
+        try:
+            tmp_link.unlink(missing_ok=True)
+            os.link(current, tmp_link)
+            os.replace(tmp_link, directory / PREVIOUS)
+        except OSError as exc:  # a read-only or full filesystem: say so instead of a traceback
+            raise CheckpointError(f"cannot write a checkpoint in {directory}: {exc.strerror or exc}; "
+                                  f"the previous checkpoint {current} is kept") from exc
     atomic_write_bytes(current, blob)
     return current
 
@@ -77,7 +81,9 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
             log.warning("resuming from the previous checkpoint %s", path)
         return state
     if problems:
-        raise CheckpointError("no usable checkpoint: " + "; ".join(problems))
+        # Starting afresh would overwrite the evidence (and maybe weeks of training): the user decides.
+        raise CheckpointError(f"no usable checkpoint in {directory}: " + "; ".join(problems)
+                              + ". Restore one from a backup, or delete them to start the run afresh.")
     return None
 
 

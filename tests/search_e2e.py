@@ -30,6 +30,9 @@ def tiny_params(directory: Path, methods: dict[str, dict[str, Any]], **search: A
     raw["tracking"]["enabled"] = False
     raw["search"].update(TINY_SEARCH, methods=methods, **search)
     raw["search"]["analysis"].update(hessian_every=1, hessian_iterations=2)
+    # Per-method retrain settings may only name defined methods.
+    overrides = raw["retrain"].get("method_overrides", {})
+    raw["retrain"]["method_overrides"] = {name: value for name, value in overrides.items() if name in methods}
     path = directory / "params.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path

@@ -15,7 +15,7 @@ from pipeline.methods.drnas import concentration
 from pipeline.search.loop import SearchJob, run_search
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
 from pipeline.space.supernet import MixedOp, Supernet
-from pipeline.space.widen import EdgeMapping, widen_mixed_op, widen_optimizer, widen_tensor
+from pipeline.space.widen import EdgeMapping, draw_edge_mapping, widen_mixed_op, widen_optimizer, widen_tensor
 
 SPACE = SearchSpace(PRIMITIVES_NO_NONE, nodes=2)
 STAGES = [{"epochs": 1, "partial_k": 4, "keep_ops": 7}, {"epochs": 2, "partial_k": 2, "keep_ops": 4}]
@@ -280,3 +280,14 @@ def test_search_command_runs_progressive_drnas(tmp_path):
     assert summary["epochs"] == 2 and summary["steps"] == 4
     assert [row["stage"] for row in history] == ["0.0", "1.0"]
     assert float(history[1]["entropy_normal_max"]) <= torch.log(torch.tensor(4.0)).item() + 1e-5
+
+
+def test_single_channel_normal_edges_widen():
+    # C = K on a normal edge leaves one channel per op: no FactorizedReduce there, so no halves to map.
+    torch.manual_seed(0)
+    op = MixedOp(4, 1, PRIMITIVES_NO_NONE, partial_k=4)
+    mapping = draw_edge_mapping(1, 2)
+    assert mapping.halves is None
+    widen_mixed_op(op, 2, mapping)
+    out = op(torch.randn(2, 4, 6, 6), torch.full((7,), 1 / 7), list(range(7)))
+    assert out.shape == (2, 4, 6, 6)

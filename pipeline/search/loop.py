@@ -92,6 +92,7 @@ class _Parts:
     train_loader: torch.utils.data.DataLoader
     valid_loader: torch.utils.data.DataLoader
     criterion: nn.Module
+    grad_clip: float
 
 
 def _build(job: SearchJob) -> _Parts:
@@ -131,7 +132,7 @@ def _build(job: SearchJob) -> _Parts:
     a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
                                     weight_decay=settings.arch.weight_decay) if arch_params else None)
     return _Parts(device, net, method, w_optimizer, a_optimizer, scheduler, train_loader, valid_loader,
-                  nn.CrossEntropyLoss())
+                  nn.CrossEntropyLoss(), settings.weights.grad_clip)
 
 
 def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
@@ -174,7 +175,7 @@ def _position_valid(parts: _Parts, state: SearchState) -> Iterator[Any]:
     """A cycling validation iterator positioned after the `valid_batches_seen` batches already used."""
     sampler = parts.valid_loader.sampler
     sampler.set_epoch(0)
-    per_pass = len(parts.valid_loader)
+    per_pass = len(parts.valid_loader)  # batches in a full pass (measured at start position 0)
     sampler.set_epoch(state.valid_batches_seen // per_pass)
     sampler.set_start(state.valid_batches_seen % per_pass, parts.valid_loader.batch_size)
     return cycle_batches(parts.valid_loader)
@@ -267,6 +268,8 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
                 bar.update(1)
                 if stop.requested:
                     bar.close()
+                    # The steps kept in this checkpoint cost time too: summary.json reports the search's cost.
+                    state.wall_time_s += time.perf_counter() - epoch_start
                     save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice))
                     raise Preempted(f"{stop.requested}: checkpoint saved at epoch {state.epoch} step "
                                     f"{state.step_in_epoch}; rerun the same command to resume")
@@ -306,7 +309,7 @@ def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tens
     if not _check_finite("training loss", loss.detach(), state, job):
         return
     loss.backward()
-    nn.utils.clip_grad_norm_(parts.net.weights(), job.params.search_settings(job.method).weights.grad_clip)
+    nn.utils.clip_grad_norm_(parts.net.weights(), parts.grad_clip)
     ctx.w_optimizer.step()
     method.after_weight_step(ctx)
     hits, count = accuracy_counts(logits.detach(), train[1])

@@ -42,11 +42,12 @@ class Widened:
 class EdgeMapping:
     """The mapping g of one mixed op: new channel j copies old channel `channels[j]`.
 
-    `halves` map the output channels of FactorizedReduce's two half-width convs.
+    `halves` map the output channels of FactorizedReduce's two half-width convs; None on edges too narrow
+    to have them (one channel per op: only stride-1 edges, which have no FactorizedReduce, are that narrow).
     """
 
     channels: torch.Tensor
-    halves: tuple[torch.Tensor, torch.Tensor]
+    halves: tuple[torch.Tensor, torch.Tensor] | None
 
 
 def random_mapping(old: int, new: int) -> torch.Tensor:
@@ -59,7 +60,7 @@ def random_mapping(old: int, new: int) -> torch.Tensor:
 def draw_edge_mapping(old: int, new: int) -> EdgeMapping:
     """The random mapping of one edge widened from `old` to `new` op channels (global torch RNG)."""
     channels = random_mapping(old, new)
-    halves = (random_mapping(old // 2, new // 2), random_mapping(old // 2, new // 2))
+    halves = (random_mapping(old // 2, new // 2), random_mapping(old // 2, new // 2)) if old >= 2 else None
     return EdgeMapping(channels, halves)
 
 
@@ -106,6 +107,7 @@ def widen_batchnorm(bn: nn.BatchNorm2d, index: torch.Tensor) -> list[Widened]:
 
 
 def _widen_factorized_reduce(op: FactorizedReduce, mapping: EdgeMapping) -> list[Widened]:
+    assert mapping.halves is not None, "FactorizedReduce always has at least one channel per half"
     first, second = mapping.halves
     half = op.conv_1.out_channels
     widened = widen_conv(op.conv_1, mapping.channels, first) + widen_conv(op.conv_2, mapping.channels, second)
