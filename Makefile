@@ -5,7 +5,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-CORES ?= 2
+CORES ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: setup demo test lint report clean-results
 

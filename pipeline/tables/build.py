@@ -85,6 +85,11 @@ def dataset_table(runs: pd.DataFrame, dataset: str, grid: Grid) -> Table:
     )
 
 
+DEMO_IMAGENET = "imagenet_demo"
+_DEMO_NOTE = ("Our rows were trained on `imagenet_demo`, the offline stand-in that prepare writes from digits "
+              "(10 classes of upscaled PNGs), not on ILSVRC2012: set data.imagenet_root to a real ImageNet tree.")
+
+
 def imagenet_table(runs: pd.DataFrame, grid: Grid) -> Table:
     """ImageNet transfer per (searched-on dataset, method), then the papers' mobile-setting rows."""
     rows = []
@@ -106,11 +111,14 @@ def imagenet_table(runs: pd.DataFrame, grid: Grid) -> Table:
         "search_cost_days": entry.get("search_cost"), "search_cost_unit": GPU_DAYS, "status": PAPER_ONLY,
     } for method, entry in paper_imagenet().items()]
     frame = typed_frame(rows, _IMAGENET_KEYS, integers=COUNT_KEYS, texts=_TEXT_KEYS)
+    demo = bool((runs["trained_on"] == DEMO_IMAGENET).any())
     return Table(
         name=IMAGENET,
-        title="ImageNet: transfer of the searched cells (mobile setting)",
+        title="ImageNet: transfer of the searched cells (mobile setting)"
+        + (" — ours on the offline demo stand-in" if demo else ""),
         notes=(_SEED_NOTE, _COST_NOTE, "Paper rows: pipeline/reference/paper_results.yaml, section "
-                                       "`imagenet_mobile` (14 cells, C=48)."),
+                                       "`imagenet_mobile` (14 cells, C=48).")
+        + ((_DEMO_NOTE,) if demo else ()),
         frame=frame,
         columns=(
             Column("searched on", "searched_on", kind="text"),

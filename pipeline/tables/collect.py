@@ -25,6 +25,9 @@ _ERROR_CHARS = 80
 _SEARCH_FIELDS = ("search_cost_days", "search_on_cpu", "peak_memory_mb")
 _RETRAIN_FIELDS = ("test_error", "test_acc", "params_m", "mult_adds_m")
 _TRANSFER_FIELDS = ("top1_error", "top5_error", "params_m", "mult_adds_m")
+# Text columns taken from metrics.json under another name: transfer's `dataset` is what it trained on
+# (ILSVRC2012, or the offline demo stand-in), not the dataset the cell was searched on.
+_TRANSFER_TEXT = {"trained_on": "dataset"}
 _KEYS = ("dataset", "method", "seed", "status", "reason")
 
 
@@ -45,12 +48,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def collect_retrain_runs(results: Path, grid: Grid) -> pd.DataFrame:
     """Every (dataset, method, seed) of the grid, in grid order, with retrain metrics and search cost."""
-    return _collect(results, grid, retrain_dir, "retrain", _RETRAIN_FIELDS)
+    return _collect(results, grid, retrain_dir, "retrain", _RETRAIN_FIELDS, {})
 
 
 def collect_transfer_runs(results: Path, grid: Grid) -> pd.DataFrame:
     """Every (searched-on dataset, method, seed) of the grid with its ImageNet transfer metrics."""
-    return _collect(results, grid, transfer_dir, "transfer", _TRANSFER_FIELDS)
+    return _collect(results, grid, transfer_dir, "transfer", _TRANSFER_FIELDS, _TRANSFER_TEXT)
 
 
 def collect_histories(results: Path, grid: Grid, dataset: str) -> pd.DataFrame:
@@ -82,7 +85,7 @@ def read_arch_weights(path: Path) -> list[dict[str, Any]]:
 
 
 def _collect(results: Path, grid: Grid, stage_dir: Callable[[Path, str, str, int], Path], stage: str,
-             fields: tuple[str, ...]) -> pd.DataFrame:
+             fields: tuple[str, ...], texts: dict[str, str]) -> pd.DataFrame:
     """One row per planned run of `stage` (retrain or transfer), each with the search summary's fields."""
     rows = []
     for dataset in grid.datasets:
@@ -96,20 +99,21 @@ def _collect(results: Path, grid: Grid, stage_dir: Callable[[Path, str, str, int
                     ("genotype", genotype),
                     (f"{stage}/metrics.json", target / "metrics.json"),
                 ]
-                rows.append(_run_row(dataset, method, seed, chain, [search, genotype, target], fields)
+                rows.append(_run_row(dataset, method, seed, chain, [search, genotype, target], fields, texts)
                             | _search_fields(search))
-    frame = pd.DataFrame(rows, columns=[*_KEYS, *fields, *_SEARCH_FIELDS])
+    frame = pd.DataFrame(rows, columns=[*_KEYS, *fields, *texts, *_SEARCH_FIELDS])
     return frame.astype(dict.fromkeys([*fields, "search_cost_days", "peak_memory_mb"], "float64"))
 
 
 def _run_row(dataset: str, method: str, seed: int, chain: list[tuple[str, Path]], outputs: list[Path],
-             fields: tuple[str, ...]) -> dict[str, Any]:
+             fields: tuple[str, ...], texts: dict[str, str]) -> dict[str, Any]:
     """Status, reason and metric fields of one run; `chain` (artefacts) and `outputs` (the stages' --out
     paths) list upstream first, so the failure nearest the missing metrics is the one reported."""
-    row: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed} | dict.fromkeys(fields)
+    row: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed} | dict.fromkeys([*fields, *texts])
     metrics = read_json(chain[-1][1])
     if metrics is not None:
-        return row | {"status": "ok", "reason": ""} | {key: metrics.get(key) for key in fields}
+        return (row | {"status": "ok", "reason": ""} | {key: metrics.get(key) for key in fields}
+                | {column: metrics.get(key) for column, key in texts.items()})
     for out in reversed(outputs):
         failure = read_json(failure_marker(out))
         if failure is not None:
