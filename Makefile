@@ -32,4 +32,4 @@ report: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) all_tables --report report.html
 
 clean-results:
-	rm -rf results .snakemake mlflow.db mlartifacts
+	rm -rf results logs .snakemake mlflow.db mlflow.db.lock mlartifacts

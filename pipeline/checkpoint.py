@@ -98,6 +98,35 @@ def check_same_config(saved: dict[str, Any], current: dict[str, Any], where: Pat
         )
 
 
+def load_resumable(directory: Path, config: dict[str, Any], *, restart_on_change: bool,
+                   may_modify: bool = True) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None to start afresh.
+
+    A checkpoint written with other settings is refused (`check_same_config`) unless `restart_on_change`:
+    then it is renamed `*.stale.pt` with a warning naming what changed, and the run starts over. The
+    workflow engines pass that flag, because they rerun a stage precisely when its params changed; by
+    hand, mixing settings by accident is the bigger risk. Under DDP only rank 0 (`may_modify`) renames.
+    """
+    directory = Path(directory)
+    saved = load_checkpoint(directory)
+    if saved is None:
+        return None
+    if not restart_on_change:
+        check_same_config(saved["config"], config, directory / CURRENT)
+        return saved
+    differing = _diff(saved["config"], config)
+    if not differing:
+        return saved
+    if may_modify:
+        for name in (CURRENT, PREVIOUS):
+            path = directory / name
+            if path.exists():
+                os.replace(path, path.with_suffix(".stale.pt"))
+    log.warning("%s: settings changed (%s); starting afresh, the old checkpoint is kept as checkpoint.stale.pt",
+                directory, "; ".join(key for key, _, _ in differing[:8]))
+    return None
+
+
 def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[tuple[str, Any, Any]] = []

@@ -116,6 +116,7 @@ def test_random_search_runs_end_to_end_through_the_cli(tmp_path: Path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["tracking"]["enabled"] = False
     params["data"]["root"] = str(tmp_path / "raw")
+    params["retrain"]["method_overrides"] = {}  # only for methods this file defines
     params["grid"]["methods"] = ["random"]
     params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
     # The demo's Hessian analysis stays on: a method without architecture parameters must skip it.

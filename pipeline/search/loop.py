@@ -27,8 +27,7 @@ from pipeline.analysis.hessian import dominant_hessian_eigenvalue
 from pipeline.checkpoint import (
     Preempted,
     StopRequest,
-    check_same_config,
-    load_checkpoint,
+    load_resumable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -60,6 +59,7 @@ class SearchJob:
     prepared_dir: Path
     out_dir: Path
     allow_nan_skip: int = 0
+    restart_on_change: bool = False
     progress: bool = True
     on_epoch_end: EpochCallback | None = None
 
@@ -225,9 +225,8 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     config_slice = job.params.search_slice(job.method) | {"dataset": job.dataset, "seed": job.seed}
     parts = _build(job)
     state = SearchState()
-    saved = load_checkpoint(job.out_dir)
+    saved = load_resumable(job.out_dir, config_slice, restart_on_change=job.restart_on_change)
     if saved is not None:
-        check_same_config(saved["config"], config_slice, job.out_dir / "checkpoint.pt")
         state = _restore(parts, saved)
         log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
     autocast = _autocast(job.params, parts.device)

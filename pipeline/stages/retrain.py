@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
 from pipeline.space.genotype import Genotype, genotype_to_dict, load_genotype
-from pipeline.stages.common import add_params_argument, add_progress_argument
+from pipeline.stages.common import add_params_argument, add_run_control_arguments
 
 if TYPE_CHECKING:
     from torch import nn
@@ -35,9 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options retrain and transfer share."""
-    parser.add_argument("--allow-nan-skip", type=int, default=0, metavar="N",
-                        help="skip up to N batches with a non-finite loss instead of stopping")
-    add_progress_argument(parser)
+    add_run_control_arguments(parser)
 
 
 def method_of(args: argparse.Namespace, genotype: Genotype) -> str:
@@ -88,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
             config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
+            restart_on_change=args.restart_on_change,
             progress=args.progress,
         )
         metrics = train_and_report(

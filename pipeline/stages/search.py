@@ -16,7 +16,7 @@ from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
-from pipeline.stages.common import add_params_argument, add_progress_argument
+from pipeline.stages.common import add_params_argument, add_run_control_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/search/D/M/seedS")
-    parser.add_argument("--allow-nan-skip", type=int, default=0, metavar="N",
-                        help="skip up to N batches with a non-finite loss instead of stopping")
-    add_progress_argument(parser)
+    add_run_control_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
         job = SearchJob(params=params, method=args.method, dataset=args.dataset, seed=args.seed,
                         prepared_dir=args.prepared or Path("results/data") / args.dataset, out_dir=out,
-                        allow_nan_skip=args.allow_nan_skip, progress=args.progress, on_epoch_end=on_epoch_end)
+                        allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
+                        progress=args.progress, on_epoch_end=on_epoch_end)
         summary, state = run_search(job)
         # A resumed run rewrites its files from the checkpointed history, so they are complete either way.
         write_csv(out / "history.csv", state.history)

@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             config=transfer_slice(params, genotype, dataset, num_classes, searched_on, method, args.seed,
                                   ctx.world_size),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
+            restart_on_change=args.restart_on_change,
             progress=args.progress,
         )
         metrics = train_and_report(

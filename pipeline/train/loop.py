@@ -28,11 +28,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.checkpoint import (
-    CURRENT,
     Preempted,
     StopRequest,
-    check_same_config,
-    load_checkpoint,
+    load_resumable,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -85,6 +83,7 @@ class TrainJob:
     runtime: RuntimeConfig
     num_workers: int = 0
     allow_nan_skip: int = 0
+    restart_on_change: bool = False
     progress: bool = True
     on_epoch_end: EpochCallback | None = None
 
@@ -189,10 +188,10 @@ def _rank_seed(seed: int, rank: int) -> int:
 
 def _resume(job: TrainJob, ctx: DistContext, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
     """Every rank loads the same checkpoint (DDP's first broadcast would fix weights, not RNGs or state)."""
-    saved = load_checkpoint(job.out_dir)
+    saved = load_resumable(job.out_dir, job.config, restart_on_change=job.restart_on_change,
+                           may_modify=ctx.rank == 0)
     if saved is None:
         return TrainState()
-    check_same_config(saved["config"], job.config, job.out_dir / CURRENT)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     set_rng_state(saved["rng"][ctx.rank])

@@ -1,0 +1,24 @@
+# prepare: fix a dataset's splits (and write the demo ImageNet tree) once, for every method and seed.
+
+
+rule prepare:
+    input:
+        params=PARAMS_INPUT,
+    output:
+        # Written last, so its presence means the splits (or the demo tree) are complete.
+        manifest="results/data/{dataset}/manifest.json",
+    log:
+        "logs/prepare/{dataset}.log",
+    params:
+        slice=prepare_slice,
+    threads: res("prepare").cpus_per_task
+    resources:
+        gpu=res("prepare").gpu,
+        mem_mb=res("prepare").mem_mb,
+        runtime=res("prepare").runtime,
+        cpus_per_task=res("prepare").cpus_per_task,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "exec python -m pipeline prepare --params {input.params:q} --dataset {wildcards.dataset}"
+        " --out $(dirname {output.manifest:q}) > {log:q} 2>&1"

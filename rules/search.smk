@@ -1,0 +1,31 @@
+# search: one method variant on one dataset with one seed.
+
+
+rule search:
+    input:
+        params=PARAMS_INPUT,
+        manifest="results/data/{dataset}/manifest.json",
+    output:
+        # The files the stage rewrites at the end; summary.json comes last. checkpoint.pt is deliberately
+        # not an output: Snakemake deletes outputs before a job runs, and a retried or requeued job must
+        # find its checkpoint to resume.
+        history="results/search/{dataset}/{method}/seed{seed}/history.csv",
+        arch_weights="results/search/{dataset}/{method}/seed{seed}/arch_weights.jsonl",
+        architecture="results/search/{dataset}/{method}/seed{seed}/architecture.json",
+        summary="results/search/{dataset}/{method}/seed{seed}/summary.json",
+    log:
+        "logs/search/{dataset}/{method}/seed{seed}.log",
+    params:
+        slice=search_slice,
+    threads: res("search").cpus_per_task
+    resources:
+        gpu=res("search").gpu,
+        mem_mb=res("search").mem_mb,
+        runtime=res("search").runtime,
+        cpus_per_task=res("search").cpus_per_task,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "exec python -m pipeline search --params {input.params:q} --dataset {wildcards.dataset}"
+        " --method {wildcards.method} --seed {wildcards.seed} --restart-on-change"
+        " --out $(dirname {output.summary:q}) > {log:q} 2>&1"

@@ -1,0 +1,26 @@
+# tables: the papers' tables and figures from every metrics file of the grid.
+
+
+rule tables:
+    input:
+        params=PARAMS_INPUT,
+        grid=grid_outputs(),
+    output:
+        tables=table_files(),
+        # index.md is written last.
+        index="results/tables/index.md",
+    log:
+        "logs/tables.log",
+    params:
+        slice=tables_slice,
+    threads: res("tables").cpus_per_task
+    resources:
+        gpu=res("tables").gpu,
+        mem_mb=res("tables").mem_mb,
+        runtime=res("tables").runtime,
+        cpus_per_task=res("tables").cpus_per_task,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "exec python -m pipeline tables --params {input.params:q} --results results"
+        " --out $(dirname {output.index:q}) --figures results/figures > {log:q} 2>&1"

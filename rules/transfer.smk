@@ -1,0 +1,28 @@
+# transfer: train a genotype's ImageNet network (mobile setting); only when grid.transfer is true.
+# The genotype's search dataset stays in the path, so genotypes from different datasets never collide.
+
+
+rule transfer:
+    input:
+        params=PARAMS_INPUT,
+        genotype=rules.derive.output.genotype,
+        imagenet=imagenet_input,
+    output:
+        history="results/transfer/imagenet/{dataset}/{method}/seed{seed}/history.csv",
+        metrics="results/transfer/imagenet/{dataset}/{method}/seed{seed}/metrics.json",
+    log:
+        "logs/transfer/{dataset}/{method}/seed{seed}.log",
+    params:
+        slice=transfer_slice,
+        launch=launcher("transfer"),
+    threads: res("transfer").cpus_per_task
+    resources:
+        gpu=res("transfer").gpu,
+        mem_mb=res("transfer").mem_mb,
+        runtime=res("transfer").runtime,
+        cpus_per_task=res("transfer").cpus_per_task,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "exec {params.launch} transfer --params {input.params:q} --genotype {input.genotype:q}"
+        " --seed {wildcards.seed} --restart-on-change --out $(dirname {output.metrics:q}) > {log:q} 2>&1"

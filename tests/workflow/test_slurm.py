@@ -1,0 +1,60 @@
+"""The workflow on a real SLURM cluster through `--profile slurm`, as a user types it from the repo root.
+
+CI starts a one-node cluster with `.ci/slurm.sh start`; elsewhere the test is skipped when no SLURM
+client is installed or no node is idle. Only cluster-specific values are given, the way a user would:
+the partition through SLURM_PARTITION and small resources in params.yaml.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from workflow_support import BIN, expected_tables, run, tool_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+
+def _idle_partition() -> str:
+    """The partition of an idle node, or skip with the reason."""
+    if shutil.which("sinfo") is None:
+        pytest.skip("no SLURM client (sinfo) on PATH; CI starts a cluster with `bash .ci/slurm.sh start`")
+    proc = subprocess.run(["sinfo", "-h", "-o", "%P %T"], capture_output=True, text=True, timeout=30)
+    for line in proc.stdout.splitlines():
+        partition, state = line.split()
+        if state == "idle":
+            return partition.rstrip("*")
+    pytest.skip(f"no idle SLURM node (sinfo: {proc.stdout.strip() or proc.stderr.strip()})")
+
+
+def test_profile_runs_the_tiny_grid_as_slurm_jobs(tiny_repo: Path) -> None:
+    partition = _idle_partition()
+    env = tool_env(SLURM_PARTITION=partition, SNAKEMAKE_SLURM_INIT_SECONDS="5")
+    run([str(BIN / "snakemake"), "--profile", "slurm", "all_tables"], cwd=tiny_repo, timeout=900, env=env)
+
+    params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    for table in expected_tables(params):
+        assert (tiny_repo / table).is_file(), f"{table} missing"
+
+    logs = sorted((tiny_repo / ".snakemake/slurm_logs").rglob("*.log"))
+    rules = {log.relative_to(tiny_repo / ".snakemake/slurm_logs").parts[0] for log in logs}
+    assert {"rule_prepare", "rule_search", "rule_derive", "rule_retrain", "rule_transfer",
+            "rule_tables"} <= rules, rules
+    job_ids = {int(log.stem) for log in logs if re.fullmatch(r"\d+", log.stem)}
+    assert len(job_ids) == len(logs), [log.name for log in logs]
+
+    # The jobs were real SLURM jobs in the partition asked for, and they completed (MinJobAge keeps
+    # finished jobs visible to squeue for a while).
+    listed = subprocess.run(
+        ["squeue", "-h", "--states=all", "-o", "%i %P %T", "-j", ",".join(map(str, sorted(job_ids)))],
+        capture_output=True, text=True, timeout=30,
+    ).stdout.split("\n")
+    seen = {int(i): (p, s) for i, p, s in (line.split() for line in listed if line.strip())}
+    assert seen, "squeue lists none of the workflow's jobs"
+    for job_id in job_ids:
+        if job_id in seen:
+            assert seen[job_id] == (partition, "COMPLETED"), (job_id, seen[job_id])

@@ -1,0 +1,139 @@
+"""The Snakemake workflow: lint, a real local run on the tiny grid, and params edits that rerun exactly
+the stages that read the edited key."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake_plan import plan
+from workflow_support import BIN, REPO, copy_repo, expected_tables, run, write_params
+
+pytestmark = pytest.mark.slow
+
+SNAKEMAKE = str(BIN / "snakemake")
+
+
+def test_lint_passes_and_slurm_profile_resolves_from_repo_root(tmp_path: Path) -> None:
+    root = copy_repo(tmp_path)
+    lint = run([SNAKEMAKE, "--lint"], cwd=root, timeout=120)
+    assert "Congratulations" in lint.stdout + lint.stderr
+    # `--profile slurm` as typed from the root must find slurm/config.yaml (a dry run needs no cluster).
+    dry = run([SNAKEMAKE, "--profile", "slurm", "-n", "all_tables"], cwd=root, timeout=120)
+    assert "Using profiles slurm and workflow specific profile profiles/default" in dry.stderr
+
+
+def test_conda_env_lists_the_package_dependencies_and_installs_the_package() -> None:
+    env = yaml.safe_load((REPO / "envs/pipeline.yaml").read_text())
+    assert "conda-forge" in env["channels"]
+    conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
+    assert any(d.startswith("python=3.11") for d in conda_deps)
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    pip_names = {_requirement_name(req) for req in pip}
+    project = _pyproject_dependencies()
+    assert project <= pip_names, f"missing from envs/pipeline.yaml: {sorted(project - pip_names)}"
+    post_deploy = (REPO / "envs/pipeline.post-deploy.sh").read_text()
+    assert "pip install --no-deps --editable ." in post_deploy
+
+
+def _requirement_name(requirement: str) -> str:
+    for sep in ("[", ">", "<", "=", "!", "~", ";", " "):
+        requirement = requirement.split(sep, 1)[0]
+    return requirement.strip().lower()
+
+
+def _pyproject_dependencies() -> set[str]:
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return {_requirement_name(req) for req in project["dependencies"]}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_repo: Path) -> Path:
+    """The tiny grid run for real with 2 cores, MLflow tracking into a brand-new SQLite store."""
+    write_params(tiny_repo, {"tracking": {"enabled": True}})
+    run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=tiny_repo, timeout=900)
+    return tiny_repo
+
+
+def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run: Path) -> None:
+    params = yaml.safe_load((finished_run / "params.yaml").read_text())
+    for table in expected_tables(params):
+        path = finished_run / table
+        assert path.is_file() and path.stat().st_size > 0, f"{table} missing or empty"
+    again = run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=finished_run, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -> None:
+    # Several stages started together on a store that did not exist: each run must be there, each
+    # search/derive/retrain/transfer run under the one parent of its (dataset, method, seed).
+    with sqlite3.connect(finished_run / "mlflow.db") as db:
+        stages = db.execute(
+            "SELECT t.value, COUNT(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'stage' AND r.lifecycle_stage = 'active' GROUP BY t.value"
+        ).fetchall()
+        parents = db.execute(
+            "SELECT COUNT(*) FROM runs r JOIN tags t ON t.run_uuid = r.run_uuid "
+            "WHERE t.key = 'pipeline.parent_key' AND r.lifecycle_stage = 'active'"
+        ).fetchone()[0]
+    counts = dict(stages)
+    for stage in ("search", "retrain", "transfer"):
+        assert counts.get(stage) == 2, counts
+    assert parents == 2
+
+
+def _jobs_by_rule(jobs: list) -> dict[str, set[str]]:
+    """Stage jobs (target rules like all_tables run nothing) grouped by rule: the methods they run for."""
+    out: dict[str, set[str]] = {}
+    for job in jobs:
+        if job.shell is not None:
+            out.setdefault(job.rule, set()).add(job.wildcards.get("method", ""))
+    return out
+
+
+def _edit_and_plan(root: Path, edit: dict) -> list:
+    original = (root / "params.yaml").read_text()
+    try:
+        write_params(root, edit)
+        return plan(root, "all_tables")
+    finally:
+        (root / "params.yaml").write_text(original)
+
+
+def test_retrain_edit_reruns_only_retrain_and_tables(finished_run: Path) -> None:
+    # Transfer trains from the genotype, not from the retrained network, so it is not downstream.
+    jobs = _edit_and_plan(finished_run, {"retrain": {"lr": 0.05}})
+    assert _jobs_by_rule(jobs) == {"retrain": {"darts_1st", "darts_2nd"}, "tables": {""}}
+    for job in jobs:
+        if job.rule == "retrain":
+            assert job.reason.startswith("Params have changed since last execution"), job.reason
+
+
+def test_one_methods_search_edit_reruns_only_that_methods_chain(finished_run: Path) -> None:
+    edit = {"search": {"methods": {"darts_2nd": {"overrides": {"batch_size": 4}}}}}
+    jobs = _edit_and_plan(finished_run, edit)
+    assert _jobs_by_rule(jobs) == {
+        "search": {"darts_2nd"}, "derive": {"darts_2nd"}, "retrain": {"darts_2nd"},
+        "transfer": {"darts_2nd"}, "tables": {""},
+    }
+    search = next(job for job in jobs if job.rule == "search")
+    assert search.reason.startswith("Params have changed since last execution"), search.reason
+
+
+def test_shared_search_edit_reruns_every_search_and_downstream(finished_run: Path) -> None:
+    jobs = _edit_and_plan(finished_run, {"search": {"arch": {"lr": 6.0e-4}}})
+    assert _jobs_by_rule(jobs) == {
+        "search": {"darts_1st", "darts_2nd"}, "derive": {"darts_1st", "darts_2nd"},
+        "retrain": {"darts_1st", "darts_2nd"}, "transfer": {"darts_1st", "darts_2nd"}, "tables": {""},
+    }
+
+
+def test_tracking_or_resources_edit_reruns_nothing(finished_run: Path) -> None:
+    # Where results are logged and how much memory a job asks for do not change any result.
+    jobs = _edit_and_plan(finished_run, {"tracking": {"experiment": "elsewhere"},
+                                         "resources": {"search": {"mem_mb": 1500}}})
+    assert _jobs_by_rule(jobs) == {}

@@ -1,0 +1,138 @@
+"""Shared pieces of the workflow tests: a throw-away repository copy, a tiny grid, bounded subprocesses.
+
+Every workflow runs in a copy, never in the checkout: Snakemake, DVC and MLflow write state next to the
+workflow (.snakemake/, .dvc/cache, mlflow.db), and a test must neither read a developer's results nor
+leave files behind. Subprocesses are bounded with `timeout -k 30`, start in their own session and read
+/dev/null, because Snakemake answers SIGTERM by waiting for its running jobs, and an interactive prompt
+would hang CI.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+# Never copied even where .gitignore lacks them: environments, results and tool state of the checkout.
+_NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", ".dvc/cache", ".dvc/tmp", "mlflow.db",
+               "mlartifacts", ".pytest_cache", ".ruff_cache", "pipeline.egg-info", "dvc.lock")
+
+# The smallest grid that still has two methods (so "only the edited method reruns" can be observed) and
+# exercises every stage, transfer included, on the smallest networks the schema allows. Tracking is off
+# here (each test that tracks turns it on); resources stay small so a one-node SLURM cluster fits them.
+TINY: dict[str, Any] = {
+    "grid": {"datasets": ["digits"], "methods": ["darts_1st", "darts_2nd"], "seeds": [0], "transfer": True},
+    "tracking": {"enabled": False},
+    "search": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
+               "analysis": {"hessian_every": 0}},
+    "retrain": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4},
+    "transfer": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
+                 "image_size": 16},
+    "resources": {stage: {"gpu": 0, "mem_mb": 1000, "runtime": 15, "cpus_per_task": 1}
+                  for stage in ("prepare", "search", "derive", "retrain", "transfer", "tables")},
+}
+
+
+def _excluded(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in _NOT_COPIED) or "__pycache__" in path
+
+
+def repo_files() -> list[str]:
+    """The checkout as git sees it: tracked files plus untracked ones that are not ignored."""
+    out = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode()
+    files = {p for p in out.split("\0") if p}
+    return sorted(p for p in files if not _excluded(p) and (REPO / p).exists())
+
+
+def copy_repo(dst: Path) -> Path:
+    """Copy the checkout's files (not its results or environments) into `dst`."""
+    for rel in repo_files():
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, target, follow_symlinks=False)
+    return dst
+
+
+def deep_update(base: dict[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `edits` merged in, nested mappings key by key."""
+    out = dict(base)
+    for key, value in edits.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_update(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def write_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
+    """Rewrite root/params.yaml with `edits` applied (in order); returns the new params."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    for edit in edits:
+        params = deep_update(params, edit)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def write_tiny_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
+    """root/params.yaml as the tiny grid (then `edits`), defining only the grid's methods: the demo's other
+    variants are validated against the search length (e.g. DrNAS stages must sum to the epochs)."""
+    params = write_params(root, TINY, *edits)
+    methods = params["grid"]["methods"]
+    params["search"]["methods"] = {name: params["search"]["methods"][name] for name in methods}
+    overrides = params["retrain"].get("method_overrides", {})
+    params["retrain"]["method_overrides"] = {k: v for k, v in overrides.items() if k in methods}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return params
+
+
+def tool_env(**extra: str) -> dict[str, str]:
+    """The environment of a workflow subprocess: this interpreter's tools first on PATH, no tracking
+    server inherited from the developer's shell (each test chooses its own), and one torch thread per
+    stage. Tests share a couple of cores with other work; torch's default of a thread per core then
+    oversubscribes them several times over (a tiny search took 6x longer). Snakemake sets
+    OMP_NUM_THREADS per job itself; DVC and direct stage runs rely on this."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env
+
+
+def run(cmd: Sequence[str], cwd: Path, timeout: int, env: Mapping[str, str] | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run `cmd` bounded by `timeout -k 30`; on failure (when `check`) the assertion shows its output."""
+    proc = subprocess.run(
+        ["timeout", "-k", "30", str(timeout), *cmd], cwd=cwd, env=dict(env or tool_env()),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, start_new_session=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode} in {cwd}\n"
+            f"--- stdout (tail)\n{proc.stdout[-6000:]}\n--- stderr (tail)\n{proc.stderr[-6000:]}"
+        )
+    return proc
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def expected_tables(params: Mapping[str, Any]) -> list[str]:
+    """The table files the tables stage must write for `params`' grid (index.md included)."""
+    names = [*params["grid"]["datasets"], *(["imagenet"] if params["grid"]["transfer"] else [])]
+    formats = params["tables"]["formats"]
+    return [f"results/tables/{name}.{fmt}" for name in names for fmt in formats] + ["results/tables/index.md"]
