@@ -468,7 +468,8 @@ def _format_errors(exc: ValidationError, prefix: str, root: type[BaseModel]) -> 
         else:
             message = err["msg"].removeprefix("Value error, ")
             got = "" if err["type"] in ("value_error", "missing") else f" (got {err['input']!r})"
-            lines.append(f"{path}: {message}{got}")
+            # Cross-section checks run on the whole file and name their own key path.
+            lines.append(f"{message}{got}" if not loc and not prefix else f"{path}: {message}{got}")
     return "\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)
 
 

@@ -104,16 +104,14 @@ def _build(job: SearchJob) -> _Parts:
     info = get_dataset_info(job.dataset)
     splits_file = job.prepared_dir / "splits.npz"
     splits = load_splits(splits_file)
-    train_set = build_dataset(job.dataset, "train", root=params.data.root, augment=True,
-                              download=params.data.download, indices_file=splits_file)
-    # The architecture half is evaluated, not trained on: no augmentation (as DARTS' released code
-    # applies train transforms to both halves, this is the one deliberate difference; see README).
-    valid_set = build_dataset(job.dataset, "train", root=params.data.root, augment=False,
-                              download=params.data.download, indices_file=splits_file)
+    # Both halves come from the augmented training split, as in DARTS' released code: the architecture
+    # step and the supernet's validation accuracy see the same distribution as the weight step.
+    search_set = build_dataset(job.dataset, "train", root=params.data.root, augment=True,
+                               download=params.data.download, indices_file=splits_file)
     loader_args = {"batch_size": settings.batch_size, "num_workers": params.data.num_workers}
-    train_loader = make_loader(train_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
+    train_loader = make_loader(search_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
                                **loader_args)
-    valid_loader = make_loader(valid_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
+    valid_loader = make_loader(search_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
                                drop_last=True, **loader_args)
     space = SearchSpace(SPACES[method_cfg.primitives], nodes=settings.nodes)
     method = create_method(method_cfg, space, settings)
