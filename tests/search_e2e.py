@@ -47,9 +47,10 @@ def prepare_digits(directory: Path) -> Path:
 
 
 def search_via_cli(directory: Path, prepared: Path, methods: dict[str, dict[str, Any]],
-                   method: str) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """`pipeline search` of `method` (one of `methods`) on prepared digits; (summary.json, history rows)."""
-    params, out = tiny_params(directory, methods), directory / "search" / method
+                   method: str, **search: Any) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """`pipeline search` of `method` (one of `methods`) on prepared digits, with search keys overridden by
+    `search`; (summary.json, history rows)."""
+    params, out = tiny_params(directory, methods, **search), directory / "search" / method
     status = main(["search", "--params", str(params), "--dataset", "digits", "--method", method,
                    "--seed", "0", "--prepared", str(prepared), "--out", str(out), "--no-progress"])
     assert status == 0, f"search of {method} exited with {status}"

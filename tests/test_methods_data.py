@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
+from search_e2e import prepare_digits, search_via_cli
 
-from pipeline import cli
 from pipeline.config import DataMethod, SearchTraining
 from pipeline.methods import SearchSpace, create_method
 from pipeline.methods.data_egs import best_cover_size, ensemble_gumbel_softmax, exact_cover_probability
@@ -161,26 +155,9 @@ def test_derivation_keeps_the_expected_top_i_pairs():
 
 
 def test_data_search_runs_end_to_end_through_the_cli(tmp_path: Path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["tracking"]["enabled"] = False
-    params["data"]["root"] = str(tmp_path / "raw")
-    params["retrain"]["method_overrides"] = {}  # only for methods this file defines
-    params["grid"]["methods"] = ["data_m4"]
-    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
-    params["search"]["analysis"]["hessian_every"] = 0
-    params["search"]["methods"] = {"data_m4": {"algorithm": "data", "samples": 4, "l1_weight": 0.1,
-                                               "tau_schedule": "linear", "overrides": {"arch": {"weight_decay": 0}}}}
-    config = tmp_path / "params.yaml"
-    config.write_text(yaml.safe_dump(params))
-    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
-    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
-    out = tmp_path / "search"
-    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
-                    "--method", "data_m4", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
-                    str(out), "--no-progress"],
-                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
-    summary = json.loads((out / "summary.json").read_text())
+    methods = {"data_m4": {"algorithm": "data", "samples": 4, "l1_weight": 0.1, "tau_schedule": "linear",
+                           "overrides": {"arch": {"weight_decay": 0}}}}
+    summary, rows = search_via_cli(tmp_path, prepare_digits(tmp_path), methods, "data_m4", batch_size=8)
     assert summary["epochs"] == 2 and summary["steps"] == 4
-    rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert all(math.isfinite(float(r["valid_loss"])) for r in rows)

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
+from search_e2e import prepare_digits, search_via_cli
 
-from pipeline import cli
 from pipeline.config import DdsasMethod, SearchTraining
 from pipeline.methods import SearchSpace, create_method
 from pipeline.methods.ddsas import EXPAND_ORDER, select_subspace, shrink_available, ucb_scores
@@ -216,27 +210,10 @@ def test_state_dict_round_trip_restores_the_bandit():
 
 
 def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["tracking"]["enabled"] = False
-    params["data"]["root"] = str(tmp_path / "raw")
-    params["retrain"]["method_overrides"] = {}  # only for methods this file defines
-    params["grid"]["methods"] = ["ddsas_shrink"]
-    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
-    params["search"]["analysis"]["hessian_every"] = 0
-    params["search"]["methods"] = {"ddsas_shrink": {"algorithm": "ddsas", "num_sampled": 20, "update_every": 1,
-                                                    "schedule": "shrink", "schedule_every": 1}}
-    config = tmp_path / "params.yaml"
-    config.write_text(yaml.safe_dump(params))
-    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
-    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
-    out = tmp_path / "search"
-    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
-                    "--method", "ddsas_shrink", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
-                    str(out), "--no-progress"],
-                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
-    summary = json.loads((out / "summary.json").read_text())
+    methods = {"ddsas_shrink": {"algorithm": "ddsas", "num_sampled": 20, "update_every": 1, "schedule": "shrink",
+                                "schedule_every": 1}}
+    summary, rows = search_via_cli(tmp_path, prepare_digits(tmp_path), methods, "ddsas_shrink", nodes=4, batch_size=8)
     assert summary["epochs"] == 2 and summary["steps"] == 4
-    rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     # Epoch 1 began with a shrink: 14 of the 112 entries per cell type left the space.
     assert int(rows[1]["available_ops"]) < int(rows[0]["available_ops"]) == 2 * 14 * 7

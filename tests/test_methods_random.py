@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from search_e2e import prepare_digits, search_via_cli
 
-from pipeline import cli
 from pipeline.config import RandomMethod, SearchTraining, params_from_dict
 from pipeline.errors import ConfigError
 from pipeline.methods import SearchSpace, create_method
@@ -113,29 +109,13 @@ def test_epochs_must_equal_candidates_times_train_epochs():
 
 
 def test_random_search_runs_end_to_end_through_the_cli(tmp_path: Path):
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["tracking"]["enabled"] = False
-    params["data"]["root"] = str(tmp_path / "raw")
-    params["retrain"]["method_overrides"] = {}  # only for methods this file defines
-    params["grid"]["methods"] = ["random"]
-    params["search"].update(layers=3, channels=8, epochs=2, max_steps_per_epoch=2, batch_size=8)
-    # The demo's Hessian analysis stays on: a method without architecture parameters must skip it.
-    params["search"]["methods"] = {"random": {"algorithm": "random", "candidates": 2, "train_epochs": 1}}
-    config = tmp_path / "params.yaml"
-    config.write_text(yaml.safe_dump(params))
-    # prepare in this process (it is cheap once torch is imported); the search in its own, as a user runs it.
-    assert cli.main(["prepare", "--params", str(config), "--dataset", "digits", "--out", str(tmp_path / "data")]) == 0
-    out = tmp_path / "search"
-    subprocess.run([sys.executable, "-m", "pipeline", "search", "--params", str(config), "--dataset", "digits",
-                    "--method", "random", "--seed", "0", "--prepared", str(tmp_path / "data"), "--out",
-                    str(out), "--no-progress"],
-                   cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
-    summary = json.loads((out / "summary.json").read_text())
+    methods = {"random": {"algorithm": "random", "candidates": 2, "train_epochs": 1}}
+    summary, rows = search_via_cli(tmp_path, prepare_digits(tmp_path), methods, "random", batch_size=8)
     assert summary["epochs"] == 2 and summary["steps"] == 4
-    rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["candidate"]) for r in rows] == [0, 1]
     scores = [float(r["candidate_valid_acc"]) for r in rows]
     assert scores == [float(r["valid_acc"]) for r in rows]
     best = int(rows[-1]["best_candidate"])
     assert scores[best] == max(scores)
-    assert json.loads((out / "architecture.json").read_text())["method_state"]["scores"] == scores
+    architecture = json.loads((tmp_path / "search" / "random" / "architecture.json").read_text())
+    assert architecture["method_state"]["scores"] == scores
