@@ -157,3 +157,8 @@ def table_files():
     """The tables the tables stage writes: one per dataset (and ImageNet when transferring), per format."""
     names = [*DATASETS, *(["imagenet"] if TRANSFER else [])]
     return expand("results/tables/{name}.{fmt}", name=names, fmt=PARAMS.tables.formats)
+
+
+def table_outputs():
+    """`table_files()`, the CSV ones marked for `snakemake --report` (which renders CSV as a table)."""
+    return [report(path, category="Tables") if path.endswith(".csv") else path for path in table_files()]

@@ -6,7 +6,8 @@ rule tables:
         params=PARAMS_INPUT,
         grid=grid_outputs(),
     output:
-        tables=table_files(),
+        tables=table_outputs(),
+        figures=report(directory("results/figures"), patterns=["{name}.png"], category="Figures"),
         # index.md is written last.
         index="results/tables/index.md",
     log:
@@ -23,4 +24,4 @@ rule tables:
         "../envs/pipeline.yaml"
     shell:
         "exec python -m pipeline tables --params {input.params:q} --results results"
-        " --out $(dirname {output.index:q}) --figures results/figures > {log:q} 2>&1"
+        " --out $(dirname {output.index:q}) --figures {output.figures:q} > {log:q} 2>&1"

@@ -28,9 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline import tracking
+
     params = load_params(args.params)
-    written = produce(Path(args.results), Path(args.out), Path(args.figures), grid_of(params),
+    grid = grid_of(params)
+    written = produce(Path(args.results), Path(args.out), Path(args.figures), grid,
                       params.tables.formats, use_graphviz=shutil.which("dot") is not None)
+    # The tables and figures also become artifacts of one MLflow run, so the UI shows them beside the runs.
+    slice_ = {"grid": params.grid.model_dump(mode="json"), "tables": params.tables.model_dump(mode="json")}
+    with tracking.stage_run("tables", dataset=None, method=None, seed=None, params=slice_, tags={},
+                            enabled=params.tracking.enabled, uri=params.tracking.uri,
+                            experiment=params.tracking.experiment, out_dir=Path(args.out)) as logger:
+        for path in written:
+            logger.log_artifact(path, artifact_path="figures" if path.suffix == ".png" else "tables")
     print(f"tables: wrote {len(written)} files; see {Path(args.out) / 'index.md'}")
     return 0
 

@@ -68,6 +68,16 @@ def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_report_holds_the_tables_and_figures(finished_run: Path) -> None:
+    run([SNAKEMAKE, "--report", "report.html", "all_tables"], cwd=finished_run, timeout=300)
+    report = finished_run / "report.html"
+    text = report.read_text(errors="ignore")
+    figures = sorted(p.name for p in (finished_run / "results/figures").glob("*.png"))
+    assert figures and all((finished_run / "results/figures" / name).stat().st_size > 0 for name in figures)
+    assert all(name in text for name in figures), "a figure is missing from the report"
+    assert "digits.csv" in text
+
+
 def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -> None:
     # Several stages started together on a store that did not exist: each run must be there, each
     # search/derive/retrain/transfer run under the one parent of its (dataset, method, seed).

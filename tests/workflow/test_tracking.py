@@ -128,3 +128,24 @@ def test_an_unreachable_server_spools_and_sync_uploads_exactly_once(
     assert sorted(m.step for m in history) == [0, 1, 2]
     assert {a.path for a in MlflowClient(store).list_artifacts(run.info.run_id)} == {
         "genotype.json", "genotype.txt", "final.json"}
+
+
+def test_tables_stage_logs_tables_and_figures_as_artifacts(tmp_path: Path) -> None:
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    from pipeline.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["tracking"].update(enabled=True, uri=uri, experiment="tables-test")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "tables"
+    assert main(["tables", "--params", str(tmp_path / "params.yaml"), "--results", str(tmp_path / "results"),
+                 "--out", str(out), "--figures", str(tmp_path / "figures")]) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tables-test")
+    (table_run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'tables'")
+    logged = {artifact.path for artifact in client.list_artifacts(table_run.info.run_id, "tables")}
+    assert {f"tables/{p.name}" for p in out.iterdir() if p.is_file()} <= logged
+    assert "tables/index.md" in logged
