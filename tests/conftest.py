@@ -1,10 +1,11 @@
-"""Session-wide hooks: only the fault module's summary lines, printed after pytest's own summary."""
+"""Shared test fixtures and the fault module's summary lines, printed after pytest's own summary."""
 
 from __future__ import annotations
 
 import sys
 
 import pytest
+import torch
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -13,3 +14,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if faultlib is not None and faultlib.TALLY.counts:
         for line in faultlib.TALLY.summary():
             terminalreporter.write_line(line)
+
+
+@pytest.fixture
+def one_thread():
+    """Two shared cores: more threads than cores only adds contention to the tests' tiny networks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

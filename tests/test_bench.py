@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from pipeline import cli
 from pipeline.methods import list_methods
@@ -15,13 +14,7 @@ from pipeline.stages.bench import bench_variants
 TINY = ["--batch", "2", "--layers", "3", "--channels", "4", "--image-size", "8", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared cores: more threads than cores only adds contention to these tiny networks.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_registered_algorithm_has_a_bench_variant():

@@ -21,12 +21,7 @@ SPACE = SearchSpace(PRIMITIVES_NO_NONE, nodes=2)
 STAGES = [{"epochs": 1, "partial_k": 4, "keep_ops": 7}, {"epochs": 2, "partial_k": 2, "keep_ops": 4}]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _method(**options):

@@ -15,12 +15,7 @@ from pipeline.space.supernet import Supernet
 SPACE = SearchSpace(PRIMITIVES, nodes=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _method(**options):

@@ -23,13 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPACE = SearchSpace(PRIMITIVES)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared cores: more threads than cores only adds contention to these tiny networks.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _method(seed: int = 0, **options):

@@ -18,13 +18,7 @@ CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: 
                   for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two shared cores: more threads than cores only adds contention to these tiny networks.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_every_schema_algorithm_is_registered():

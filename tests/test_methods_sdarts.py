@@ -17,12 +17,7 @@ from pipeline.space.supernet import ArchWeights, Supernet
 SPACE = SearchSpace(PRIMITIVES, nodes=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _setup(perturbation="rs", epoch=1, epochs=2):
