@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "imagenet")
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn")
+# ImageNet is searched directly only by the variants in grid.imagenet_methods (the DrNAS / DDSAS protocol).
+IMAGENET = "imagenet"
 SEARCH_SPACES: tuple[str, ...] = ("darts", "darts_no_none")
 _OPS_PER_SPACE = {"darts": 8, "darts_no_none": 7}
 
@@ -42,11 +44,18 @@ class GridConfig(Section):
         [0], min_length=1, description="Search seeds; each gives one genotype, retrained with the same seed."
     )
     transfer: bool = Field(True, description="Also train each genotype on ImageNet (the transfer stage).")
+    imagenet_methods: list[str] = Field(
+        [], description="Variants also searched directly on ImageNet (data.imagenet_root; per-class samples of "
+                        "prepare.imagenet_search) and evaluated by the transfer stage, with grid.seeds."
+    )
 
     @field_validator("datasets")
     @classmethod
     def _known_datasets(cls, value: list[str]) -> list[str]:
         for name in value:
+            if name == IMAGENET:
+                raise ValueError("ImageNet is not retrained on like the CIFAR-style datasets: list the variants "
+                                 "to search directly on it under grid.imagenet_methods")
             if name not in DATASETS:
                 raise ValueError(f"unknown dataset '{name}'{_did_you_mean(name, DATASETS)}; known: {list(DATASETS)}")
         return value
@@ -60,6 +69,10 @@ class DataConfig(Section):
         description="ImageFolder root with train/ and val/; the default is the demo tree written by prepare.",
     )
     num_workers: Annotated[int, Field(ge=0)] = Field(0, description="DataLoader worker processes.")
+
+    def root_of(self, dataset: str) -> Path:
+        """Where `dataset`'s files are: imagenet_root for ImageNet, root for the rest."""
+        return Path(self.imagenet_root if dataset == IMAGENET else self.root)
 
 
 class RuntimeConfig(Section):
@@ -101,6 +114,22 @@ class ImagenetDemoConfig(Section):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, description="Share of images in val/.")
 
 
+class ImagenetSearchConfig(Section):
+    weights_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.1, description="Share of each class's training images the direct search trains weights on (PC-DARTS: 10%)."
+    )
+    arch_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.025, description="Share of each class's training images for the architecture step (PC-DARTS: 2.5%)."
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> ImagenetSearchConfig:
+        if self.weights_fraction + self.arch_fraction > 1:
+            raise ValueError(f"weights_fraction + arch_fraction = {self.weights_fraction + self.arch_fraction} "
+                             "exceeds 1; the two samples are disjoint")
+        return self
+
+
 class PrepareConfig(Section):
     test_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.25, description="Hold-out share for datasets without a test split (digits)."
@@ -113,6 +142,9 @@ class PrepareConfig(Section):
     )
     imagenet_demo: ImagenetDemoConfig = Field(
         default_factory=ImagenetDemoConfig, description="The offline ImageNet stand-in written from digits."
+    )
+    imagenet_search: ImagenetSearchConfig = Field(
+        default_factory=ImagenetSearchConfig, description="What a direct ImageNet search samples of the train split."
     )
 
 
@@ -152,6 +184,9 @@ class SearchTraining(Section):
     channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
     nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
     stem_multiplier: Annotated[int, Field(ge=1)] = Field(3, description="Stem width = stem_multiplier x C.")
+    image_size: Annotated[int, Field(ge=16)] | None = Field(
+        None, description="Input side on ImageFolder data (direct ImageNet search: 224); null: the dataset's own."
+    )
     max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(
         0, description="Cap on steps per epoch (0: a full pass); for smoke tests."
     )
@@ -212,8 +247,13 @@ class DdsasMethod(MethodBase):
     ucb_c: Annotated[float, Field(ge=0)] = Field(
         math.sqrt(2), description="UCB exploration constant (paper sqrt(2); code 1.44)."
     )
-    schedule: Literal["fixed", "shrink", "expand"] = Field("fixed", description="Available-op schedule.")
-    schedule_every: Annotated[int, Field(ge=1)] = Field(10, description="Epochs between shrink/expand events.")
+    schedule: Literal["fixed", "shrink", "expand", "parametric_first"] = Field(
+        "fixed", description="Available-op schedule; parametric_first: only ops with weights until epoch "
+                             "schedule_every, then all (the paper's direct ImageNet search: 40 of 60 epochs)."
+    )
+    schedule_every: Annotated[int, Field(ge=1)] = Field(
+        10, description="Epochs between shrink/expand events; the switch epoch of parametric_first."
+    )
     shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
 
 
@@ -331,12 +371,13 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
-        for name in self.grid.methods:
-            if name not in self.search.methods:
-                raise ValueError(
-                    f"grid.methods: '{name}' is not defined under search.methods"
-                    f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
-                )
+        for key in ("methods", "imagenet_methods"):
+            for name in getattr(self.grid, key):
+                if name not in self.search.methods:
+                    raise ValueError(
+                        f"grid.{key}: '{name}' is not defined under search.methods"
+                        f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
+                    )
         for name in self.search.methods:
             self.search_settings(name)
             _check_method(name, self.search.methods[name], self.search_settings(name))

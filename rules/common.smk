@@ -46,14 +46,16 @@ DATASETS = list(PARAMS.grid.datasets)
 METHODS = list(PARAMS.grid.methods)
 SEEDS = [str(seed) for seed in PARAMS.grid.seeds]
 TRANSFER = PARAMS.grid.transfer
+# Variants searched directly on ImageNet; their genotypes are evaluated by the transfer stage only.
+IMAGENET_METHODS = list(PARAMS.grid.imagenet_methods)
 # The demo's ImageNet stand-in is written by `prepare --dataset imagenet_demo`; any other
 # data.imagenet_root is a real ImageFolder tree the user provides.
 DEMO_IMAGENET = Path(PARAMS.data.imagenet_root) == Path("results/data/imagenet_demo")
 
 
 wildcard_constraints:
-    dataset="|".join([*DATASETS, "imagenet_demo"]),
-    method="|".join(METHODS),
+    dataset="|".join([*DATASETS, "imagenet_demo", *(["imagenet"] if IMAGENET_METHODS else [])]),
+    method="|".join(dict.fromkeys([*METHODS, *IMAGENET_METHODS])),
     seed=r"\d+",
 
 
@@ -141,21 +143,32 @@ def imagenet_input(wildcards):
     return ["results/data/imagenet_demo/manifest.json"] if DEMO_IMAGENET else []
 
 
+def prepare_input(wildcards):
+    """Sampling ImageNet for a direct search lists the tree at data.imagenet_root (maybe the demo's)."""
+    return imagenet_input(wildcards) if wildcards.dataset == "imagenet" else []
+
+
 def grid_outputs():
-    """Every final file of the grid: what the tables read and what `rule all` asks for."""
+    """Every final file of the grid: what the tables read and what `rule all` asks for.
+
+    Searches on a grid dataset are retrained on it (and transferred when grid.transfer is true); direct
+    ImageNet searches are evaluated on ImageNet only, by the transfer stage.
+    """
     pattern = "{dataset}/{method}/seed{seed}"
     cells = expand(pattern, dataset=DATASETS, method=METHODS, seed=SEEDS)
-    outputs = [f"results/search/{cell}/summary.json" for cell in cells]
-    outputs += [f"results/genotypes/{cell}.json" for cell in cells]
+    direct = expand(pattern, dataset=["imagenet"], method=IMAGENET_METHODS, seed=SEEDS)
+    outputs = [f"results/search/{cell}/summary.json" for cell in cells + direct]
+    outputs += [f"results/genotypes/{cell}.json" for cell in cells + direct]
     outputs += [f"results/retrain/{cell}/metrics.json" for cell in cells]
-    if TRANSFER:
-        outputs += [f"results/transfer/imagenet/{cell}/metrics.json" for cell in cells]
+    transferred = (cells if TRANSFER else []) + direct
+    outputs += [f"results/transfer/imagenet/{cell}/metrics.json" for cell in transferred]
     return outputs
 
 
 def table_files():
-    """The tables the tables stage writes: one per dataset (and ImageNet when transferring), per format."""
-    names = [*DATASETS, *(["imagenet"] if TRANSFER else [])]
+    """The tables the tables stage writes: one per dataset (and ImageNet when any cell is trained on it),
+    per format."""
+    names = [*DATASETS, *(["imagenet"] if TRANSFER or IMAGENET_METHODS else [])]
     return expand("results/tables/{name}.{fmt}", name=names, fmt=PARAMS.tables.formats)
 
 

@@ -1,9 +1,11 @@
-# prepare: fix a dataset's splits (and write the demo ImageNet tree) once, for every method and seed.
+# prepare: fix a dataset's splits (write the demo ImageNet tree; sample ImageNet for direct searches) once,
+# for every method and seed.
 
 
 rule prepare:
     input:
         params=PARAMS_INPUT,
+        imagenet=prepare_input,
     output:
         # Written last, so its presence means the splits (or the demo tree) are complete.
         manifest="results/data/{dataset}/manifest.json",

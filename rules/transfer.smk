@@ -1,4 +1,5 @@
-# transfer: train a genotype's ImageNet network (mobile setting); only when grid.transfer is true.
+# transfer: train a genotype's ImageNet network (mobile setting): every grid genotype when grid.transfer
+# is true, and always the genotypes of direct ImageNet searches (grid.imagenet_methods).
 # The genotype's search dataset stays in the path, so genotypes from different datasets never collide.
 
 

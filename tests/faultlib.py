@@ -58,6 +58,7 @@ def tiny_params(path: Path, methods: dict[str, dict[str, Any]], edits: dict[str,
     """
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["grid"]["methods"] = list(methods)
+    raw["grid"]["imagenet_methods"] = []
     raw["tracking"]["enabled"] = False
     raw["runtime"].update(device="cpu", deterministic=True)
     raw["search"].update(TINY_SEARCH, methods=methods)

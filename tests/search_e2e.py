@@ -27,6 +27,7 @@ def tiny_params(directory: Path, methods: dict[str, dict[str, Any]], **search: A
     overridden by `search`); its path."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["grid"]["methods"] = list(methods)
+    raw["grid"]["imagenet_methods"] = []
     raw["tracking"]["enabled"] = False
     raw["search"].update(TINY_SEARCH, methods=methods, **search)
     raw["search"]["analysis"].update(hessian_every=1, hessian_iterations=2)

@@ -13,7 +13,7 @@ from search_e2e import prepare_digits, search_via_cli
 from pipeline.config import DdsasMethod, SearchTraining
 from pipeline.methods import SearchSpace, create_method
 from pipeline.methods.ddsas import EXPAND_ORDER, select_subspace, shrink_available, ucb_scores
-from pipeline.space.primitives import PRIMITIVES
+from pipeline.space.primitives import PARAMETER_FREE, PRIMITIVES
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
@@ -176,6 +176,26 @@ def test_expand_adds_one_op_type_every_schedule_epochs():
         _epoch(method, epoch)
         assert ops_available() == start | set(EXPAND_ORDER[:added])
     assert bool(method.available.all())
+
+
+def test_parametric_first_offers_only_ops_with_weights_until_the_switch_epoch():
+    method = _method(num_sampled=28, update_every=1, schedule="parametric_first", schedule_every=3)
+    with_weights = [k for k, op in enumerate(PRIMITIVES) if op not in PARAMETER_FREE]
+    without = [k for k, op in enumerate(PRIMITIVES) if op in PARAMETER_FREE]
+    assert {PRIMITIVES[k] for k in with_weights} == {"sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"}
+    for epoch in (0, 1, 2):
+        _epoch(method, epoch)
+        for _ in range(2):
+            method.after_weight_step(None)  # one bandit period per step (M = 1)
+            assert method.available[:, :, with_weights].all() and not method.available[:, :, without].any()
+            assert not method.sampled[:, :, without].any()
+            assert int((method.sampled & NON_NONE).sum()) == 2 * 28
+    assert not method.counts[:, :, without].any()
+    _epoch(method, 3)
+    assert bool(method.available.all())
+    # Never tried, the parameter-free ops now have infinite UCB: each edge's first pick is one of them.
+    parameter_free_ops = [k for k in without if PRIMITIVES[k] != "none"]
+    assert method.sampled[:, :, parameter_free_ops].any(-1).all()
 
 
 def test_epoch_metrics_report_cosine_distance_and_active_ops():

@@ -331,3 +331,21 @@ def test_graphviz_source_lists_every_edge_and_the_concat() -> None:
     assert source.count("->") == 2 * (8 + 4)  # 8 (op, input) pairs and 4 concat arrows per cell
     assert 'n2 -> n4 [label="dil_conv_3x3"];' in source
     assert "r5 -> rout [style=dashed];" in source
+
+
+def test_direct_imagenet_searches_fill_the_imagenet_table_without_transfer(results: Path) -> None:
+    grid = Grid(datasets=("digits",), methods=("darts_1st",), seeds=(0, 1), transfer=False,
+                imagenet_methods=("drnas_imagenet",))
+    _search(results, "imagenet", "drnas_imagenet", 0, 86400.0, "cuda:NVIDIA H100")
+    _write(results / "genotypes" / "imagenet" / "drnas_imagenet" / "seed0.json", GENOTYPE)
+    _write(results / "transfer" / "imagenet" / "imagenet" / "drnas_imagenet" / "seed0" / "metrics.json",
+           {"top1_error": 24.5, "top5_error": 7.5, "params_m": 5.6, "mult_adds_m": 590.0, "dataset": "imagenet"})
+    tables = {table.name: table for table in build_tables(results, grid)}
+    assert set(tables) == {"digits", "imagenet"}
+    lines = to_csv(tables["imagenet"]).splitlines()
+    # Only the direct search: digits' cells are not transferred (transfer: false). One seed of two finished.
+    assert lines[1] == ('imagenet,drnas_imagenet,ours,24.5,,7.5,,1,2,5.6,590,1,GPU-days,'
+                        '"seed 1: missing search/summary.json, genotype, transfer/metrics.json"')
+    assert lines[2].startswith("cifar10,") and len(lines) == 1 + 1 + 10
+    no_direct = Grid(datasets=("digits",), methods=("darts_1st",), seeds=(0,), transfer=False)
+    assert {table.name for table in build_tables(results, no_direct)} == {"digits"}

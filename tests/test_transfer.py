@@ -12,8 +12,8 @@ import torch
 import yaml
 
 from pipeline.cli import main
+from pipeline.data import folder_dataset
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
-from pipeline.stages.transfer import folder_dataset
 from pipeline.train import LrSchedule
 
 REPO = Path(__file__).resolve().parent.parent

@@ -6,6 +6,7 @@ imagenet_demo); `build_dataset` is the only way other modules construct one.
 
 from pipeline.data import cifar, digits, imagenet, svhn  # noqa: F401  (imported to register them)
 from pipeline.data.factory import build_dataset
+from pipeline.data.imagenet import folder_dataset
 from pipeline.data.registry import DatasetInfo, get_dataset_info, list_datasets, register_dataset
 from pipeline.data.sampling import EpochSampler, cycle_batches, make_loader
 from pipeline.data.splits import load_splits, search_split
@@ -17,6 +18,7 @@ __all__ = [
     "EpochSampler",
     "build_dataset",
     "cycle_batches",
+    "folder_dataset",
     "get_dataset_info",
     "list_datasets",
     "load_splits",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pipeline.errors import DataError
 FOLDERS: dict[Split, str] = {"train": "train", "test": "val"}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+DEMO = "imagenet_demo"
 
 
 def class_names(directory: Path) -> list[str]:
@@ -71,6 +73,19 @@ class FolderSource:
         except FileNotFoundError as exc:
             raise DataError(f"{self.info.name}: no images found under {directory} ({exc}). "
                             f"{self.how_to_get}") from exc
+
+
+def folder_dataset(root: Path) -> str:
+    """`imagenet_demo` when `root` is the tree prepare wrote (its manifest says so), else `imagenet`.
+
+    Stages name what they trained on after this, so no table presents a demo result as an ImageNet one,
+    and networks get the demo's 10 classes instead of 1000.
+    """
+    try:
+        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "imagenet"
+    return DEMO if isinstance(manifest, dict) and manifest.get("dataset") == DEMO else "imagenet"
 
 
 @register_dataset

@@ -9,7 +9,9 @@ method's speed and memory saving come from. The genotype is DARTS' top-2 rule ap
 which averages over every subspace an op took part in instead of trusting the last one.
 
 The available set can change at epoch boundaries: `shrink` drops the lowest-saliency entries, `expand`
-starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs).
+starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs), and
+`parametric_first` offers only the ops with weights until epoch `schedule_every`, then all of them (the
+paper's direct ImageNet search: 40 of 60 epochs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from pipeline.config import DdsasMethod, SearchTraining
 from pipeline.methods.base import SearchMethod, SearchSpace, StepContext, register_method
 from pipeline.space.genotype import Genotype, edge_index
+from pipeline.space.primitives import PARAMETER_FREE
 from pipeline.space.supernet import ArchWeights
 
 CELLS = ("normal", "reduce")
@@ -177,6 +180,9 @@ class Ddsas(SearchMethod):
         if self.config.schedule == "expand":
             added = EXPAND_ORDER[: epoch // every]
             ops = torch.tensor([op in EXPAND_START or op in added for op in self.space.primitives])
+            return ops.to(current.device).expand_as(current).clone()
+        if self.config.schedule == "parametric_first":
+            ops = torch.tensor([epoch >= every or op not in PARAMETER_FREE for op in self.space.primitives])
             return ops.to(current.device).expand_as(current).clone()
         if self.config.schedule == "shrink" and epoch > 0 and epoch % every == 0:
             return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none, self.config.shrink_count)

@@ -32,8 +32,8 @@ from pipeline.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from pipeline.config import Params
-from pipeline.data import build_dataset, cycle_batches, get_dataset_info, load_splits, make_loader
+from pipeline.config import IMAGENET, Params
+from pipeline.data import build_dataset, cycle_batches, folder_dataset, get_dataset_info, load_splits, make_loader
 from pipeline.device import choose_device, describe_device, peak_memory_mb, reset_peak_memory, seed_everything
 from pipeline.errors import NumericalError
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
@@ -101,13 +101,16 @@ def _build(job: SearchJob) -> _Parts:
     method_cfg = params.method(job.method)
     device = choose_device(params.runtime.device)
     seed_everything(job.seed, params.runtime.deterministic)
-    info = get_dataset_info(job.dataset)
+    root = params.data.root_of(job.dataset)
+    # A direct ImageNet search may run on the demo stand-in, which has its own classes.
+    source = folder_dataset(root) if job.dataset == IMAGENET else job.dataset
+    info = get_dataset_info(source)
     splits_file = job.prepared_dir / "splits.npz"
     splits = load_splits(splits_file)
     # Both halves come from the augmented training split, as in DARTS' released code: the architecture
     # step and the supernet's validation accuracy see the same distribution as the weight step.
-    search_set = build_dataset(job.dataset, "train", root=params.data.root, augment=True,
-                               download=params.data.download, indices_file=splits_file)
+    search_set = build_dataset(source, "train", root=root, augment=True, download=params.data.download,
+                               image_size=settings.image_size, indices_file=splits_file)
     loader_args = {"batch_size": settings.batch_size, "num_workers": params.data.num_workers}
     train_loader = make_loader(search_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
                                **loader_args)
@@ -117,7 +120,7 @@ def _build(job: SearchJob) -> _Parts:
     method = create_method(method_cfg, space, settings)
     net = Supernet(channels=settings.channels, num_classes=info.num_classes, layers=settings.layers,
                    primitives=space.primitives, nodes=settings.nodes, stem_multiplier=settings.stem_multiplier,
-                   in_channels=info.in_channels, stem="imagenet" if job.dataset == "imagenet" else "cifar",
+                   in_channels=info.in_channels, stem="imagenet" if job.dataset == IMAGENET else "cifar",
                    **method.supernet_options())
     net.to(device)
     method.to(device)

@@ -4,7 +4,9 @@
 `splits.npz` (DARTS' search halves of the training split; for digits also its seeded train/test
 hold-out) and `manifest.json` (sizes, checksums of the splits and of every source file found,
 provenance). `--dataset imagenet_demo` writes the offline ImageNet stand-in instead: an ImageFolder
-tree of digits PNGs and its manifest.
+tree of digits PNGs and its manifest. `--dataset imagenet` writes the samples a direct ImageNet search
+uses: per class, `prepare.imagenet_search.weights_fraction` of the training images of the tree at
+`data.imagenet_root` for the weights and a disjoint `arch_fraction` for the architecture.
 
 Reruns with the same params and files write byte-identical outputs: the manifest keeps the creation
 time of the content it describes, and splits.npz carries its provenance without one.
@@ -29,11 +31,13 @@ from pipeline.data.demo_tree import write_demo_tree
 from pipeline.data.digits import source_checksums
 from pipeline.data.factory import build_dataset
 from pipeline.data.files import sha256_file, tree_digest
+from pipeline.data.imagenet import folder_dataset
 from pipeline.data.registry import get_source
-from pipeline.data.splits import holdout_split, save_splits, search_split
+from pipeline.data.splits import holdout_split, per_class_sample, save_splits, search_split
 from pipeline.provenance import provenance
 
 DEMO = "imagenet_demo"
+IMAGENET = "imagenet"
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.dataset == DEMO:
         manifest = prepare_imagenet_demo(args.out, settings)
+    elif args.dataset == IMAGENET:
+        sample = params.prepare.imagenet_search
+        manifest = prepare_imagenet_search(args.out, params.data.root_of(IMAGENET), sample.weights_fraction,
+                                           sample.arch_fraction, settings.split_seed)
     else:
-        root = Path(params.data.imagenet_root if args.dataset == "imagenet" else params.data.root)
-        manifest = prepare_dataset(args.dataset, args.out, settings, root=root, download=params.data.download)
+        manifest = prepare_dataset(args.dataset, args.out, settings, root=params.data.root_of(args.dataset),
+                                   download=params.data.download)
     print(f"prepare {args.dataset}: {manifest['sizes']} -> {args.out}")
     return 0
 
@@ -101,6 +109,36 @@ def prepare_dataset(name: str, out: Path, settings: SplitSettings, *, root: Path
         "dataset": name,
         "sizes": sizes,
         "settings": asdict(settings),
+        "files": {"splits.npz": sha256_file(splits_path)},
+        "source_files": source.checksums(root),
+        "provenance": record,
+    }
+    _write_manifest(out / "manifest.json", manifest)
+    return manifest
+
+
+def prepare_imagenet_search(out: Path, root: Path, weights_fraction: float, arch_fraction: float,
+                            seed: int) -> dict[str, Any]:
+    """Write the seeded per-class samples of a direct ImageNet search (the PC-DARTS protocol); return the manifest.
+
+    `search_train` / `search_valid` index the training split of the ImageFolder tree at `root` (ImageNet,
+    or the demo stand-in, recognised by its manifest); listing the tree reads no image.
+    """
+    source_name = folder_dataset(root)
+    source = get_source(source_name)
+    settings = {"weights_fraction": weights_fraction, "arch_fraction": arch_fraction, "split_seed": seed}
+    record = provenance("prepare", settings, dataset=IMAGENET)
+    labels = np.asarray(source.load("train", root, transform=_identity).targets)
+    search_train, search_valid = per_class_sample(labels, (weights_fraction, arch_fraction), seed)
+    arrays = {"search_train": search_train, "search_valid": search_valid}
+    splits_path = out / "splits.npz"
+    save_splits(splits_path, arrays, _timeless(record))
+    manifest = {
+        "dataset": IMAGENET,
+        "source": source_name,
+        "sizes": {"train": len(labels), "classes": len(np.unique(labels)),
+                  "search_train": len(search_train), "search_valid": len(search_valid)},
+        "settings": settings,
         "files": {"splits.npz": sha256_file(splits_path)},
         "source_files": source.checksums(root),
         "provenance": record,

@@ -2,9 +2,10 @@
 
 `--params params.yaml --results results --out results/tables --figures results/figures` reads the grid
 (params `grid`, the variants' options under `search.methods`) and `tables.formats`, and writes
-`{dataset}.md|csv|tex` per searched dataset, `imagenet.*` when the grid transfers, the DATA / DrNAS
-ablation tables when the grid ran them, PNG figures, and `index.md`. Missing or failed runs appear in the
-tables' status column, never as a silent gap; reruns over the same files are byte-identical.
+`{dataset}.md|csv|tex` per searched dataset, `imagenet.*` when the grid transfers or searches ImageNet
+directly (grid.imagenet_methods), the DATA / DrNAS ablation tables when the grid ran them, PNG figures,
+and `index.md`. Missing or failed runs appear in the tables' status column, never as a silent gap;
+reruns over the same files are byte-identical.
 """
 
 from __future__ import annotations
@@ -53,4 +54,5 @@ def grid_of(params: Params) -> Grid:
         seeds=tuple(params.grid.seeds),
         transfer=params.grid.transfer,
         method_specs={name: spec.model_dump(mode="json") for name, spec in params.search.methods.items()},
+        imagenet_methods=tuple(params.grid.imagenet_methods),
     )

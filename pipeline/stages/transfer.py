@@ -9,7 +9,6 @@ history.csv every epoch and metrics.json last; runs under `torchrun` with DDP li
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +20,6 @@ from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
 
 if TYPE_CHECKING:
     from torch import nn
-
-DEMO = "imagenet_demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,20 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_training_arguments(parser)
 
 
-def folder_dataset(root: Path) -> str:
-    """`imagenet_demo` when `root` is the tree prepare wrote (its manifest says so), else `imagenet`.
-
-    The name goes into metrics.json so that no table presents a demo result as an ImageNet one.
-    """
-    try:
-        manifest = json.loads((root / "manifest.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "imagenet"
-    return DEMO if isinstance(manifest, dict) and manifest.get("dataset") == DEMO else "imagenet"
-
-
 def run(args: argparse.Namespace) -> int:
-    from pipeline.data import build_dataset, get_dataset_info
+    from pipeline.data import build_dataset, folder_dataset, get_dataset_info
     from pipeline.nets import NetworkImageNet
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 

@@ -35,12 +35,6 @@ _COST_NOTE = ("Search cost: search wall time × device count / 86400 per seed, a
               "search finished; CPU-days when the search ran on CPU.")
 
 
-def dataset_table_name(dataset: str) -> str:
-    """The file stem of a dataset's table; a search directly on ImageNet must not overwrite the transfer
-    table `imagenet`, so it is `imagenet_direct` (the papers' name for such results)."""
-    return "imagenet_direct" if dataset == IMAGENET else dataset
-
-
 def dataset_table(runs: pd.DataFrame, dataset: str, grid: Grid) -> Table:
     """One row per method variant of the grid, then the paper's other methods on `dataset`."""
     paper = paper_errors(dataset)
@@ -63,7 +57,7 @@ def dataset_table(runs: pd.DataFrame, dataset: str, grid: Grid) -> Table:
     paper_note = (f"Paper columns: pipeline/reference/paper_results.yaml, section `{dataset}`."
                   if paper else f"The papers report no numbers on {dataset}.")
     return Table(
-        name=dataset_table_name(dataset),
+        name=dataset,
         title=f"{dataset}: test error of the derived architectures",
         notes=(_SEED_NOTE, _COST_NOTE, paper_note),
         frame=frame,
@@ -91,19 +85,19 @@ _DEMO_NOTE = ("Our rows were trained on `imagenet_demo`, the offline stand-in th
 
 
 def imagenet_table(runs: pd.DataFrame, grid: Grid) -> Table:
-    """ImageNet transfer per (searched-on dataset, method), then the papers' mobile-setting rows."""
+    """ImageNet top-1/top-5 per (searched-on dataset, method): transferred cells, then cells searched
+    directly on ImageNet, then the papers' mobile-setting rows."""
     rows = []
-    for dataset in grid.datasets:
-        for method in grid.methods:
-            mine = runs[(runs["dataset"] == dataset) & (runs["method"] == method)]
-            rows.append({
-                "searched_on": dataset, "method": method, SOURCE: OURS,
-                **our_summary(mine, "top1", "top1_error"), **our_summary(mine, "top5", "top5_error"),
-                **counts(mine),
-                "params_m": seed_mean(mine, "params_m"), "mult_adds_m": seed_mean(mine, "mult_adds_m"),
-                "search_cost_days": seed_mean(mine, "search_cost_days"), "search_cost_unit": cost_unit(mine),
-                "status": status_text(mine),
-            })
+    for dataset, method in grid.transfer_pairs():
+        mine = runs[(runs["dataset"] == dataset) & (runs["method"] == method)]
+        rows.append({
+            "searched_on": dataset, "method": method, SOURCE: OURS,
+            **our_summary(mine, "top1", "top1_error"), **our_summary(mine, "top5", "top5_error"),
+            **counts(mine),
+            "params_m": seed_mean(mine, "params_m"), "mult_adds_m": seed_mean(mine, "mult_adds_m"),
+            "search_cost_days": seed_mean(mine, "search_cost_days"), "search_cost_unit": cost_unit(mine),
+            "status": status_text(mine),
+        })
     rows += [{
         "searched_on": entry.get("searched_on"), "method": method, SOURCE: PAPER,
         "top1_mean": entry.get("top1"), "top5_mean": entry.get("top5"),
@@ -114,7 +108,7 @@ def imagenet_table(runs: pd.DataFrame, grid: Grid) -> Table:
     demo = bool((runs["trained_on"] == DEMO_IMAGENET).any())
     return Table(
         name=IMAGENET,
-        title="ImageNet: transfer of the searched cells (mobile setting)"
+        title="ImageNet: the searched cells in the mobile setting"
         + (" — ours on the offline demo stand-in" if demo else ""),
         notes=(_SEED_NOTE, _COST_NOTE, "Paper rows: pipeline/reference/paper_results.yaml, section "
                                        "`imagenet_mobile` (14 cells, C=48).")

@@ -48,12 +48,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 def collect_retrain_runs(results: Path, grid: Grid) -> pd.DataFrame:
     """Every (dataset, method, seed) of the grid, in grid order, with retrain metrics and search cost."""
-    return _collect(results, grid, retrain_dir, "retrain", _RETRAIN_FIELDS, {})
+    return _collect(results, grid, grid.retrain_pairs(), retrain_dir, "retrain", _RETRAIN_FIELDS, {})
 
 
 def collect_transfer_runs(results: Path, grid: Grid) -> pd.DataFrame:
-    """Every (searched-on dataset, method, seed) of the grid with its ImageNet transfer metrics."""
-    return _collect(results, grid, transfer_dir, "transfer", _TRANSFER_FIELDS, _TRANSFER_TEXT)
+    """Every (searched-on dataset, method, seed) trained on ImageNet, direct searches included, with metrics."""
+    return _collect(results, grid, grid.transfer_pairs(), transfer_dir, "transfer", _TRANSFER_FIELDS, _TRANSFER_TEXT)
 
 
 def collect_histories(results: Path, grid: Grid, dataset: str) -> pd.DataFrame:
@@ -84,23 +84,23 @@ def read_arch_weights(path: Path) -> list[dict[str, Any]]:
     return sorted(records, key=lambda record: record["epoch"])
 
 
-def _collect(results: Path, grid: Grid, stage_dir: Callable[[Path, str, str, int], Path], stage: str,
-             fields: tuple[str, ...], texts: dict[str, str]) -> pd.DataFrame:
-    """One row per planned run of `stage` (retrain or transfer), each with the search summary's fields."""
+def _collect(results: Path, grid: Grid, pairs: list[tuple[str, str]],
+             stage_dir: Callable[[Path, str, str, int], Path], stage: str, fields: tuple[str, ...],
+             texts: dict[str, str]) -> pd.DataFrame:
+    """One row per (dataset, method) of `pairs` and seed for `stage` (retrain or transfer), with search fields."""
     rows = []
-    for dataset in grid.datasets:
-        for method in grid.methods:
-            for seed in grid.seeds:
-                search = search_dir(results, dataset, method, seed)
-                genotype = genotype_path(results, dataset, method, seed)
-                target = stage_dir(results, dataset, method, seed)
-                chain = [
-                    ("search/summary.json", search / "summary.json"),
-                    ("genotype", genotype),
-                    (f"{stage}/metrics.json", target / "metrics.json"),
-                ]
-                rows.append(_run_row(dataset, method, seed, chain, [search, genotype, target], fields, texts)
-                            | _search_fields(search))
+    for dataset, method in pairs:
+        for seed in grid.seeds:
+            search = search_dir(results, dataset, method, seed)
+            genotype = genotype_path(results, dataset, method, seed)
+            target = stage_dir(results, dataset, method, seed)
+            chain = [
+                ("search/summary.json", search / "summary.json"),
+                ("genotype", genotype),
+                (f"{stage}/metrics.json", target / "metrics.json"),
+            ]
+            rows.append(_run_row(dataset, method, seed, chain, [search, genotype, target], fields, texts)
+                        | _search_fields(search))
     frame = pd.DataFrame(rows, columns=[*_KEYS, *fields, *texts, *_SEARCH_FIELDS])
     return frame.astype(dict.fromkeys([*fields, "search_cost_days", "peak_memory_mb"], "float64"))
 

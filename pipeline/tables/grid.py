@@ -11,10 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+IMAGENET = "imagenet"
+
 
 @dataclass(frozen=True)
 class Grid:
-    """Datasets x method variants x seeds, whether transfer ran, and each variant's options."""
+    """Datasets x method variants x seeds, whether transfer ran, each variant's options, direct ImageNet searches."""
 
     datasets: tuple[str, ...]
     methods: tuple[str, ...]
@@ -23,6 +25,21 @@ class Grid:
     # name -> the variant's options as in params.yaml (`{"algorithm": "data", "samples": 4, ...}`); the
     # ablation tables read M and K from here.
     method_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Variants searched directly on ImageNet; the transfer stage is their evaluation.
+    imagenet_methods: tuple[str, ...] = ()
+
+    def retrain_pairs(self) -> list[tuple[str, str]]:
+        """(dataset, method) of every search that is retrained on its dataset."""
+        return [(dataset, method) for dataset in self.datasets for method in self.methods]
+
+    def transfer_pairs(self) -> list[tuple[str, str]]:
+        """(searched-on dataset, method) of every genotype trained on ImageNet, direct searches last."""
+        pairs = self.retrain_pairs() if self.transfer else []
+        return pairs + [(IMAGENET, method) for method in self.imagenet_methods]
+
+    def search_pairs(self) -> list[tuple[str, str]]:
+        """(dataset, method) of every search of the grid."""
+        return self.retrain_pairs() + [(IMAGENET, method) for method in self.imagenet_methods]
 
     def algorithm(self, method: str) -> str:
         """The algorithm of a variant; a variant without a spec is taken to be named after its algorithm."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.errors import PipelineError
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
-from pipeline.tables.build import dataset_table, dataset_table_name, imagenet_table
+from pipeline.tables.build import dataset_table, imagenet_table
 from pipeline.tables.cells import cells_figure
 from pipeline.tables.collect import (
     collect_histories,
@@ -46,14 +46,14 @@ class Figures:
 
 
 def build_tables(results: Path, grid: Grid) -> list[Table]:
-    """Per dataset its error table and any ablation table, then ImageNet when the grid transfers."""
+    """Per dataset its error table and any ablation table, then ImageNet when the grid trains cells on it."""
     runs = collect_retrain_runs(results, grid)
     tables: list[Table] = []
     for dataset in grid.datasets:
         tables.append(dataset_table(runs, dataset, grid))
         tables += [table for table in (data_sampling_table(runs, dataset, grid),
                                        drnas_partial_table(runs, dataset, grid)) if table is not None]
-    if grid.transfer:
+    if grid.transfer_pairs():
         tables.append(imagenet_table(collect_transfer_runs(results, grid), grid))
     return tables
 
@@ -90,13 +90,12 @@ def draw_figures(results: Path, figures_dir: Path, grid: Grid, tables: dict[str,
              hessian_figure(histories, methods, f"{dataset}: dominant Hessian eigenvalue (mean ± std)"),
              f"no search history.csv of {dataset} has hessian_eig values"),
             (f"error_vs_paper_{dataset}.png",
-             error_vs_paper_figure(tables[dataset_table_name(dataset)].frame,
-                                   f"{dataset}: test error, ours vs paper"),
+             error_vs_paper_figure(tables[dataset].frame, f"{dataset}: test error, ours vs paper"),
              f"no finished retrain run on {dataset}"),
         ]
-        for method in grid.methods:
-            for seed in grid.seeds:
-                pending += _run_figures(results, dataset, method, seed, use_graphviz)
+    for dataset, method in grid.search_pairs():
+        for seed in grid.seeds:
+            pending += _run_figures(results, dataset, method, seed, use_graphviz)
     written, skipped = [], []
     for name, png, reason in pending:
         if png is None:
@@ -114,7 +113,8 @@ def index_markdown(grid: Grid, tables: list[Table], formats: Sequence[str], figu
         "# Tables and figures",
         "",
         f"Grid: datasets {', '.join(grid.datasets)}; methods {', '.join(grid.methods)}; "
-        f"seeds {', '.join(map(str, grid.seeds))}; ImageNet transfer: {'yes' if grid.transfer else 'no'}.",
+        f"seeds {', '.join(map(str, grid.seeds))}; ImageNet transfer: {'yes' if grid.transfer else 'no'}; "
+        f"searched directly on ImageNet: {', '.join(grid.imagenet_methods) or 'none'}.",
         "",
         "## Tables",
         "",

@@ -3,6 +3,8 @@ the stages that read the edited key."""
 
 from __future__ import annotations
 
+import csv
+import json
 import sqlite3
 from pathlib import Path
 
@@ -66,6 +68,19 @@ def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run
         assert path.is_file() and path.stat().st_size > 0, f"{table} missing or empty"
     again = run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=finished_run, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_direct_imagenet_search_is_transferred_and_reported_not_retrained(finished_run: Path) -> None:
+    cell = "imagenet/ddsas_imagenet/seed0"
+    summary = json.loads((finished_run / f"results/search/{cell}/summary.json").read_text())
+    assert summary["provenance"]["dataset"] == "imagenet"
+    metrics = json.loads((finished_run / f"results/transfer/imagenet/{cell}/metrics.json").read_text())
+    assert metrics["searched_on"] == "imagenet" and metrics["dataset"] == "imagenet_demo"
+    assert not (finished_run / "results/retrain/imagenet").exists()
+    rows = list(csv.DictReader((finished_run / "results/tables/imagenet.csv").open()))
+    ours = [row for row in rows if row["searched_on"] == "imagenet" and row["source"] == "ours"]
+    assert [(row["method"], row["status"]) for row in ours] == [("ddsas_imagenet", "ok")]
+    assert float(ours[0]["top1_mean"]) == pytest.approx(metrics["top1_error"])
 
 
 def test_report_holds_the_tables_and_figures(finished_run: Path) -> None:
@@ -136,9 +151,10 @@ def test_one_methods_search_edit_reruns_only_that_methods_chain(finished_run: Pa
 
 def test_shared_search_edit_reruns_every_search_and_downstream(finished_run: Path) -> None:
     jobs = _edit_and_plan(finished_run, {"search": {"arch": {"lr": 6.0e-4}}})
+    everywhere = {"darts_1st", "darts_2nd", "ddsas_imagenet"}
     assert _jobs_by_rule(jobs) == {
-        "search": {"darts_1st", "darts_2nd"}, "derive": {"darts_1st", "darts_2nd"},
-        "retrain": {"darts_1st", "darts_2nd"}, "transfer": {"darts_1st", "darts_2nd"}, "tables": {""},
+        "search": everywhere, "derive": everywhere,
+        "retrain": {"darts_1st", "darts_2nd"}, "transfer": everywhere, "tables": {""},
     }
 
 

@@ -28,10 +28,12 @@ _NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", ".dvc/cache", "
                "mlartifacts", ".pytest_cache", ".ruff_cache", "pipeline.egg-info", "dvc.lock")
 
 # The smallest grid that still has two methods (so "only the edited method reruns" can be observed) and
-# exercises every stage, transfer included, on the smallest networks the schema allows. Tracking is off
-# here (each test that tracks turns it on); resources stay small so a one-node SLURM cluster fits them.
+# exercises every stage, transfer and a direct ImageNet search included, on the smallest networks the
+# schema allows. Tracking is off here (each test that tracks turns it on); resources stay small so a
+# one-node SLURM cluster fits them.
 TINY: dict[str, Any] = {
-    "grid": {"datasets": ["digits"], "methods": ["darts_1st", "darts_2nd"], "seeds": [0], "transfer": True},
+    "grid": {"datasets": ["digits"], "methods": ["darts_1st", "darts_2nd"], "seeds": [0], "transfer": True,
+             "imagenet_methods": ["ddsas_imagenet"]},
     "tracking": {"enabled": False},
     "search": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
                "analysis": {"hessian_every": 0}},
@@ -91,7 +93,7 @@ def write_tiny_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
     """root/params.yaml as the tiny grid (then `edits`), defining only the grid's methods: the demo's other
     variants are validated against the search length (e.g. DrNAS stages must sum to the epochs)."""
     params = write_params(root, TINY, *edits)
-    methods = params["grid"]["methods"]
+    methods = [*params["grid"]["methods"], *params["grid"]["imagenet_methods"]]
     params["search"]["methods"] = {name: params["search"]["methods"][name] for name in methods}
     overrides = params["retrain"].get("method_overrides", {})
     params["retrain"]["method_overrides"] = {k: v for k, v in overrides.items() if k in methods}
@@ -133,6 +135,7 @@ def sha256(path: Path) -> str:
 
 def expected_tables(params: Mapping[str, Any]) -> list[str]:
     """The table files the tables stage must write for `params`' grid (index.md included)."""
-    names = [*params["grid"]["datasets"], *(["imagenet"] if params["grid"]["transfer"] else [])]
+    grid = params["grid"]
+    names = [*grid["datasets"], *(["imagenet"] if grid["transfer"] or grid.get("imagenet_methods") else [])]
     formats = params["tables"]["formats"]
     return [f"results/tables/{name}.{fmt}" for name in names for fmt in formats] + ["results/tables/index.md"]
