@@ -176,3 +176,20 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
     write_params(root, {"search": {"methods": {"darts_2nd": {"overrides": {"batch_size": 4}}}}})
     # The tables read every method's options (their columns), so they see the edit too.
     assert set(_status(root)) == {"search@digits-darts_2nd-0", "tables"}
+
+    # The README's experiment commands on the same repository: metrics, one experiment, its diff, plots.
+    (root / "params.yaml").write_text(original)
+    metric = "results/retrain/digits/darts_1st/seed0/metrics.json"
+    shown = json.loads(run([DVC, "metrics", "show", "--json"], cwd=root, timeout=120).stdout)
+    assert shown[""]["data"][metric]["data"]["test_error"] == json.loads((root / metric).read_text())["test_error"]
+    run([DVC, "exp", "run", "-S", "retrain.lr=0.05"], cwd=root, timeout=600, env=tool_env())
+    error = json.loads((root / metric).read_text())["test_error"]  # the experiment's, applied to the workspace
+    table = json.loads(run([DVC, "exp", "show", "--json"], cwd=root, timeout=120).stdout)
+    experiment = next(entry for entry in table if entry.get("experiments"))["experiments"][0]["revs"][0]["data"]
+    assert experiment["params"]["params.yaml"]["data"]["retrain"]["lr"] == 0.05
+    assert experiment["metrics"][metric]["data"]["test_error"] == error
+    assert set(_status(root)) == set(), "the experiment left stages out of date"
+    diff = json.loads(run([DVC, "metrics", "diff", "--json"], cwd=root, timeout=120).stdout)
+    assert diff[metric]["test_error"] == {"old": None, "new": error}  # HEAD has no metrics committed
+    run([DVC, "plots", "show"], cwd=root, timeout=300)
+    assert (root / "dvc_plots" / "index.html").is_file()
