@@ -10,7 +10,6 @@ resume, errors), which does not need a network that learns anything.
 from __future__ import annotations
 
 import contextlib
-import copy
 import csv
 import hashlib
 import io
@@ -29,26 +28,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
+from shipped_params import deep_update, narrowed, write_yaml
 
 from pipeline.checkpoint import load_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_SEARCH: dict[str, Any] = {"epochs": 2, "batch_size": 8, "layers": 3, "channels": 4,
                                "max_steps_per_epoch": 2}
 # Wall-clock fields: the only ones allowed to differ between an interrupted and an uninterrupted run.
 TIMING = frozenset({"epoch_time_s", "wall_time_s"})
-
-
-def deep_update(base: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `edits` merged in, nested mappings key by key (a bad-input edit touches one key)."""
-    out = copy.deepcopy(base)
-    for key, value in edits.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def tiny_params(path: Path, methods: dict[str, dict[str, Any]], edits: dict[str, Any] | None = None) -> Path:
@@ -56,19 +43,11 @@ def tiny_params(path: Path, methods: dict[str, dict[str, Any]], edits: dict[str,
 
     `edits` are merged last, so a test can break exactly one key of an otherwise valid file.
     """
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["grid"]["methods"] = list(methods)
-    raw["grid"]["imagenet_methods"] = []
-    raw["tracking"]["enabled"] = False
+    raw = narrowed(methods)
     raw["runtime"].update(device="cpu", deterministic=True)
-    raw["search"].update(TINY_SEARCH, methods=methods)
+    raw["search"].update(TINY_SEARCH)
     raw["search"]["analysis"]["hessian_every"] = 0
-    # Overrides of the shipped variants would name methods this file no longer defines.
-    overrides = raw["retrain"].get("method_overrides", {})
-    raw["retrain"]["method_overrides"] = {name: value for name, value in overrides.items() if name in methods}
-    raw = deep_update(raw, edits or {})
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return write_yaml(path, deep_update(raw, edits or {}))
 
 
 def search_argv(params: Path, prepared: Path, out: Path, method: str, *extra: str) -> list[str]:

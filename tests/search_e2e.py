@@ -13,11 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
+from shipped_params import narrowed, write_yaml
 
 from pipeline.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
 TINY_SEARCH: dict[str, Any] = {"epochs": 2, "batch_size": 4, "layers": 3, "channels": 8, "nodes": 2,
                                "max_steps_per_epoch": 2}
 
@@ -25,18 +24,10 @@ TINY_SEARCH: dict[str, Any] = {"epochs": 2, "batch_size": 4, "layers": 3, "chann
 def tiny_params(directory: Path, methods: dict[str, dict[str, Any]], **search: Any) -> Path:
     """params.yaml with only `methods` in the grid and search, tracking off, a tiny search (search keys
     overridden by `search`); its path."""
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["grid"]["methods"] = list(methods)
-    raw["grid"]["imagenet_methods"] = []
-    raw["tracking"]["enabled"] = False
-    raw["search"].update(TINY_SEARCH, methods=methods, **search)
+    raw = narrowed(methods)
+    raw["search"].update(TINY_SEARCH, **search)
     raw["search"]["analysis"].update(hessian_every=1, hessian_iterations=2)
-    # Per-method retrain settings may only name defined methods.
-    overrides = raw["retrain"].get("method_overrides", {})
-    raw["retrain"]["method_overrides"] = {name: value for name, value in overrides.items() if name in methods}
-    path = directory / "params.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return write_yaml(directory / "params.yaml", raw)
 
 
 def prepare_digits(directory: Path) -> Path:

@@ -7,25 +7,19 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-REPO = Path(__file__).resolve().parents[1]
+from shipped_params import narrowed, write_yaml
 
 
 def _tiny_params(path: Path) -> Path:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["grid"].update(methods=["darts_2nd"], seeds=[0], transfer=True)
-    raw["tracking"]["enabled"] = False
+    raw = narrowed(["darts_2nd"])
+    raw["grid"].update(seeds=[0], transfer=True)
     raw["runtime"]["device"] = "cpu"
-    raw["retrain"]["method_overrides"] = {}
-    raw["search"]["methods"] = {"darts_2nd": raw["search"]["methods"]["darts_2nd"]}
     raw["search"].update(epochs=1, layers=3, channels=4, batch_size=8, max_steps_per_epoch=2)
     raw["search"]["analysis"].update(hessian_every=1, hessian_iterations=2)
     raw["retrain"].update(epochs=1, layers=3, channels=4, max_steps_per_epoch=4)
     raw["transfer"].update(epochs=1, layers=3, channels=8, max_steps_per_epoch=3, image_size=32)
     raw["data"]["imagenet_root"] = str(path.parent / "results/data/imagenet_demo")
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return write_yaml(path, raw)
 
 
 def _pipeline(cwd: Path, *args: str) -> None:

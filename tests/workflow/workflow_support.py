@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from shipped_params import deep_update, narrowed, write_yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -29,12 +30,12 @@ _NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", ".dvc/cache", "
 
 # The smallest grid that still has two methods (so "only the edited method reruns" can be observed) and
 # exercises every stage, transfer and a direct ImageNet search included, on the smallest networks the
-# schema allows. Tracking is off here (each test that tracks turns it on); resources stay small so a
-# one-node SLURM cluster fits them.
+# schema allows. Tracking is off (each test that tracks turns it on); resources stay small so a one-node
+# SLURM cluster fits them.
+TINY_METHODS = ("darts_1st", "darts_2nd")
+TINY_IMAGENET_METHODS = ("ddsas_imagenet",)
 TINY: dict[str, Any] = {
-    "grid": {"datasets": ["digits"], "methods": ["darts_1st", "darts_2nd"], "seeds": [0], "transfer": True,
-             "imagenet_methods": ["ddsas_imagenet"]},
-    "tracking": {"enabled": False},
+    "grid": {"seeds": [0], "transfer": True},
     "search": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
                "analysis": {"hessian_every": 0}},
     "retrain": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4},
@@ -68,17 +69,6 @@ def copy_repo(dst: Path) -> Path:
     return dst
 
 
-def deep_update(base: dict[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` with `edits` merged in, nested mappings key by key."""
-    out = dict(base)
-    for key, value in edits.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = deep_update(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def write_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
     """Rewrite root/params.yaml with `edits` applied (in order); returns the new params."""
     path = root / "params.yaml"
@@ -92,12 +82,11 @@ def write_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
 def write_tiny_params(root: Path, *edits: Mapping[str, Any]) -> dict[str, Any]:
     """root/params.yaml as the tiny grid (then `edits`), defining only the grid's methods: the demo's other
     variants are validated against the search length (e.g. DrNAS stages must sum to the epochs)."""
-    params = write_params(root, TINY, *edits)
-    methods = [*params["grid"]["methods"], *params["grid"]["imagenet_methods"]]
-    params["search"]["methods"] = {name: params["search"]["methods"][name] for name in methods}
-    overrides = params["retrain"].get("method_overrides", {})
-    params["retrain"]["method_overrides"] = {k: v for k, v in overrides.items() if k in methods}
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    path = root / "params.yaml"
+    params = narrowed([*TINY_METHODS, *TINY_IMAGENET_METHODS], TINY_IMAGENET_METHODS, source=path)
+    for edit in (TINY, *edits):
+        params = deep_update(params, edit)
+    write_yaml(path, params)
     return params
 
 
