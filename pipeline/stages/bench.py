@@ -14,7 +14,6 @@ method to the next and is not a per-method figure.
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from pipeline.config import (
     SdartsMethod,
     SearchTraining,
 )
-from pipeline.device import choose_device, describe_device
+from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method, list_methods
 from pipeline.provenance import git_commit
@@ -133,12 +132,6 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, channels: int, batch: int,
               image_size: int, device: torch.device) -> dict[str, Any]:
     """Median step time, throughput and peak memory of one method variant."""
@@ -166,7 +159,7 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
         "min_step_s": min(times),
         "step_times_s": times,
         "images_per_s": batch / median,
-        "peak_memory_mb": _peak_memory_mb(device),
+        "peak_memory_mb": peak_memory_mb(device),
     }
 
 
