@@ -16,9 +16,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(line)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_thread():
-    """Two shared cores: more threads than cores only adds contention to the tests' tiny networks."""
+    """One torch thread for a whole module, its module-scoped fixtures included: on two shared cores more
+    threads only add contention to the tiny networks, and bit-exact comparisons with child processes
+    (run with OMP_NUM_THREADS=1) need the same thread count here."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -66,13 +66,7 @@ MARKER = "FAILED.json"
 LEFT_FREE = 2**19  # on the "full" disk: room for a third of the tiny supernet's 1.4 MB checkpoint
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Bit-exact comparisons with the child process (OMP_NUM_THREADS=1) need one thread here too."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

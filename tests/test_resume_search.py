@@ -15,11 +15,9 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import torch
 from faultlib import assert_same_run, history_rows, kill, search_argv, start_cli, tiny_params, wait_for
 
 from pipeline.checkpoint import EXIT_PREEMPTED, load_checkpoint
@@ -35,13 +33,7 @@ METHOD = next(name for name in STATEFUL if name in list_methods())
 EPOCHS = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """The killed runs are child processes with OMP_NUM_THREADS=1; bit-exact comparison needs the same here."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

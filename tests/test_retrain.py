@@ -30,14 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 RETRAIN = {"epochs": 3, "batch_size": 16, "layers": 3, "channels": 4, "cutout": 2, "max_steps_per_epoch": 6}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded like the subprocesses (OMP_NUM_THREADS=1): bit-exact comparisons need equal
-    thread counts, and a shared 2-core machine runs tiny nets faster without oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_params(path: Path, **retrain: object) -> Path:
