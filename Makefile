@@ -1,13 +1,21 @@
 # Two commands on a fresh machine:
 #   make demo   set up (venv + install) and run the whole chain on the offline digits demo
 #   make test   set up and run the whole test suite (what CI runs)
+# The papers' grid (configs/paper.yaml), for a GPU machine or a SLURM cluster:
+#   make paper         run it locally on $(CORES) cores
+#   make paper-slurm   submit it as SLURM jobs (slurm/config.yaml; export SLURM_PARTITION etc. first)
+# SNAKEMAKE_ARGS is appended to either, e.g. `make paper-slurm SNAKEMAKE_ARGS=-n` lists the jobs without running.
 
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= $(shell nproc 2>/dev/null || echo 2)
+SNAKEMAKE_ARGS ?=
+# The target comes before --configfile: that option takes every following word as a file, so
+# `snakemake --configfile configs/paper.yaml all_tables` reads all_tables as a second config file.
+PAPER := all_tables --configfile configs/paper.yaml
 
-.PHONY: setup demo test lint report clean-results
+.PHONY: setup demo test lint report clean-results paper paper-slurm
 
 setup: $(VENV)/.installed
 
@@ -20,6 +28,12 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores $(CORES) all_tables
 	@echo "tables: results/tables/index.md   figures: results/figures/   runs: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db"
+
+paper: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake $(PAPER) --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+paper-slurm: setup
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake $(PAPER) --profile slurm $(SNAKEMAKE_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

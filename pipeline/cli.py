@@ -56,8 +56,9 @@ def _record_failure(args: argparse.Namespace, stage: str, error: BaseException) 
         logging.getLogger(__name__).warning("could not write %s: %s", marker, exc)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser for `argv`: every stage's name, and the arguments of the stage `argv` names only, so that
+    only that stage's module is imported. Also how tests check a documented command line without running it."""
     parser = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
@@ -66,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_parser = sub.add_parser(name, help=summary, description=summary)
         if name == chosen:
             _module(name).add_arguments(stage_parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from pipeline.checkpoint import EXIT_PREEMPTED, Preempted
