@@ -165,8 +165,13 @@ CHECKS: dict[str, Check] = {
         ("python -m pipeline bench --methods darts_1st --steps 1 --warmup 0 --batch 2 --layers 3 --channels 4",),
         "full size takes minutes per method on CPU; every method runs in the form below"),
     "python -m pipeline bench [--device cuda] [--out bench.json]": Instance(
-        ("python -m pipeline bench --device cpu --out bench.json --steps 1 --warmup 0 --batch 2 --layers 3 "
-         "--channels 4",), "no GPU here; full size takes minutes on CPU"),
+        ("python -m pipeline bench --device cpu --out bench.json --methods darts_1st --steps 1 --warmup 0 "
+         "--batch 2 --layers 3 --channels 4",), "no GPU here; every method runs in the form below"),
+    "python -m pipeline bench --device cuda --warmup 3 --out bench.json": Instance(
+        ("python -m pipeline bench --device cpu --warmup 3 --out bench.json --steps 1 --batch 2 --layers 3 "
+         "--channels 4",), "no GPU here: every method on CPU at a small size"),
+    "python -m pytest tests/test_readme_commands.py tests/workflow/test_readme.py": NotRun(
+        "runs this test itself"),
     "python -m pipeline config --params params.yaml": Run(),
     "python -m pipeline config --explain": Run(),
     "python -m pipeline config [--explain]": Instance(
