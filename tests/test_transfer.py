@@ -1,4 +1,4 @@
-"""The transfer stage on the demo ImageFolder tree, and the ImageNet learning-rate schedules."""
+"""The transfer stage on the demo ImageFolder tree (its schedules: tests/test_schedule.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import yaml
 from pipeline.cli import main
 from pipeline.data import folder_dataset
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
-from pipeline.train import LrSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,13 +62,3 @@ def test_a_tree_without_the_demo_manifest_is_imagenet(tmp_path: Path) -> None:
     assert folder_dataset(tmp_path) == "imagenet"
     (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "imagenet_demo"}))
     assert folder_dataset(tmp_path) == "imagenet_demo"
-
-
-def test_step_schedule_decays_by_gamma_each_epoch_after_warm_up() -> None:
-    schedule = LrSchedule("step", 0.1, epochs=10, gamma=0.97, warmup_epochs=2)
-    assert [schedule.at(e) for e in range(4)] == pytest.approx([0.1 * 0.5, 0.1 * 0.97, 0.1 * 0.97**2, 0.1 * 0.97**3])
-
-
-def test_linear_schedule_decays_to_zero_after_warm_up() -> None:
-    schedule = LrSchedule("linear", 0.5, epochs=10, warmup_epochs=5)
-    assert [schedule.at(e) for e in (0, 4, 5, 9, 10)] == pytest.approx([0.5 / 5, 0.5 * 0.6, 0.25, 0.05, 0.0])
