@@ -15,7 +15,7 @@ from pipeline.config import load_params
 PAPER = load_params(Path(__file__).resolve().parent.parent / "configs/paper.yaml")
 
 # CIFAR-10 retraining: (global batch, lr, drop path, cutout, epochs, BN after pools), with sources.
-DARTS_CIFAR = (96, 0.025, 0.2, 16, 600, False)  # DARTS Sec. 3.2 / A.2; quark0/darts cnn/train.py
+DARTS_CIFAR = (96, 0.025, 0.2, 16, 600, False)  # DARTS paper; quark0/darts cnn/train.py
 RETRAIN = {
     "darts_1st": DARTS_CIFAR,
     "darts_2nd": DARTS_CIFAR,
@@ -37,7 +37,7 @@ RETRAIN = {
 }
 
 # ImageNet transfer: (global batch, lr, schedule, warm-up epochs, warm-up base, C, BN after pools).
-DARTS_IMAGENET = (128, 0.1, "step", 0, "scheduled", 48, False)  # DARTS A.1.3; cnn/train_imagenet.py gamma 0.97
+DARTS_IMAGENET = (128, 0.1, "step", 0, "scheduled", 48, False)  # DARTS paper appendix; train_imagenet.py 0.97
 PC_DARTS_IMAGENET = (1024, 0.5, "linear", 5, "scheduled", 48, False)  # PC-DARTS train_imagenet.py, 8 GPUs
 DRNAS_IMAGENET = (1024, 0.5, "linear", 5, "initial", 48, True)  # DrNAS Sec. 4.2; DARTS-space/train_imagenet.py
 DDSAS_IMAGENET = (1024, 0.5, "linear", 5, "scheduled", 46, False)  # DDSAS retrain_imagenet.sh, train_imagenet.py
