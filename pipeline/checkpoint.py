@@ -117,11 +117,14 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 def _refusal(exc: pickle.UnpicklingError) -> str:
-    """What the restricted loader refused, in a few words (its own message suggests allow-listing it)."""
-    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    """What the restricted loader refused, in a few words; its own message is not shown, because it
+    suggests loading the file with `weights_only=False`, which is exactly what must not happen."""
+    found = re.search(r"GLOBAL (\S+?)[\s]", str(exc))
     if found:
         return f"it asks to import {found.group(1)}"
-    return "its pickle does what the restricted loader does not allow (" + str(exc).splitlines()[0] + ")"
+    found = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
+    detail = f" ({found.group(1).strip()})" if found else ""
+    return f"its pickle uses what the restricted loader does not allow{detail}"
 
 
 def load_checkpoint(directory: Path) -> dict[str, Any] | None:
