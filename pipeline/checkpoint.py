@@ -119,7 +119,7 @@ def _read(path: Path) -> dict[str, Any]:
 def _refusal(exc: pickle.UnpicklingError) -> str:
     """What the restricted loader refused, in a few words; its own message is not shown, because it
     suggests loading the file with `weights_only=False`, which is exactly what must not happen."""
-    found = re.search(r"GLOBAL (\S+?)[\s]", str(exc))
+    found = re.search(r"GLOBAL (\S+?)\s", str(exc))
     if found:
         return f"it asks to import {found.group(1)}"
     found = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
