@@ -5,12 +5,6 @@ writes atomically and keeps the previous checkpoint as `checkpoint.prev.pt`, so 
 (or a file later truncated) costs at most one epoch: loading verifies the checksum and falls back to the
 previous file with a warning. Each checkpoint records the params slice it was trained with; resuming
 with a different one is refused with the differing keys named, instead of silently mixing settings.
-
-Checkpoints travel (shared cluster directories, DVC remotes, colleagues), and a checksum proves nothing
-about who wrote a file. So a checkpoint holds only tensors and plain containers, numbers and strings, and
-is read with PyTorch's restricted unpickler (`weights_only=True`), which builds exactly those and refuses
-any other class or function by name: loading one can never run code. Saving checks the same contract, so
-a state that the loader would refuse fails at once, naming its key, not at the resume weeks later.
 """
 
 from __future__ import annotations
@@ -35,6 +29,11 @@ from pipeline.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
+# Checkpoints travel (shared cluster directories, DVC remotes, colleagues), and a checksum proves nothing
+# about who wrote a file. So a checkpoint holds only tensors and plain containers, numbers and strings, and
+# is read with PyTorch's restricted unpickler (`weights_only=True`), which builds exactly those and refuses
+# any other class or function by name: loading one can never run code. Saving checks the same contract, so
+# a state the loader would refuse fails at once, naming its key, not at the resume weeks later.
 MAGIC = b"PIPECKPT2\n"
 # Format 1 (before the restricted loader) pickled numpy RNG states, which only the full unpickler reads;
 # such files are recognised by their header and refused unread.
