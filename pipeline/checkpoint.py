@@ -13,8 +13,11 @@ import hashlib
 import io
 import logging
 import os
+import pickle
 import random
+import re
 import signal
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +29,15 @@ from pipeline.errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"PIPECKPT1\n"
+# Checkpoints travel (shared cluster directories, DVC remotes, colleagues), and a checksum proves nothing
+# about who wrote a file. So a checkpoint holds only tensors and plain containers, numbers and strings, and
+# is read with PyTorch's restricted unpickler (`weights_only=True`), which builds exactly those and refuses
+# any other class or function by name: loading one can never run code. Saving checks the same contract, so
+# a state the loader would refuse fails at once, naming its key, not at the resume weeks later.
+MAGIC = b"PIPECKPT2\n"
+# Format 1 (before the restricted loader) pickled numpy RNG states, which only the full unpickler reads;
+# such files are recognised by their header and refused unread.
+PICKLE_FORMAT_MAGIC = b"PIPECKPT1\n"
 CURRENT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 
@@ -34,6 +45,7 @@ PREVIOUS = "checkpoint.prev.pt"
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     """Write `state` as the newest checkpoint, keeping the one before it."""
     directory = Path(directory)
+    require_plain(state, "checkpoint")
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getvalue()
@@ -53,8 +65,38 @@ def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     return current
 
 
+_PLAIN_SCALARS = (str, int, float, bool, bytes, type(None))
+
+
+def require_plain(value: Any, where: str) -> None:
+    """Raise naming the first entry of `value` that the restricted loader would refuse to read back.
+
+    Exact types, not `isinstance`: numpy scalars subclass float but pickle as numpy objects.
+    """
+    if type(value) in (dict, OrderedDict):
+        for key, item in value.items():
+            if type(key) not in (str, int):
+                raise CheckpointError(f"{where}: key {key!r} is a {type(key).__name__}; a checkpoint keys "
+                                      f"its entries by str or int")
+            require_plain(item, f"{where}.{key}")
+    elif type(value) in (list, tuple):
+        for index, item in enumerate(value):
+            require_plain(item, f"{where}[{index}]")
+    elif not (type(value) in _PLAIN_SCALARS or isinstance(value, torch.Tensor)):
+        raise CheckpointError(
+            f"{where} is a {type(value).__module__}.{type(value).__qualname__}; a checkpoint holds only tensors, "
+            f"dicts, lists, tuples, str, int, float, bool, bytes and None (convert it before saving)"
+        )
+
+
 def _read(path: Path) -> dict[str, Any]:
     blob = path.read_bytes()
+    if blob.startswith(PICKLE_FORMAT_MAGIC):
+        raise CheckpointError(
+            f"{path}: written by an earlier version of the pipeline as a full pickle, which can run code when "
+            f"loaded, so it was not read. This version cannot resume it: move {path.parent / CURRENT} and "
+            f"{path.parent / PREVIOUS} aside (or delete them) and rerun the same command to start afresh"
+        )
     if not blob.startswith(MAGIC):
         raise CheckpointError(f"{path}: not a pipeline checkpoint (bad header)")
     header_end = blob.index(b"\n", len(MAGIC))
@@ -62,7 +104,26 @@ def _read(path: Path) -> dict[str, Any]:
     payload = blob[header_end + 1 :]
     if hashlib.sha256(payload).hexdigest() != digest:
         raise CheckpointError(f"{path}: checksum mismatch (truncated or corrupted)")
-    return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: refused, {_refusal(exc)}. A pipeline checkpoint holds only tensors "
+                              f"and plain data, so this file was made by something else; nothing in it was "
+                              f"run. Delete it, or restore the run's checkpoint from a copy you trust") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: holds a {type(state).__name__}, not a checkpoint's dict of entries")
+    return state
+
+
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """What the restricted loader refused, in a few words; its own message is not shown, because it
+    suggests loading the file with `weights_only=False`, which is exactly what must not happen."""
+    found = re.search(r"GLOBAL (\S+?)\s", str(exc))
+    if found:
+        return f"it asks to import {found.group(1)}"
+    found = re.search(r"WeightsUnpickler error: \s*(.+)", str(exc))
+    detail = f" ({found.group(1).strip()})" if found else ""
+    return f"its pickle uses what the restricted loader does not allow{detail}"
 
 
 def load_checkpoint(directory: Path) -> dict[str, Any] | None:
@@ -138,9 +199,11 @@ def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
 
 def rng_state() -> dict[str, Any]:
     """Every global RNG the training loop draws from."""
+    name, key, position, has_gauss, cached_gaussian = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        # numpy's state as plain numbers: its uint32 key array would need numpy's pickling to be stored.
+        "numpy": (name, key.tolist(), int(position), int(has_gauss), float(cached_gaussian)),
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():
@@ -150,7 +213,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, key, position, has_gauss, cached_gaussian = state["numpy"]
+    np.random.set_state((name, np.asarray(key, dtype=np.uint32), position, has_gauss, cached_gaussian))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

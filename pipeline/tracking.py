@@ -426,7 +426,19 @@ def _read_new_records(spool: Path) -> tuple[list[dict[str, Any]], int]:
         handle.seek(offset)
         data = handle.read()
     end = data.rfind(b"\n") + 1  # a record still being appended has no newline yet: leave it for later
-    records = [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(data[:end].decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)  # JSON only builds dicts, lists, strings and numbers: nothing runs
+        except json.JSONDecodeError as exc:
+            raise PipelineError(f"{spool}: line {number} after the synced offset is not a JSON record "
+                                f"({exc.msg}); the spool was edited or damaged") from exc
+        if not isinstance(record, dict) or not {"op", "run_key"} <= record.keys():
+            raise PipelineError(f"{spool}: line {number} after the synced offset is not a spool record "
+                                f"(expected an object with 'op' and 'run_key')")
+        records.append(record)
     return records, offset + end
 
 

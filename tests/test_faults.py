@@ -15,6 +15,12 @@ architecture parameter and a NaN loss (stop naming epoch, step and tensor; --all
 full and a read-only disk under the checkpoint; an unreachable MLflow server (then sync-tracking); SIGKILL
 (derive refuses the unfinished search; the rerun finishes it); SIGUSR1 (exit 75, then resume).
 
+Bad inputs besides broken params, options and genotypes: planted files that would run code if loaded
+with the full unpickler (a checkpoint with a valid header and checksum, through `python -m pipeline
+search` in a child process; a CIFAR batch, through prepare) are refused by name and their marker file
+never appears; a checkpoint of the old pickle format is refused saying how to restart; a damaged MLflow
+spool is refused naming its line.
+
 Commands run in this process (`pipeline.cli.main`, what `python -m pipeline` calls), except where the
 fault is the process dying; a fresh interpreter costs more than these searches on a loaded machine.
 """
@@ -24,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -34,6 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from faultlib import (
@@ -41,6 +49,9 @@ from faultlib import (
     assert_same_run,
     closed_port,
     kill,
+    plant_checkpoint,
+    plant_cifar_batch,
+    runs_code_when_unpickled,
     search_argv,
     snapshot,
     start_cli,
@@ -48,7 +59,7 @@ from faultlib import (
     wait_for,
 )
 
-from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PREVIOUS, load_checkpoint
+from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PICKLE_FORMAT_MAGIC, PREVIOUS, load_checkpoint
 from pipeline.cli import main
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, genotype_to_dict
 
@@ -467,6 +478,23 @@ def cifar_partial(root: Path, tmp_path: Path) -> list[str]:
     return cifar_missing(root, tmp_path)
 
 
+def cifar_planted(root: Path, tmp_path: Path) -> list[str]:
+    """A complete CIFAR-10 tree whose first batch also runs `touch pwned` when fully unpickled."""
+    batches = tmp_path / "data" / "cifar-10-batches-py"
+    marker = tmp_path / "pwned"
+    assert runs_code_when_unpickled(plant_cifar_batch(batches / "data_batch_1", marker), marker)
+    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}))
+    return cifar_missing(root, tmp_path)
+
+
+def spool_damaged(root: Path, tmp_path: Path) -> list[str]:
+    spool = tmp_path / "results" / "search" / "tracking_spool.jsonl"
+    spool.parent.mkdir(parents=True)
+    spool.write_text('{"op": "start", "run_key": "k"}\n{"op": "metrics", "run_key": \n')
+    return ["sync-tracking", "--results", str(tmp_path / "results"), "--uri", f"sqlite:///{tmp_path / 'out.db'}"]
+
+
 COMMAND_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], list[str]]] = {
     "params-not-yaml": (broken_params_file, ["params.yaml: not valid YAML"]),
     "params-missing": (missing_params_file, ["params file not found", "nowhere.yaml"]),
@@ -486,6 +514,9 @@ COMMAND_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], list[str]]] = 
                                       "cifar-10-python.tar.gz"]),
     "cifar-partial": (cifar_partial, ["cifar10: missing file(s)", "cifar-10-batches-py/data_batch_2",
                                       "cifar-10-python.tar.gz"]),
+    # The marker the planted batch would create is a new file under tmp_path: the test below sees it.
+    "cifar-planted": (cifar_planted, ["data_batch_1 is not a CIFAR batch pickle (refused to import posix.system"]),
+    "spool-damaged": (spool_damaged, ["tracking_spool.jsonl: line 2 after the synced offset is not a JSON record"]),
 }
 
 
@@ -504,3 +535,40 @@ def test_bad_command_input_is_refused_naming_the_file_or_option(
         # Nothing else appears beside the inputs or in the working directory (inspect has no --out at all).
         assert set(snapshot(tmp_path)) - set(inputs) <= {f"out/{MARKER}"}
         assert set(os.listdir(workspace)) == beside
+
+
+def old_format(directory: Path, marker: Path) -> None:
+    """A checkpoint of the pickle format (header `PIPECKPT1`) whose payload would run `touch marker`."""
+    plant_checkpoint(directory, marker)
+    blob = (directory / CURRENT).read_bytes()
+    (directory / CURRENT).write_bytes(PICKLE_FORMAT_MAGIC + blob.split(b"\n", 1)[1])
+
+
+def planted(directory: Path, marker: Path) -> None:
+    assert runs_code_when_unpickled(plant_checkpoint(directory, marker), marker)
+
+
+CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], list[str]]] = {
+    "planted": (planted, ["checkpoint.pt: refused, it asks to import posix.system", "nothing in it was run"]),
+    "pickle-format": (old_format, ["checkpoint.pt: written by an earlier version of the pipeline",
+                                   "rerun the same command to start afresh"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_checkpoint_that_could_run_code_is_refused_by_the_command_line_and_nothing_runs(
+        workspace: Path, tmp_path: Path, case: str) -> None:
+    """`python -m pipeline search --out DIR` in a child process, DIR holding only the planted checkpoint."""
+    plant, expected = CHECKPOINT_CASES[case]
+    with TALLY.bad_input():
+        out, marker = tmp_path / "run", tmp_path / "pwned"
+        plant(out, marker)
+        before = snapshot(out)
+        process = start_cli(search(workspace, out), cwd=workspace)
+        output = process.communicate(timeout=300)[0]
+        assert process.returncode == 2, output
+        assert "Traceback" not in output
+        for fragment in expected:
+            assert fragment in output, output
+        assert not marker.exists()
+        assert without_marker(snapshot(out)) == before
