@@ -1,0 +1,96 @@
+"""One stand-in stage process of the tracking load tests: `python tracking_load_stage.py ARGS`.
+
+It tracks a run through `pipeline.tracking.stage_run` exactly as a stage does (same parent key, same
+spool), but its work is only logging: metric `value` at steps 0..2*STEPS-1 equal to
+`index * 1000 + step`, so the test can say which run and which metric is missing or doubled without
+trusting anything the pipeline wrote. Sequencing files in --sync make the processes race on purpose:
+
+- it imports MLflow and creates the store, writes `ready-<index>`, then waits for `go`, so every process
+  of the test reaches the parent lookup at the same moment rather than a few seconds apart;
+- with --race-role, the creation of a parent run is slowed down the way the old race needs it: `slow`
+  takes its start time, then waits 3 s before the run is committed; `fast` waits 1 s before it starts
+  creating. Two processes of one key thus both find no parent, and the one with the older start time
+  commits last, so "keep the oldest start time" gives each its own parent;
+- with --pause, after the first half of its metrics is sent it writes `half-<index>` and waits for
+  `resume` (the test stops the server in between).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from pipeline import tracking
+
+STEPS = 3  # metrics logged before and after the pause: 2 * STEPS values per run
+SLOW_COMMIT_S = 3.0
+FAST_START_S = 1.0
+
+
+def expected_metric(index: int, step: int) -> float:
+    return float(index * 1000 + step)
+
+
+def _wait_for(path: Path, timeout_s: float = 600.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.05)
+
+
+def _slow_parent_creation(role: str) -> None:
+    """Delay `MlflowClient.create_run` for parent runs (tagged with the parent key) as `role` says."""
+    original = mlflow.MlflowClient.create_run
+
+    @functools.wraps(original)
+    def create_run(self: Any, experiment_id: str, start_time: int | None = None,
+                   tags: dict[str, str] | None = None, **kwargs: Any) -> Any:
+        if tags and tracking.PARENT_KEY_TAG in tags:
+            if role == "fast":
+                time.sleep(FAST_START_S)
+            start_time = start_time or int(time.time() * 1000)
+            if role == "slow":
+                time.sleep(SLOW_COMMIT_S)
+        return original(self, experiment_id, start_time=start_time, tags=tags, **kwargs)
+
+    mlflow.MlflowClient.create_run = create_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--uri", required=True)
+    parser.add_argument("--index", type=int, required=True)
+    parser.add_argument("--key", required=True, help="dataset/method/seed of the parent, e.g. d/m/3")
+    parser.add_argument("--out", type=Path, required=True, help="the stage's output (and spool) directory")
+    parser.add_argument("--sync", type=Path, required=True, help="directory of the sequencing files")
+    parser.add_argument("--race-role", choices=("slow", "fast"))
+    parser.add_argument("--pause", action="store_true")
+    args = parser.parse_args()
+
+    tracking.ensure_store(tracking.tracking_uri(args.uri))
+    if args.race_role:
+        _slow_parent_creation(args.race_role)
+    (args.sync / f"ready-{args.index}").touch()
+    _wait_for(args.sync / "go")
+
+    dataset, method, seed = args.key.split("/")
+    with tracking.stage_run("load", dataset=dataset, method=method, seed=int(seed),
+                            params={"load": {"index": args.index}}, tags={"load.index": str(args.index)},
+                            enabled=True, uri=args.uri, experiment="load", out_dir=args.out) as logger:
+        for step in range(2 * STEPS):
+            if step == STEPS:
+                logger.flush()
+                if args.pause:
+                    (args.sync / f"half-{args.index}").touch()
+                    _wait_for(args.sync / "resume")
+            logger.log_metrics({"value": expected_metric(args.index, step)}, step=step)
+
+
+if __name__ == "__main__":
+    main()
