@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from workflow_support import BIN, REPO, tool_env
+from workflow_support import BIN, REPO, free_port, tool_env
 
 from pipeline import tracking
 
@@ -161,9 +160,7 @@ def test_an_unreachable_server_spools_and_sync_uploads_exactly_once(
     from mlflow import MlflowClient
 
     monkeypatch.setattr(tracking, "_warned_uris", set())
-    with socket.socket() as sock:  # a port that was just free: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="pipeline.tracking"):
         _run(out, dead)
