@@ -108,7 +108,9 @@ def test_two_contenders_that_both_found_no_parent_agree_on_one(store: str) -> No
     assert tracking._parent_run_id(client, experiment_id, _parent_start()) == parent.info.run_id
     other = tracking._parent_run_id(client, experiment_id, _parent_start("digits/darts_1st/seed1"))
     assert other != parent.info.run_id and len(_active_parents(client, experiment_id)) == 2
-    # Claims are hidden from the experiment list.
+    # The claim names the winner and is hidden from the experiment list.
+    claim = client.get_experiment_by_name(tracking.parent_claim_name(experiment_id, "digits/darts_1st/seed0"))
+    assert claim.lifecycle_stage == "deleted" and claim.tags[tracking.PARENT_RUN_TAG] == parent.info.run_id
     assert {e.name for e in client.search_experiments()} == {"race", "Default"}
 
 

@@ -7,10 +7,11 @@ trusting anything the pipeline wrote. Sequencing files in --sync make the proces
 
 - it imports MLflow and creates the store, writes `ready-<index>`, then waits for `go`, so every process
   of the test reaches the parent lookup at the same moment rather than a few seconds apart;
-- with --race-role, the creation of a parent run is slowed down the way the old race needs it: `slow`
-  takes its start time, then waits 3 s before the run is committed; `fast` waits 1 s before it starts
-  creating. Two processes of one key thus both find no parent, and the one with the older start time
-  commits last, so "keep the oldest start time" gives each its own parent;
+- with --race-role, the two processes of a key meet right before creating a parent run (each waits
+  up to RENDEZVOUS_S for the other, which comes only if it too found no parent), then `slow` takes its
+  start time and waits 3 s before the run is committed, while `fast` waits 1 s before it starts
+  creating. Both have found no parent, and the one with the older start time commits last: the
+  interleaving in which "keep the oldest start time" gave each its own parent;
 - with --pause, after the first half of its metrics is sent it writes `half-<index>` and waits for
   `resume` (the test stops the server in between).
 """
@@ -30,28 +31,35 @@ from pipeline import tracking
 STEPS = 3  # metrics logged before and after the pause: 2 * STEPS values per run
 SLOW_COMMIT_S = 3.0
 FAST_START_S = 1.0
+RENDEZVOUS_S = 10.0
 
 
 def expected_metric(index: int, step: int) -> float:
     return float(index * 1000 + step)
 
 
-def _wait_for(path: Path, timeout_s: float = 600.0) -> None:
+def _wait_for(path: Path, timeout_s: float = 600.0) -> bool:
+    """Wait until `path` exists; False when it did not within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while not path.exists():
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{path} never appeared")
+            return False
         time.sleep(0.05)
+    return True
 
 
-def _slow_parent_creation(role: str) -> None:
+def _slow_parent_creation(role: str, sync: Path) -> None:
     """Delay `MlflowClient.create_run` for parent runs (tagged with the parent key) as `role` says."""
     original = mlflow.MlflowClient.create_run
+    partner = {"slow": "fast", "fast": "slow"}[role]
 
     @functools.wraps(original)
     def create_run(self: Any, experiment_id: str, start_time: int | None = None,
                    tags: dict[str, str] | None = None, **kwargs: Any) -> Any:
         if tags and tracking.PARENT_KEY_TAG in tags:
+            meeting = f"create-{tags[tracking.PARENT_KEY_TAG].replace('/', '_')}"
+            (sync / f"{meeting}-{role}").touch()
+            _wait_for(sync / f"{meeting}-{partner}", RENDEZVOUS_S)
             if role == "fast":
                 time.sleep(FAST_START_S)
             start_time = start_time or int(time.time() * 1000)
@@ -75,9 +83,10 @@ def main() -> None:
 
     tracking.ensure_store(tracking.tracking_uri(args.uri))
     if args.race_role:
-        _slow_parent_creation(args.race_role)
+        _slow_parent_creation(args.race_role, args.sync)
     (args.sync / f"ready-{args.index}").touch()
-    _wait_for(args.sync / "go")
+    if not _wait_for(args.sync / "go"):
+        raise TimeoutError("the test never released the processes")
 
     dataset, method, seed = args.key.split("/")
     with tracking.stage_run("load", dataset=dataset, method=method, seed=int(seed),
@@ -88,7 +97,8 @@ def main() -> None:
                 logger.flush()
                 if args.pause:
                     (args.sync / f"half-{args.index}").touch()
-                    _wait_for(args.sync / "resume")
+                    if not _wait_for(args.sync / "resume"):
+                        raise TimeoutError("the test never resumed the processes")
             logger.log_metrics({"value": expected_metric(args.index, step)}, step=step)
 
 
