@@ -193,7 +193,9 @@ def _parent_run_id(client: Any, experiment_id: str, start: Mapping[str, Any]) ->
     succeeds; the others read the winner from the claim and delete their own candidate, which has no
     children yet because children are created only after this returns. Later stages only read the
     claim. The claim is then deleted: the UI hides it, but its name stays taken, so the key stays
-    decided (until `mlflow gc` purges deleted experiments; see the README).
+    decided (until `mlflow gc` purges deleted experiments; see the README). A contender killed, or cut
+    off from the server, between creating its candidate and deleting it as a loser leaves that candidate
+    behind as an empty run; no stage ever runs under it.
     """
     key = start["parent_key"]
     name = parent_claim_name(experiment_id, key)

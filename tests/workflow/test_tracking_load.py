@@ -60,14 +60,19 @@ class Load:
         return (self.root / "logs" / f"{index}.log").read_text()
 
     def start(self, uri: str, indices: Iterable[int], *, pause: bool = False) -> None:
-        """Start the stage processes `indices` and wait until each is ready to race (MLflow imported)."""
+        """Start the stage processes `indices` and wait until each is ready to race (MLflow imported).
+
+        The two processes of a key race for its parent when they are started together (index 2k is the
+        slow one, 2k+1 the fast one); a process whose partner is not among `indices` does not wait for it.
+        """
         (self.root / "logs").mkdir(parents=True, exist_ok=True)
         self.sync.mkdir(exist_ok=True)
         indices = list(indices)
         for index in indices:
+            race = ["--race-role", "slow" if index % 2 == 0 else "fast"] if (index ^ 1) in indices else []
             cmd = [str(BIN / "python"), str(Path(stage.__file__)), "--uri", uri, "--index", str(index),
                    "--key", _key(index), "--out", str(self.out(index)), "--sync", str(self.sync),
-                   "--race-role", "slow" if index % 2 == 0 else "fast", *(["--pause"] if pause else [])]
+                   *race, *(["--pause"] if pause else [])]
             with open(self.root / "logs" / f"{index}.log", "wb") as log:
                 self.procs[index] = subprocess.Popen(
                     ["timeout", "-k", "30", "600", *cmd], env=tool_env(), stdin=subprocess.DEVNULL,
