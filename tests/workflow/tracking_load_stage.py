@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import mlflow
-
 from pipeline import tracking
 
 STEPS = 3  # metrics logged before and after the pause: 2 * STEPS values per run
@@ -48,9 +46,9 @@ def _wait_for(path: Path, timeout_s: float = 600.0) -> bool:
     return True
 
 
-def _slow_parent_creation(role: str, sync: Path) -> None:
-    """Delay `MlflowClient.create_run` for parent runs (tagged with the parent key) as `role` says."""
-    original = mlflow.MlflowClient.create_run
+def _slow_parent_creation(client_class: Any, role: str, sync: Path) -> None:
+    """Delay `client_class.create_run` for parent runs (tagged with the parent key) as `role` says."""
+    original = client_class.create_run
     partner = {"slow": "fast", "fast": "slow"}[role]
 
     @functools.wraps(original)
@@ -67,7 +65,7 @@ def _slow_parent_creation(role: str, sync: Path) -> None:
                 time.sleep(SLOW_COMMIT_S)
         return original(self, experiment_id, start_time=start_time, tags=tags, **kwargs)
 
-    mlflow.MlflowClient.create_run = create_run
+    client_class.create_run = create_run
 
 
 def main() -> None:
@@ -81,9 +79,13 @@ def main() -> None:
     parser.add_argument("--pause", action="store_true")
     args = parser.parse_args()
 
+    # MLflow is imported (and a new SQLite store created) before the release, so that every process
+    # races from the same moment; not at the top, because the test module imports this file too.
+    import mlflow
+
     tracking.ensure_store(tracking.tracking_uri(args.uri))
     if args.race_role:
-        _slow_parent_creation(args.race_role, args.sync)
+        _slow_parent_creation(mlflow.MlflowClient, args.race_role, args.sync)
     (args.sync / f"ready-{args.index}").touch()
     if not _wait_for(args.sync / "go"):
         raise TimeoutError("the test never released the processes")
