@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
             config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
-            inputs=training_inputs(splits=splits, dataset=args.dataset, root=params.data.root),
+            inputs=training_inputs(splits=splits, dataset=args.dataset, root=Path(params.data.root)),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
             progress=args.progress,
