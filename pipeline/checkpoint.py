@@ -3,8 +3,12 @@
 A checkpoint file is `MAGIC + sha256(payload) + payload` where payload is a `torch.save` blob. Saving
 writes atomically and keeps the previous checkpoint as `checkpoint.prev.pt`, so a write that dies halfway
 (or a file later truncated) costs at most one epoch: loading verifies the checksum and falls back to the
-previous file with a warning. Each checkpoint records the params slice it was trained with; resuming
-with a different one is refused with the differing keys named, instead of silently mixing settings.
+previous file with a warning. Each checkpoint records its resume key: the params slice it was trained
+with (`config`) and the fingerprints of the files it read (`inputs`, see pipeline/inputs.py). Resuming
+with a different key is refused naming the keys or inputs that differ, instead of silently mixing
+settings or data. The previous checkpoint is only a fallback for a damaged `checkpoint.pt`: when
+`checkpoint.pt` is gone (deleted to start afresh, or removed by a workflow engine before a rerun), the
+previous one is set aside, never resumed, and whatever is loaded passes the same key check.
 """
 
 from __future__ import annotations
@@ -129,6 +133,8 @@ def _refusal(exc: pickle.UnpicklingError) -> str:
 def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     """The newest intact checkpoint in `directory`, or None when there is none."""
     directory = Path(directory)
+    if not (directory / CURRENT).exists():
+        return None  # a lone previous checkpoint is an orphan (see the module docstring), not a fallback
     candidates = [p for p in (directory / CURRENT, directory / PREVIOUS) if p.exists()]
     problems = []
     for path in candidates:
@@ -148,44 +154,63 @@ def load_checkpoint(directory: Path) -> dict[str, Any] | None:
     return None
 
 
-def check_same_config(saved: dict[str, Any], current: dict[str, Any], where: Path) -> None:
-    """Refuse to resume a run trained with different settings; name the keys that differ."""
-    differing = _diff(saved, current)
-    if differing:
-        shown = "; ".join(f"{k}: checkpoint {a!r} vs params {b!r}" for k, a, b in differing[:8])
-        raise CheckpointError(
-            f"{where} was written with different settings ({shown}). Delete the directory to start "
-            f"afresh, or restore the params it was trained with."
-        )
+def resume_key_differences(saved: dict[str, Any], config: dict[str, Any], inputs: dict[str, str]) -> list[str]:
+    """What differs between a checkpoint's resume key and the current run's, one phrase per key or input.
+
+    A checkpoint written before inputs were recorded has none, so each input counts as changed.
+    """
+    settings = [f"{key}: checkpoint {a!r} vs params {b!r}" for key, a, b in _diff(saved["config"], config)]
+    recorded = saved.get("inputs") or {}
+    changed = [f"input {name} changed: checkpoint {_short(recorded.get(name))} vs now {_short(inputs.get(name))}"
+               for name in sorted(set(recorded) | set(inputs)) if recorded.get(name) != inputs.get(name)]
+    return settings + changed
 
 
-def load_resumable(directory: Path, config: dict[str, Any], *, restart_on_change: bool,
+def _short(fingerprint: str | None) -> str:
+    return "none" if fingerprint is None else fingerprint[:12]
+
+
+def load_resumable(directory: Path, config: dict[str, Any], inputs: dict[str, str], *, restart_on_change: bool,
                    may_modify: bool = True) -> dict[str, Any] | None:
     """The checkpoint to resume from, or None to start afresh.
 
-    A checkpoint written with other settings is refused (`check_same_config`) unless `restart_on_change`:
-    then it is renamed `*.stale.pt` with a warning naming what changed, and the run starts over. The
-    workflow engines pass that flag, because they rerun a stage precisely when its params changed; by
-    hand, mixing settings by accident is the bigger risk. Under DDP only rank 0 (`may_modify`) renames.
+    `config` and `inputs` are the current run's resume key (what `save_checkpoint` must be given as the
+    state's "config" and "inputs"). A checkpoint with another key is refused naming what differs, unless
+    `restart_on_change`: then it is renamed `*.stale.pt` with a warning naming what changed, and the run
+    starts over. The workflow engines pass that flag, because they rerun a stage precisely when its
+    params or inputs changed; by hand, mixing settings or data by accident is the bigger risk. A lone
+    `checkpoint.prev.pt` is set aside the same way in either mode. Under DDP only rank 0 (`may_modify`)
+    renames.
     """
     directory = Path(directory)
+    if not (directory / CURRENT).exists() and (directory / PREVIOUS).exists():
+        _set_aside(directory, may_modify, f"{directory / CURRENT} is missing (deleted, or cleared by a workflow "
+                                          f"engine before a rerun), so {PREVIOUS} is not resumed")
+        return None
     saved = load_checkpoint(directory)
     if saved is None:
         return None
-    if not restart_on_change:
-        check_same_config(saved["config"], config, directory / CURRENT)
-        return saved
-    differing = _diff(saved["config"], config)
+    differing = resume_key_differences(saved, config, inputs)
     if not differing:
         return saved
+    shown = "; ".join(differing[:8])
+    if not restart_on_change:
+        raise CheckpointError(
+            f"{directory / CURRENT} was written with different settings or inputs ({shown}). Delete the "
+            f"directory to start afresh, restore what it was trained with, or pass --restart-on-change."
+        )
+    _set_aside(directory, may_modify, f"settings or inputs changed ({shown}); starting afresh")
+    return None
+
+
+def _set_aside(directory: Path, may_modify: bool, reason: str) -> None:
+    """Rename the checkpoints to `*.stale.pt` (kept as evidence, never loaded) and say why."""
     if may_modify:
         for name in (CURRENT, PREVIOUS):
             path = directory / name
             if path.exists():
                 os.replace(path, path.with_suffix(".stale.pt"))
-    log.warning("%s: settings changed (%s); starting afresh, the old checkpoint is kept as checkpoint.stale.pt",
-                directory, "; ".join(key for key, _, _ in differing[:8]))
-    return None
+    log.warning("%s: %s; the old checkpoints are kept as *.stale.pt", directory, reason)
 
 
 def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -80,6 +80,10 @@ class RuntimeConfig(Section):
     deterministic: bool = Field(True, description="Deterministic kernels and seeded data order (bit-exact resume).")
     amp: bool = Field(False, description="Mixed precision (bf16 autocast) on CUDA; ignored on CPU.")
     channels_last: bool = Field(False, description="channels_last memory format on CUDA; ignored on CPU.")
+    threads: Annotated[int, Field(ge=1)] = Field(
+        1, description="Intra-op CPU threads (torch.set_num_threads) of search, retrain and transfer, whichever "
+                       "engine runs them: results depend on it, so it is a param, never the machine's core count. "
+                       "At most resources.<stage>.cpus_per_task of those stages.")
 
 
 class TrackingConfig(Section):
@@ -384,6 +388,10 @@ class TablesConfig(Section):
     formats: list[Literal["md", "csv", "tex"]] = Field(["md", "csv", "tex"], description="Table formats written.")
 
 
+# The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
+THREADED_STAGES = ("search", "retrain", "transfer")
+
+
 class Params(Section):
     grid: GridConfig = Field(default_factory=GridConfig, description="The run grid.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data locations.")
@@ -415,6 +423,11 @@ class Params(Section):
                     raise ValueError(f"{stage}.method_overrides: '{name}' is not a method under search.methods"
                                      f"{_did_you_mean(name, self.search.methods)}")
                 settings_of(name)
+        for stage in THREADED_STAGES:
+            cpus = getattr(self.resources, stage).cpus_per_task
+            if self.runtime.threads > cpus:
+                raise ValueError(f"runtime.threads {self.runtime.threads} exceeds resources.{stage}.cpus_per_task "
+                                 f"{cpus}: the job would run more threads than the CPUs it reserves")
         return self
 
     def method(self, name: str) -> MethodBase:

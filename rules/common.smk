@@ -179,4 +179,5 @@ def table_files():
 
 def table_outputs():
     """`table_files()`, the CSV ones marked for `snakemake --report` (which renders CSV as a table)."""
-    return [report(path, category="Tables") if path.endswith(".csv") else path for path in table_files()]
+    return [report(path, caption="../report/tables.rst", category="Tables") if path.endswith(".csv") else path
+            for path in table_files()]

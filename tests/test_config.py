@@ -133,3 +133,11 @@ def test_every_key_is_explained():
     lines = explain()
     assert any(line.startswith("search.epochs = 50: ") for line in lines)
     assert all(not line.endswith(": None") for line in lines)
+
+
+def test_more_threads_than_a_training_job_reserves_is_refused_naming_both_keys():
+    raw = _demo()
+    raw["runtime"]["threads"] = 2
+    raw["resources"]["retrain"]["cpus_per_task"] = 1
+    raw["resources"]["search"]["cpus_per_task"] = raw["resources"]["transfer"]["cpus_per_task"] = 2
+    assert "runtime.threads 2 exceeds resources.retrain.cpus_per_task 1" in _error(raw)

@@ -154,7 +154,7 @@ def _nan_job(tmp_path: Path, allow: int) -> TrainJob:
     settings = TrainSettings(epochs=2, batch_size=8, schedule=LrSchedule("cosine", 0.1, 2), momentum=0.9,
                              weight_decay=0.0, grad_clip=5.0, auxiliary_weight=0.0)
     return TrainJob(kind="retrain", settings=settings, build_model=_Diverged, train_set=data, test_set=data,
-                    seed=0, out_dir=tmp_path, config={}, runtime=RuntimeConfig(device="cpu"),
+                    seed=0, out_dir=tmp_path, config={}, inputs={}, runtime=RuntimeConfig(device="cpu"),
                     allow_nan_skip=allow, progress=False)
 
 

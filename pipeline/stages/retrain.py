@@ -54,6 +54,7 @@ def cells_of(genotype: Genotype) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, get_dataset_info
+    from pipeline.inputs import training_inputs
     from pipeline.nets import NetworkCIFAR
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
             config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
+            inputs=training_inputs(splits=splits, dataset=args.dataset, root=Path(params.data.root)),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
             progress=args.progress,

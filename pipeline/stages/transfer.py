@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, folder_dataset, get_dataset_info
+    from pipeline.inputs import training_inputs
     from pipeline.nets import NetworkImageNet
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
             config=transfer_slice(params, settings, genotype, dataset, num_classes, searched_on, method,
                                   args.seed, ctx.world_size),
+            inputs=training_inputs(splits=None, dataset=dataset, root=root),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
             progress=args.progress,

@@ -37,7 +37,7 @@ from pipeline.checkpoint import (
 )
 from pipeline.config import RuntimeConfig
 from pipeline.data import make_loader
-from pipeline.device import seed_everything
+from pipeline.device import pin_threads, seed_everything
 from pipeline.errors import DataError, NumericalError
 from pipeline.train.distributed import DistContext, per_process_batch
 from pipeline.train.schedule import LrSchedule
@@ -71,8 +71,9 @@ class TrainSettings:
 class TrainJob:
     """One training run, resumable from the checkpoint in `out_dir`.
 
-    `build_model` is called after seeding, so the seed fixes the initial weights. `config` is what the
-    checkpoint records and a resume must match. `on_epoch_end` receives the whole history on rank 0.
+    `build_model` is called after seeding, so the seed fixes the initial weights. `config` and `inputs`
+    (fingerprints of the files the stage reads, pipeline/inputs.py) are the resume key the checkpoint
+    records and a resume must match. `on_epoch_end` receives the whole history on rank 0.
     """
 
     kind: str
@@ -83,6 +84,7 @@ class TrainJob:
     seed: int
     out_dir: Path
     config: dict[str, Any]
+    inputs: dict[str, str]
     runtime: RuntimeConfig
     num_workers: int = 0
     allow_nan_skip: int = 0
@@ -164,6 +166,7 @@ def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
         raise DataError(f"{job.kind}.batch_size {settings.batch_size} ({batch} per process) exceeds the "
                         f"{train_loader.sampler.per_rank} training samples of each of the {ctx.world_size} "
                         "process(es)")
+    pin_threads(job.runtime.threads)
     seed_everything(job.seed, job.runtime.deterministic)
     model = job.build_model().to(ctx.device)
     channels_last = job.runtime.channels_last and ctx.device.type == "cuda"
@@ -196,7 +199,7 @@ def _rank_seed(seed: int, rank: int) -> int:
 
 def _resume(job: TrainJob, ctx: DistContext, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
     """Every rank loads the same checkpoint (DDP's first broadcast would fix weights, not RNGs or state)."""
-    saved = load_resumable(job.out_dir, job.config, restart_on_change=job.restart_on_change,
+    saved = load_resumable(job.out_dir, job.config, job.inputs, restart_on_change=job.restart_on_change,
                            may_modify=ctx.rank == 0)
     if saved is None:
         return TrainState()
@@ -366,6 +369,7 @@ def _save(run: _Run, state: TrainState) -> None:
         save_checkpoint(run.job.out_dir, {
             "kind": run.job.kind,
             "config": run.job.config,
+            "inputs": run.job.inputs,
             "model": run.model.state_dict(),
             "optimizer": run.optimizer.state_dict(),
             "rng": rngs,
