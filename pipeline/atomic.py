@@ -58,12 +58,3 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 def atomic_write_json(path: Path | str, obj: Any) -> None:
     """Write `obj` as indented, key-sorted JSON (stable bytes for identical content)."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def atomic_torch_save(path: Path | str, obj: Any) -> None:
-    """`torch.save` through a temporary file."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    atomic_write_bytes(path, buffer.getvalue())

@@ -80,6 +80,10 @@ class RuntimeConfig(Section):
     deterministic: bool = Field(True, description="Deterministic kernels and seeded data order (bit-exact resume).")
     amp: bool = Field(False, description="Mixed precision (bf16 autocast) on CUDA; ignored on CPU.")
     channels_last: bool = Field(False, description="channels_last memory format on CUDA; ignored on CPU.")
+    threads: Annotated[int, Field(ge=1)] = Field(
+        1, description="Intra-op CPU threads (torch.set_num_threads) of search, retrain and transfer, whichever "
+                       "engine runs them: results depend on it, so it is a param, never the machine's core count. "
+                       "At most resources.<stage>.cpus_per_task of those stages.")
 
 
 class TrackingConfig(Section):
@@ -304,10 +308,19 @@ class SearchConfig(SearchTraining):
 
 # ------------------------------------------------------------------------------------- retrain / transfer
 
+# The released ImageNet scripts of PC-DARTS, SDARTS, DrNAS and DDSAS (`adjust_lr`) decay linearly to zero
+# over all but the last five epochs and spend those five on a slope five times shallower, because lr / E
+# is still a large step at the end of training (pipeline/train/schedule.py computes it).
+LINEAR_TAIL_EPOCHS = 5
+
+GLOBAL_BATCH = ("Global batch size: the images of one optimiser step summed over every process of a torchrun "
+                "job; each of the N processes takes batch_size / N (N must divide it), so the GPU count "
+                "never changes the optimisation.")
+
 
 class RetrainConfig(Section):
     epochs: Annotated[int, Field(gt=0)] = Field(600, description="Retraining epochs.")
-    batch_size: Annotated[int, Field(gt=0)] = Field(96, description="Batch size (per process under DDP).")
+    batch_size: Annotated[int, Field(gt=0)] = Field(96, description=GLOBAL_BATCH)
     layers: Annotated[int, Field(ge=3)] = Field(20, description="Cells of the evaluation network.")
     channels: Annotated[int, Field(gt=0)] = Field(36, description="Initial channels C.")
     lr: Annotated[float, Field(gt=0)] = Field(0.025, description="SGD learning rate (cosine schedule).")
@@ -329,15 +342,23 @@ class RetrainConfig(Section):
 
 class TransferConfig(Section):
     epochs: Annotated[int, Field(gt=0)] = Field(250, description="ImageNet training epochs.")
-    batch_size: Annotated[int, Field(gt=0)] = Field(128, description="Batch size (per process under DDP).")
+    batch_size: Annotated[int, Field(gt=0)] = Field(128, description=GLOBAL_BATCH)
     layers: Annotated[int, Field(ge=3)] = Field(14, description="Cells of the ImageNet network.")
     channels: Annotated[int, Field(gt=0)] = Field(48, description="Initial channels C.")
     lr: Annotated[float, Field(gt=0)] = Field(0.1, description="SGD learning rate.")
-    lr_schedule: Literal["linear", "step"] = Field(
-        "step", description="step: x step_gamma every epoch (DARTS); linear: to 0 (SDARTS, DrNAS, DDSAS)."
+    lr_schedule: Literal["step", "linear", "poly"] = Field(
+        "step", description="step: x step_gamma every epoch (DARTS); linear: the released ImageNet schedule of "
+                            "PC-DARTS/SDARTS/DrNAS/DDSAS, lr (1 - e/(E-5)) then a 5-epoch tail to 0; "
+                            "poly: lr (1 - e/E) (DATA)."
     )
     step_gamma: Annotated[float, Field(gt=0, le=1)] = Field(0.97, description="Per-epoch decay of the step schedule.")
-    warmup_epochs: Annotated[int, Field(ge=0)] = Field(0, description="Linear warm-up epochs.")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        0, description="Warm-up epochs: epoch e < W trains at (e + 1) / W of the warm-up base rate."
+    )
+    warmup_base: Literal["scheduled", "initial"] = Field(
+        "scheduled", description="Warm-up base: the epoch's scheduled rate (PC-DARTS, DDSAS code) or the "
+                                 "initial lr (DrNAS code)."
+    )
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
     weight_decay: Annotated[float, Field(ge=0)] = Field(3e-5, description="SGD weight decay.")
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = Field(0.1, description="Label smoothing.")
@@ -346,6 +367,17 @@ class TransferConfig(Section):
     image_size: Annotated[int, Field(ge=16)] = Field(224, description="Training crop side.")
     pool_bn: bool = Field(False, description="Keep BN after pooling ops in the evaluation cell (DrNAS).")
     max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+    method_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per method variant: transfer keys it changes (e.g. drnas: {lr: 0.5, "
+                                          "lr_schedule: linear, warmup_epochs: 5, batch_size: 1024})."
+    )
+
+    @model_validator(mode="after")
+    def _linear_has_a_head(self) -> TransferConfig:
+        if self.lr_schedule == "linear" and self.epochs <= LINEAR_TAIL_EPOCHS:
+            raise ValueError(f"lr_schedule linear needs epochs > {LINEAR_TAIL_EPOCHS} (its last {LINEAR_TAIL_EPOCHS} "
+                             f"epochs are a separate tail), got {self.epochs}; use poly for short runs")
+        return self
 
 
 class DeriveConfig(Section):
@@ -354,6 +386,10 @@ class DeriveConfig(Section):
 
 class TablesConfig(Section):
     formats: list[Literal["md", "csv", "tex"]] = Field(["md", "csv", "tex"], description="Table formats written.")
+
+
+# The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
+THREADED_STAGES = ("search", "retrain", "transfer")
 
 
 class Params(Section):
@@ -381,12 +417,17 @@ class Params(Section):
         for name in self.search.methods:
             self.search_settings(name)
             _check_method(name, self.search.methods[name], self.search_settings(name))
-        for name, overrides in self.retrain.method_overrides.items():
-            if name not in self.search.methods:
-                raise ValueError(f"retrain.method_overrides: '{name}' is not a method under search.methods"
-                                 f"{_did_you_mean(name, self.search.methods)}")
-            self.retrain_settings(name)
-            del overrides
+        for stage, settings_of in (("retrain", self.retrain_settings), ("transfer", self.transfer_settings)):
+            for name in getattr(self, stage).method_overrides:
+                if name not in self.search.methods:
+                    raise ValueError(f"{stage}.method_overrides: '{name}' is not a method under search.methods"
+                                     f"{_did_you_mean(name, self.search.methods)}")
+                settings_of(name)
+        for stage in THREADED_STAGES:
+            cpus = getattr(self.resources, stage).cpus_per_task
+            if self.runtime.threads > cpus:
+                raise ValueError(f"runtime.threads {self.runtime.threads} exceeds resources.{stage}.cpus_per_task "
+                                 f"{cpus}: the job would run more threads than the CPUs it reserves")
         return self
 
     def method(self, name: str) -> MethodBase:
@@ -403,9 +444,11 @@ class Params(Section):
 
     def retrain_settings(self, name: str) -> RetrainConfig:
         """The retrain settings of variant `name` (retrain.method_overrides applied)."""
-        base = self.retrain.model_dump(exclude={"method_overrides"})
-        overrides = self.retrain.method_overrides.get(name, {})
-        return _merged(RetrainConfig, base, overrides, f"retrain.method_overrides.{name}")
+        return _with_method_overrides(self.retrain, name, "retrain")
+
+    def transfer_settings(self, name: str) -> TransferConfig:
+        """The transfer settings of variant `name` (transfer.method_overrides applied)."""
+        return _with_method_overrides(self.transfer, name, "transfer")
 
     def search_slice(self, name: str) -> dict[str, Any]:
         """Exactly what a search of variant `name` reads: its provenance hash and resume check use it."""
@@ -415,6 +458,12 @@ class Params(Section):
             "method": {"name": name, **self.method(name).model_dump(mode="json")},
             "runtime": self.runtime.model_dump(mode="json"),
         }
+
+
+def _with_method_overrides(section: Any, name: str, key: str) -> Any:
+    """`section` with the overrides of variant `name` applied; the result holds no overrides of its own."""
+    base = section.model_dump(exclude={"method_overrides"})
+    return _merged(type(section), base, section.method_overrides.get(name, {}), f"{key}.method_overrides.{name}")
 
 
 def _merged(model: type[Section], base: dict[str, Any], overrides: dict[str, Any], where: str) -> Any:

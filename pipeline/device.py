@@ -27,6 +27,17 @@ def describe_device(device: torch.device) -> str:
     return "cpu"
 
 
+def pin_threads(threads: int) -> None:
+    """Use exactly `threads` intra-op threads (params.yaml `runtime.threads`).
+
+    Reductions split across threads sum in a different order, so the same search with 1 and 2 threads
+    ends with alphas ~1e-6 apart and, on the tiny demo, other genotypes. Left to torch, the count is the
+    machine's cores under DVC and by hand but OMP_NUM_THREADS (the rule's `threads`) under Snakemake;
+    taken from the params, every engine computes the same bits.
+    """
+    torch.set_num_threads(threads)
+
+
 def seed_everything(seed: int, deterministic: bool) -> None:
     """Seed python, numpy and torch; with `deterministic`, make CPU/CUDA kernels reproducible."""
     random.seed(seed)

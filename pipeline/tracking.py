@@ -10,8 +10,8 @@ Why it is shaped like this:
   record, so a replay finds the run it belongs to instead of creating a second one; metrics keep their
   original timestamps (the SQL store drops exact duplicates); params and tags are re-set to the same
   values; artifacts overwrite themselves. A byte offset next to the spool records what was synced.
-- One parent run per (dataset, method, seed) groups search, derive, retrain and transfer, found by a tag
-  so that separate processes (and SLURM jobs) agree on it without sharing state.
+- One parent run per (dataset, method, seed) groups search, derive, retrain and transfer. Processes (and
+  SLURM jobs on other nodes) agree on it through the store alone: see `_parent_run_id`.
 - A new SQLite store is created under a file lock, because several processes creating the same schema at
   once crash (Snakemake starts many stages together).
 """
@@ -40,6 +40,7 @@ SPOOL_NAME = "tracking_spool.jsonl"
 SYNCED_NAME = "tracking_spool.synced"
 RUN_KEY_TAG = "pipeline.run_key"
 PARENT_KEY_TAG = "pipeline.parent_key"
+PARENT_RUN_TAG = "pipeline.parent_run_id"  # on a parent claim: the run id that won the key
 
 # Short network limits: a job on a compute node must not wait minutes for a tracking server
 # (MLflow's defaults are 7 retries with exponential backoff and a 120 s timeout). setdefault, so a user
@@ -172,24 +173,50 @@ def _tag_filter(tag: str, value: str) -> str:
     return f"tags.`{tag}` = '{value}'"
 
 
-def _parent_run_id(client: Any, experiment_id: str, start: Mapping[str, Any]) -> str:
-    """Find or create the parent run of (dataset, method, seed).
+def parent_claim_name(experiment_id: str, parent_key: str) -> str:
+    """The name of the (deleted) experiment that records which run is the parent of `parent_key`."""
+    return f"pipeline-parent/{experiment_id}/{parent_key}"
 
-    Two stages of the same seed may create it at the same moment (retrain and transfer run in parallel).
-    Both then keep the oldest and the younger creator deletes its own, so all children meet under one.
+
+def _parent_run_id(client: Any, experiment_id: str, start: Mapping[str, Any]) -> str:
+    """Find or create the parent run of (dataset, method, seed): exactly one under any interleaving.
+
+    Why a claim: "search for the parent, create one if none" lets two processes both find none and both
+    create (retrain and transfer of a genotype start together), and no rule applied afterwards to the
+    runs they see (oldest start time, smallest id) can repair that, because each process may already
+    have used its own parent before it sees the other one. MLflow cannot create a run under an id we
+    choose, and a file lock only serialises processes of one host (a server's clients are on many
+    nodes), so the decision is made by the store itself, with the one write it refuses to repeat:
+    creating an experiment whose name exists. Each contender creates its candidate parent, then tries to
+    create the claim experiment `parent_claim_name(...)` carrying that candidate's id as a tag, in one
+    transaction (SQLite and every SQL store behind a server enforce the unique name). Exactly one
+    succeeds; the others read the winner from the claim and delete their own candidate, which has no
+    children yet because children are created only after this returns. Later stages only read the
+    claim. The claim is then deleted: the UI hides it, but its name stays taken, so the key stays
+    decided (until `mlflow gc` purges deleted experiments; see the README). A contender killed, or cut
+    off from the server, between creating its candidate and deleting it as a loser leaves that candidate
+    behind as an empty run; no stage ever runs under it.
     """
     key = start["parent_key"]
-    query = _tag_filter(PARENT_KEY_TAG, key)
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
-    if found:
-        return found[0].info.run_id
+    name = parent_claim_name(experiment_id, key)
+    claim = client.get_experiment_by_name(name)
+    if claim is not None:
+        return claim.tags[PARENT_RUN_TAG]
     tags = {PARENT_KEY_TAG: key, **{k: start["tags"][k] for k in ("dataset", "method", "seed")}}
     mine = client.create_run(experiment_id, tags=tags, run_name=key).info.run_id
-    found = client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
-    oldest = min(found, key=lambda run: (run.info.start_time, run.info.run_id)).info.run_id
-    if oldest != mine:
-        client.delete_run(mine)
-    return oldest
+    try:
+        claim_id = client.create_experiment(name, tags={PARENT_RUN_TAG: mine})
+    except Exception:
+        claim = client.get_experiment_by_name(name)
+        if claim is None:
+            raise
+        winner = claim.tags[PARENT_RUN_TAG]
+        # A retried request may have created our own claim before failing; never delete the winner.
+        if winner != mine:
+            client.delete_run(mine)
+        return winner
+    client.delete_experiment(claim_id)
+    return mine
 
 
 def _open_run(client: Any, uri: str, start: Mapping[str, Any]) -> tuple[str, str | None]:
@@ -426,7 +453,19 @@ def _read_new_records(spool: Path) -> tuple[list[dict[str, Any]], int]:
         handle.seek(offset)
         data = handle.read()
     end = data.rfind(b"\n") + 1  # a record still being appended has no newline yet: leave it for later
-    records = [json.loads(line) for line in data[:end].decode("utf-8").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(data[:end].decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)  # JSON only builds dicts, lists, strings and numbers: nothing runs
+        except json.JSONDecodeError as exc:
+            raise PipelineError(f"{spool}: line {number} after the synced offset is not a JSON record "
+                                f"({exc.msg}); the spool was edited or damaged") from exc
+        if not isinstance(record, dict) or not {"op", "run_key"} <= record.keys():
+            raise PipelineError(f"{spool}: line {number} after the synced offset is not a spool record "
+                                f"(expected an object with 'op' and 'run_key')")
+        records.append(record)
     return records, offset + end
 
 

@@ -101,7 +101,12 @@ def retrain_slice(wildcards):
 
 
 def transfer_slice(wildcards):
-    return {"transfer": _dump(PARAMS.transfer), "data": _dump(PARAMS.data), "runtime": _dump(PARAMS.runtime)}
+    # The effective settings of this method, as for retrain.
+    return {
+        "transfer": _dump(PARAMS.transfer_settings(wildcards.method)),
+        "data": _dump(PARAMS.data),
+        "runtime": _dump(PARAMS.runtime),
+    }
 
 
 def tables_slice(wildcards):
@@ -123,8 +128,8 @@ def res(stage):
 def launcher(stage):
     """`torchrun` (one process per GPU, DDP) when a stage asks for several GPUs, else plain python.
 
-    Retrain and transfer carry it in `params:`: the batch size is per process, so the GPU count changes
-    results and rightly reruns them. Every rule's shell starts with `exec`: SLURM signals all processes
+    Retrain and transfer carry it in `params:`: the batch size is global, but the GPU count still changes
+    the data sharding and random streams, hence the results, and rightly reruns them. Every rule's shell starts with `exec`: SLURM signals all processes
     of a job step before its time limit, and only when the stage is the process Snakemake waits for can
     it write its checkpoint and exit before the step is torn down.
     """
@@ -174,4 +179,5 @@ def table_files():
 
 def table_outputs():
     """`table_files()`, the CSV ones marked for `snakemake --report` (which renders CSV as a table)."""
-    return [report(path, category="Tables") if path.endswith(".csv") else path for path in table_files()]
+    return [report(path, caption="../report/tables.rst", category="Tables") if path.endswith(".csv") else path
+            for path in table_files()]

@@ -13,6 +13,9 @@ rule retrain:
         metrics="results/retrain/{dataset}/{method}/seed{seed}/metrics.json",
     log:
         "logs/retrain/{dataset}/{method}/seed{seed}.log",
+    # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
+    benchmark:
+        "benchmarks/retrain/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=retrain_slice,
         launch=launcher("retrain"),

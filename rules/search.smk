@@ -15,6 +15,9 @@ rule search:
         summary="results/search/{dataset}/{method}/seed{seed}/summary.json",
     log:
         "logs/search/{dataset}/{method}/seed{seed}.log",
+    # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
+    benchmark:
+        "benchmarks/search/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=search_slice,
     threads: res("search").cpus_per_task

@@ -7,7 +7,8 @@ rule tables:
         grid=grid_outputs(),
     output:
         tables=table_outputs(),
-        figures=report(directory("results/figures"), patterns=["{name}.png"], category="Figures"),
+        figures=report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
+                       category="Figures"),
         # index.md is written last.
         index="results/tables/index.md",
     log:

@@ -13,6 +13,9 @@ rule transfer:
         metrics="results/transfer/imagenet/{dataset}/{method}/seed{seed}/metrics.json",
     log:
         "logs/transfer/{dataset}/{method}/seed{seed}.log",
+    # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
+    benchmark:
+        "benchmarks/transfer/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=transfer_slice,
         launch=launcher("transfer"),

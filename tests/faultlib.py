@@ -5,6 +5,10 @@ fault module's summary.
 The searches here are the real `python -m pipeline search` on prepared digits, shrunk until one epoch
 takes about a second on a loaded 2-core machine; what they prove is about bookkeeping (checkpoints,
 resume, errors), which does not need a network that learns anything.
+
+The planted files (`plant_checkpoint`, `plant_cifar_batch`) are what an attacker with write access to a
+shared directory would leave: well-formed on the outside, with a pickle that runs `touch MARKER` when the
+full unpickler reads it (`runs_code_when_unpickled` proves that it would).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import io
 import json
 import math
 import os
+import pickle
+import shlex
 import signal
 import socket
 import subprocess
@@ -30,7 +36,7 @@ import numpy as np
 import torch
 from shipped_params import deep_update, narrowed, write_yaml
 
-from pipeline.checkpoint import load_checkpoint
+from pipeline.checkpoint import CURRENT, MAGIC, load_checkpoint
 
 TINY_SEARCH: dict[str, Any] = {"epochs": 2, "batch_size": 8, "layers": 3, "channels": 4,
                                "max_steps_per_epoch": 2}
@@ -144,6 +150,54 @@ def kill(process: subprocess.Popen[str], sig: signal.Signals) -> str:
     """Send `sig` to the child and return its output once it has exited."""
     process.send_signal(sig)
     return process.communicate(timeout=300)[0]
+
+
+class Plant:
+    """Pickles as a call of `os.system("touch MARKER")`: unpickling it runs a shell command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
+        return os.system, (f"touch {shlex.quote(str(self.marker))}",)
+
+
+def runs_code_when_unpickled(payload: bytes, marker: Path) -> bool:
+    """Whether the full unpickler, given `payload`, creates `marker` (the control for the refusal tests)."""
+    with contextlib.suppress(Exception):
+        pickle.loads(payload)  # noqa: S301 -- the point: show what the unrestricted loader would do
+    created = marker.exists()
+    marker.unlink(missing_ok=True)
+    return created
+
+
+def plant_checkpoint(directory: Path, marker: Path, *, as_torch_save: bool = True) -> bytes:
+    """Write a checkpoint with a valid header and checksum whose payload runs `touch marker` when fully
+    unpickled: a `torch.save` archive like a real checkpoint's, or (`as_torch_save=False`) a bare pickle.
+    Returns the payload's pickle, for `runs_code_when_unpickled`."""
+    state = {"kind": "search", "config": {"seed": 0}, "state": Plant(marker)}
+    pickled = pickle.dumps(state, protocol=2)  # torch's own protocol, so the refusal is about the global
+    if as_torch_save:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        payload = buffer.getvalue()
+    else:
+        payload = pickled
+    directory.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256(payload).hexdigest().encode("ascii")
+    (directory / CURRENT).write_bytes(MAGIC + digest + b"\n" + payload)
+    return pickled
+
+
+def plant_cifar_batch(path: Path, marker: Path, images: int = 4) -> bytes:
+    """A CIFAR-10 batch file, `images` well-formed images and labels plus an entry that runs `touch marker`
+    when fully unpickled; returns its bytes."""
+    batch = {b"data": np.zeros((images, 3 * 32 * 32), dtype=np.uint8), b"labels": [0] * images,
+             b"batch_label": Plant(marker)}
+    payload = pickle.dumps(batch, protocol=2)  # the protocol of the original Python 2 batches
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(payload)
+    return payload
 
 
 class Tally:

@@ -2,7 +2,8 @@
 
 Tests shrink the demo instead of writing params files from scratch, so they follow the schema as it grows.
 The narrowing lives here once: params.yaml cross-references its method variants (grid.methods,
-grid.imagenet_methods, retrain.method_overrides), and every copy of that logic broke when one was added.
+grid.imagenet_methods, retrain.method_overrides, transfer.method_overrides), and every copy of that logic
+broke when one was added.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Itera
     raw["grid"]["methods"] = [name for name in specs if name not in direct]
     raw["grid"]["imagenet_methods"] = direct
     raw["search"]["methods"] = specs
-    overrides = raw["retrain"].get("method_overrides", {})
-    raw["retrain"]["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}
+    for stage in ("retrain", "transfer"):
+        overrides = raw[stage].get("method_overrides", {})
+        raw[stage]["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}
     raw["tracking"]["enabled"] = False
     return raw
 

@@ -102,6 +102,24 @@ def test_overrides_apply_to_one_variant_only():
     assert params.search_settings("darts_2nd").epochs == params.search.epochs
 
 
+def test_transfer_overrides_apply_to_one_variant_and_name_bad_keys():
+    raw = _demo()
+    raw["transfer"]["method_overrides"] = {"darts_1st": {"lr": 0.5, "lr_schedule": "poly", "batch_size": 64}}
+    params = params_from_dict(raw)
+    assert (params.transfer_settings("darts_1st").lr, params.transfer_settings("darts_1st").batch_size) == (0.5, 64)
+    assert params.transfer_settings("darts_2nd").lr == raw["transfer"]["lr"]
+    raw["transfer"]["method_overrides"] = {"darts_1st": {"warmup_epoch": 5}}
+    assert "transfer.method_overrides.darts_1st.warmup_epoch: unknown key" in _error(raw)
+    raw["transfer"]["method_overrides"] = {"darts_3rd": {"lr": 0.5}}
+    assert "transfer.method_overrides: 'darts_3rd' is not a method under search.methods" in _error(raw)
+
+
+def test_the_released_linear_schedule_needs_more_epochs_than_its_tail():
+    raw = _demo()
+    raw["transfer"]["method_overrides"] = {"darts_1st": {"lr_schedule": "linear", "epochs": 5}}
+    assert "lr_schedule linear needs epochs > 5" in _error(raw)
+
+
 def test_missing_file_and_bad_yaml(tmp_path):
     with pytest.raises(ConfigError, match="params file not found"):
         load_params(tmp_path / "nope.yaml")
@@ -115,3 +133,11 @@ def test_every_key_is_explained():
     lines = explain()
     assert any(line.startswith("search.epochs = 50: ") for line in lines)
     assert all(not line.endswith(": None") for line in lines)
+
+
+def test_more_threads_than_a_training_job_reserves_is_refused_naming_both_keys():
+    raw = _demo()
+    raw["runtime"]["threads"] = 2
+    raw["resources"]["retrain"]["cpus_per_task"] = 1
+    raw["resources"]["search"]["cpus_per_task"] = raw["resources"]["transfer"]["cpus_per_task"] = 2
+    assert "runtime.threads 2 exceeds resources.retrain.cpus_per_task 1" in _error(raw)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.io
 import torch
+from faultlib import plant_cifar_batch, runs_code_when_unpickled
 from PIL import Image
 
 from pipeline.data import (
@@ -25,11 +27,12 @@ from pipeline.data.splits import holdout_split, save_splits
 from pipeline.errors import DataError
 
 
-def _write_pickle(path: Path, images: np.ndarray, labels: list[int], label_key: bytes) -> None:
+def _write_pickle(path: Path, images: np.ndarray, labels: list[int], label_key: bytes, protocol: int = 4) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # Bytes keys, as the original Python 2 pickles decode.
     with path.open("wb") as handle:
-        pickle.dump({b"data": images.reshape(len(images), -1), label_key: labels}, handle)
+        pickle.dump({b"data": images.reshape(len(images), -1), label_key: labels, b"filenames": [b"a.png"]},
+                    handle, protocol=protocol)
 
 
 def _images(count: int, seed: int) -> np.ndarray:
@@ -56,6 +59,56 @@ def test_cifar10_pickles_load_as_normalised_tensors_with_their_labels(cifar10_ro
     info = get_dataset_info("cifar10")
     expected = (raw - torch.tensor(info.mean)[:, None, None]) / torch.tensor(info.std)[:, None, None]
     torch.testing.assert_close(image, expected)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_cifar_batches_of_every_pickle_protocol_load_through_the_restricted_unpickler(
+        tmp_path: Path, protocol: int) -> None:
+    """Protocol 2 is the original Python 2 batches'; later ones rebuild arrays and bytes differently."""
+    images = _images(3, protocol)
+    for name in ("train", "test"):
+        _write_pickle(tmp_path / "cifar-100-python" / name, images, [5, 0, 99], b"fine_labels", protocol)
+    train = build_dataset("cifar100", "train", root=tmp_path, augment=False)
+    assert [train[i][1] for i in range(3)] == [5, 0, 99]
+    info = get_dataset_info("cifar100")
+    pixel = (images[2, 1, 7, 4] / 255 - info.mean[1]) / info.std[1]
+    assert train[2][0][1, 7, 4].item() == pytest.approx(pixel, abs=1e-5)
+
+
+def test_cifar_batch_naming_numpy_1_modules_loads(tmp_path: Path) -> None:
+    """The original batches were pickled under numpy 1.x, whose array module was `numpy.core.multiarray`."""
+    folder = tmp_path / "cifar-100-python"
+    for name in ("train", "test"):
+        _write_pickle(folder / name, _images(2, 0), [3, 4], b"fine_labels", protocol=2)
+        blob = (folder / name).read_bytes()
+        assert b"cnumpy._core.multiarray\n" in blob
+        (folder / name).write_bytes(blob.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+    train = build_dataset("cifar100", "train", root=tmp_path, augment=False)
+    assert [train[i][1] for i in range(2)] == [3, 4]
+
+
+def test_planted_cifar_batch_is_refused_by_name_and_its_code_never_runs(cifar10_root: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    batch = cifar10_root / "cifar-10-batches-py" / "data_batch_3"
+    assert runs_code_when_unpickled(plant_cifar_batch(batch, marker), marker)  # the control
+    with pytest.raises(DataError) as refused:
+        build_dataset("cifar10", "train", root=cifar10_root, augment=False)
+    assert f"{batch} is not a CIFAR batch pickle (refused to import posix.system" in str(refused.value)
+    assert not marker.exists()
+
+
+def test_cifar_batch_asking_for_another_codec_is_refused(cifar10_root: Path) -> None:
+    """`_codecs.encode` is allowed only as protocol 2 uses it: latin1, nothing else of the codec registry."""
+    batch = cifar10_root / "cifar-10-batches-py" / "test_batch"
+    batch.write_bytes(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x06\x00\x00\x00base64\x86R.")
+    with pytest.raises(DataError, match=re.escape("_codecs.encode with encoding 'base64'")):
+        build_dataset("cifar10", "test", root=cifar10_root, augment=False)
+
+
+def test_svhn_mat_file_whose_arrays_are_not_numbers_is_refused_naming_the_key(tmp_path: Path) -> None:
+    scipy.io.savemat(tmp_path / "train_32x32.mat", {"X": np.array(["a", "b"], dtype=object), "y": np.ones((2, 1))})
+    with pytest.raises(DataError, match=re.escape("train_32x32.mat: 'X' holds object, not numbers")):
+        build_dataset("svhn", "train", root=tmp_path, augment=False)
 
 
 def test_cifar10_augmentation_keeps_shape_and_cutout_zeroes_pixels(cifar10_root: Path) -> None:

@@ -1,4 +1,5 @@
-"""Retraining under real `torchrun` with two gloo processes on the CPU: one set of files, global numbers."""
+"""Retraining under real `torchrun` with two gloo processes on the CPU: one set of files, global numbers,
+and the params' batch size as the global batch."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ import yaml
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import main
 from pipeline.data import load_splits
+from pipeline.errors import ConfigError
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.train.distributed import per_process_batch
 
 REPO = Path(__file__).resolve().parent.parent
 TORCHRUN = Path(sys.executable).parent / "torchrun"
@@ -52,16 +55,19 @@ def retrain_argv(params: str, out: str) -> list[str]:
             "--out", out, "--no-progress"]
 
 
-def test_two_process_run_matches_the_single_process_bookkeeping(workspace: Path) -> None:
-    assert main(retrain_argv("single.yaml", "single")) == 0
-    # Half the batch per process: both runs take the same global batches and the same number of steps.
-    write_params(workspace / "ddp.yaml", batch_size=16)
-    result = subprocess.run(
-        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pipeline",
-         *retrain_argv("ddp.yaml", "ddp")],
+def torchrun_retrain(workspace: Path, params: str, out: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "pipeline", *retrain_argv(params, out)],
         cwd=workspace, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240,
     )
+
+
+def test_two_process_run_matches_the_single_process_bookkeeping(workspace: Path) -> None:
+    assert main(retrain_argv("single.yaml", "single")) == 0
+    # The same params file: batch_size 32 is the global batch, so each of the two processes takes 16.
+    result = torchrun_retrain(workspace, "single.yaml", "ddp")
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "global batch 32 = 2 process(es) x 16" in result.stdout + result.stderr
     single = json.loads((workspace / "single/metrics.json").read_text())
     ddp = json.loads((workspace / "ddp/metrics.json").read_text())
     # Only rank 0 writes: one set of files, no per-rank leftovers.
@@ -79,3 +85,20 @@ def test_two_process_run_matches_the_single_process_bookkeeping(workspace: Path)
     assert len((workspace / "ddp/history.csv").read_text().splitlines()) == 2
     saved = load_checkpoint(workspace / "ddp")
     assert saved["config"]["world_size"] == 2 and len(saved["rng"]) == 2
+
+
+def test_a_global_batch_two_processes_cannot_split_is_refused_naming_the_key(workspace: Path) -> None:
+    write_params(workspace / "odd.yaml", batch_size=33)
+    result = torchrun_retrain(workspace, "odd.yaml", "odd")
+    assert result.returncode != 0
+    assert "retrain.batch_size = 33 is the global batch" in result.stdout + result.stderr
+    assert not (workspace / "odd/metrics.json").exists()
+
+
+def test_per_process_batch_divides_the_global_batch_by_the_world_size() -> None:
+    # The papers' ImageNet batch 1024 on the 8 GPUs of configs/paper.yaml, and DARTS' 128 on them.
+    assert per_process_batch(1024, 8, "transfer.batch_size") == 128
+    assert per_process_batch(128, 8, "transfer.batch_size") == 16
+    assert per_process_batch(96, 1, "retrain.batch_size") == 96
+    with pytest.raises(ConfigError, match=r"transfer.batch_size = 100 .* 8 does not divide it"):
+        per_process_batch(100, 8, "transfer.batch_size")

@@ -10,10 +10,19 @@ FAILED.json marker. The session ends with the counts (tests/conftest.py prints t
     bad inputs tried: N, clear errors: N
 
 Faults: a checkpoint with a flipped byte, or truncated (falls back to the previous one); both checkpoints
-damaged (refused, nothing overwritten); a checkpoint from other settings (refused, keys named); a NaN/Inf
+damaged (refused, nothing overwritten); a checkpoint from other settings (refused, keys named); a search
+checkpoint from other splits, a retrain checkpoint from other splits and a transfer checkpoint from
+another ImageNet tree (refused by hand naming the input; --restart-on-change trains afresh, exactly as a
+fresh run on the new data); a lone previous checkpoint, as DVC leaves it (set aside, not resumed); a NaN/Inf
 architecture parameter and a NaN loss (stop naming epoch, step and tensor; --allow-nan-skip finishes); a
 full and a read-only disk under the checkpoint; an unreachable MLflow server (then sync-tracking); SIGKILL
 (derive refuses the unfinished search; the rerun finishes it); SIGUSR1 (exit 75, then resume).
+
+Bad inputs besides broken params, options and genotypes: planted files that would run code if loaded
+with the full unpickler (a checkpoint with a valid header and checksum, through `python -m pipeline
+search` in a child process; a CIFAR batch, through prepare) are refused by name and their marker file
+never appears; a checkpoint of the old pickle format is refused saying how to restart; a damaged MLflow
+spool is refused naming its line.
 
 Commands run in this process (`pipeline.cli.main`, what `python -m pipeline` calls), except where the
 fault is the process dying; a fresh interpreter costs more than these searches on a loaded machine.
@@ -24,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -34,13 +44,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from faultlib import (
     TALLY,
+    TIMING,
     assert_same_run,
     closed_port,
     kill,
+    plant_checkpoint,
+    plant_cifar_batch,
+    runs_code_when_unpickled,
     search_argv,
     snapshot,
     start_cli,
@@ -48,7 +63,7 @@ from faultlib import (
     wait_for,
 )
 
-from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PREVIOUS, load_checkpoint
+from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PICKLE_FORMAT_MAGIC, PREVIOUS, load_checkpoint
 from pipeline.cli import main
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, genotype_to_dict
 
@@ -171,6 +186,114 @@ def test_checkpoint_from_other_settings_is_refused_naming_the_keys(
         assert "search.batch_size: checkpoint 8 vs params 16" in error
         assert "search.weights.lr: checkpoint 0.025 vs params 0.05" in error
         assert without_marker(snapshot(out)) == before
+
+
+@pytest.fixture(scope="module")
+def other_splits(workspace: Path) -> Path:
+    """Digits prepared with another split seed: the same params slice of every stage, other data."""
+    params = tiny_params(workspace / "other-seed.yaml", METHODS, {"prepare": {"split_seed": 1}})
+    assert cli(workspace, ["prepare", "--params", str(params), "--dataset", "digits", "--out",
+                           str(workspace / "prepared-seed1")]) == 0
+    return workspace / "prepared-seed1"
+
+
+def with_prepared(argv: list[str], prepared: Path) -> list[str]:
+    argv = list(argv)
+    argv[argv.index("--prepared") + 1] = str(prepared)
+    return argv
+
+
+def refused_then_restarted(workspace: Path, argv: list[str], fresh_argv: list[str], out: Path, fresh: Path,
+                           expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """By hand (`argv`) the stage refuses the checkpoint in `out`, naming `expected`, and touches nothing;
+    with --restart-on-change it sets it aside and ends exactly where a run in an empty `fresh` does."""
+    before = snapshot(out)
+    assert cli(workspace, argv) == 2
+    assert expected in capsys.readouterr().err
+    assert without_marker(snapshot(out)) == before
+    assert cli(workspace, [*argv, "--restart-on-change"]) == 0
+    assert (out / "checkpoint.stale.pt").is_file()
+    assert cli(workspace, fresh_argv) == 0
+    restarted, fresh_run = load_checkpoint(out), load_checkpoint(fresh)
+    assert_identical_but_timing(restarted["state"]["history"], fresh_run["state"]["history"])
+
+
+def assert_identical_but_timing(actual: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    strip = [{k: v for k, v in row.items() if k not in TIMING} for row in (*actual, *expected)]
+    assert strip[: len(actual)] == strip[len(actual):]
+
+
+def test_search_checkpoint_from_other_splits_is_refused_by_hand_and_restarted_by_the_engines(
+        workspace: Path, reference: Path, other_splits: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with TALLY.fault():
+        out = tmp_path / "run"
+        shutil.copytree(reference, out)
+        argv = with_prepared(search(workspace, out), other_splits)
+        fresh = tmp_path / "fresh"
+        refused_then_restarted(workspace, argv, with_prepared(search(workspace, fresh), other_splits), out, fresh,
+                               "input splits.npz changed", capsys)
+        assert_same_run(out, fresh)
+        assert (out / "arch_weights.jsonl").read_bytes() != (reference / "arch_weights.jsonl").read_bytes()
+
+
+def test_lone_previous_checkpoint_is_set_aside_not_resumed(
+        workspace: Path, reference: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with TALLY.fault():
+        out = tmp_path / "run"
+        out.mkdir()
+        shutil.copy2(reference / PREVIOUS, out / PREVIOUS)  # checkpoint.pt cleared, as DVC does without persist
+        with caplog.at_level(logging.INFO):
+            assert cli(workspace, search(workspace, out)) == 0
+        messages = [record.getMessage() for record in caplog.records]
+        assert any(f"{PREVIOUS} is not resumed" in m for m in messages), messages
+        assert not any(m.startswith("resuming") for m in messages), messages
+        assert (out / "checkpoint.prev.stale.pt").is_file()
+        assert_same_run(out, reference)
+
+
+@pytest.fixture(scope="module")
+def training_params(workspace: Path) -> Path:
+    """Retrain and transfer shrunk to 2 steps of a 3-cell, 4-channel network; the demo ImageNet tree."""
+    tiny = {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4}
+    return tiny_params(workspace / "training.yaml", METHODS, {
+        "retrain": tiny, "transfer": {**tiny, "image_size": 16},
+        "data": {"imagenet_root": str(workspace / "imagenet")}})
+
+
+def retrain_argv(workspace: Path, params: Path, prepared: Path, out: Path) -> list[str]:
+    genotype = genotype_file(workspace, None)
+    return ["retrain", "--params", str(params), "--genotype", str(genotype), "--dataset", "digits", "--seed", "0",
+            "--prepared", str(prepared), "--out", str(out), "--no-progress"]
+
+
+def test_retrain_checkpoint_from_other_splits_is_refused_by_hand_and_restarted_by_the_engines(
+        workspace: Path, training_params: Path, other_splits: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with TALLY.fault():
+        out = tmp_path / "run"
+        assert cli(workspace, retrain_argv(workspace, training_params, workspace / "prepared", out)) == 0
+        refused_then_restarted(workspace, retrain_argv(workspace, training_params, other_splits, out),
+                               retrain_argv(workspace, training_params, other_splits, tmp_path / "fresh"),
+                               out, tmp_path / "fresh", "input splits.npz changed", capsys)
+
+
+def test_transfer_checkpoint_from_another_imagenet_tree_is_refused_by_hand_and_restarted_by_the_engines(
+        workspace: Path, training_params: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with TALLY.fault():
+        tree = workspace / "imagenet"
+        argv = ["transfer", "--params", str(training_params), "--genotype", str(genotype_file(tmp_path, None)),
+                "--seed", "0", "--searched-on", "digits", "--out", str(tmp_path / "run"), "--no-progress"]
+        assert cli(workspace, ["prepare", "--params", str(training_params), "--dataset", "imagenet_demo",
+                               "--out", str(tree)]) == 0
+        assert cli(workspace, argv) == 0
+        # The stand-in rewritten with another validation share: another tree at the same path.
+        edited = tiny_params(tmp_path / "tree.yaml", METHODS, {"prepare": {"imagenet_demo": {"val_fraction": 0.3}}})
+        assert cli(workspace, ["prepare", "--params", str(edited), "--dataset", "imagenet_demo", "--out",
+                               str(tree)]) == 0
+        fresh = [*argv[:-2], str(tmp_path / "fresh"), "--no-progress"]
+        refused_then_restarted(workspace, argv, fresh, tmp_path / "run", tmp_path / "fresh",
+                               "input source data changed", capsys)
 
 
 @pytest.mark.parametrize(("method", "tensor"), [("diverging_darts", "architecture parameter"),
@@ -467,6 +590,23 @@ def cifar_partial(root: Path, tmp_path: Path) -> list[str]:
     return cifar_missing(root, tmp_path)
 
 
+def cifar_planted(root: Path, tmp_path: Path) -> list[str]:
+    """A complete CIFAR-10 tree whose first batch also runs `touch pwned` when fully unpickled."""
+    batches = tmp_path / "data" / "cifar-10-batches-py"
+    marker = tmp_path / "pwned"
+    assert runs_code_when_unpickled(plant_cifar_batch(batches / "data_batch_1", marker), marker)
+    for name in [f"data_batch_{i}" for i in range(2, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]}))
+    return cifar_missing(root, tmp_path)
+
+
+def spool_damaged(root: Path, tmp_path: Path) -> list[str]:
+    spool = tmp_path / "results" / "search" / "tracking_spool.jsonl"
+    spool.parent.mkdir(parents=True)
+    spool.write_text('{"op": "start", "run_key": "k"}\n{"op": "metrics", "run_key": \n')
+    return ["sync-tracking", "--results", str(tmp_path / "results"), "--uri", f"sqlite:///{tmp_path / 'out.db'}"]
+
+
 COMMAND_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], list[str]]] = {
     "params-not-yaml": (broken_params_file, ["params.yaml: not valid YAML"]),
     "params-missing": (missing_params_file, ["params file not found", "nowhere.yaml"]),
@@ -486,6 +626,9 @@ COMMAND_CASES: dict[str, tuple[Callable[[Path, Path], list[str]], list[str]]] = 
                                       "cifar-10-python.tar.gz"]),
     "cifar-partial": (cifar_partial, ["cifar10: missing file(s)", "cifar-10-batches-py/data_batch_2",
                                       "cifar-10-python.tar.gz"]),
+    # The marker the planted batch would create is a new file under tmp_path: the test below sees it.
+    "cifar-planted": (cifar_planted, ["data_batch_1 is not a CIFAR batch pickle (refused to import posix.system"]),
+    "spool-damaged": (spool_damaged, ["tracking_spool.jsonl: line 2 after the synced offset is not a JSON record"]),
 }
 
 
@@ -504,3 +647,40 @@ def test_bad_command_input_is_refused_naming_the_file_or_option(
         # Nothing else appears beside the inputs or in the working directory (inspect has no --out at all).
         assert set(snapshot(tmp_path)) - set(inputs) <= {f"out/{MARKER}"}
         assert set(os.listdir(workspace)) == beside
+
+
+def old_format(directory: Path, marker: Path) -> None:
+    """A checkpoint of the pickle format (header `PIPECKPT1`) whose payload would run `touch marker`."""
+    plant_checkpoint(directory, marker)
+    blob = (directory / CURRENT).read_bytes()
+    (directory / CURRENT).write_bytes(PICKLE_FORMAT_MAGIC + blob.split(b"\n", 1)[1])
+
+
+def planted(directory: Path, marker: Path) -> None:
+    assert runs_code_when_unpickled(plant_checkpoint(directory, marker), marker)
+
+
+CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], list[str]]] = {
+    "planted": (planted, ["checkpoint.pt: refused, it asks to import posix.system", "nothing in it was run"]),
+    "pickle-format": (old_format, ["checkpoint.pt: written by an earlier version of the pipeline",
+                                   "rerun the same command to start afresh"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_checkpoint_that_could_run_code_is_refused_by_the_command_line_and_nothing_runs(
+        workspace: Path, tmp_path: Path, case: str) -> None:
+    """`python -m pipeline search --out DIR` in a child process, DIR holding only the planted checkpoint."""
+    plant, expected = CHECKPOINT_CASES[case]
+    with TALLY.bad_input():
+        out, marker = tmp_path / "run", tmp_path / "pwned"
+        plant(out, marker)
+        before = snapshot(out)
+        process = start_cli(search(workspace, out), cwd=workspace)
+        output = process.communicate(timeout=300)[0]
+        assert process.returncode == 2, output
+        assert "Traceback" not in output
+        for fragment in expected:
+            assert fragment in output, output
+        assert not marker.exists()
+        assert without_marker(snapshot(out)) == before

@@ -62,10 +62,15 @@ def test_imagenet_network_forward_backward_on_small_inputs():
     assert isinstance(net.cells[0].preprocess0, FactorizedReduce)
 
 
-def test_pool_bn_adds_batch_norm_after_pools():
+def test_pool_bn_adds_non_affine_batch_norm_after_pools():
     kwargs = dict(channels=8, num_classes=10, layers=5, auxiliary=False)
     with_bn = NetworkCIFAR(GENOTYPE_DARTS_V2, pool_bn=True, **kwargs)
-    assert count_parameters_m(with_bn) > count_parameters_m(NetworkCIFAR(GENOTYPE_DARTS_V2, **kwargs))
+    without = NetworkCIFAR(GENOTYPE_DARTS_V2, **kwargs)
+    # DARTS_V2's reduction cell has 5 max pools; layers 5 has 2 reduction cells: 10 more BNs, no parameters.
+    def bns(net):
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert bns(with_bn) - bns(without) == 10
+    assert count_parameters_m(with_bn) == count_parameters_m(without)
 
 
 def test_cell_sums_every_pair_including_two_on_one_edge():

@@ -7,20 +7,27 @@ DrNAS where DDSAS is not registered), because a method whose state is only its p
 forgotten buffer or counter slip through. The settings make that state change inside an epoch (a new
 subspace every 3 steps of 4) and between epochs (the available set shrinks every epoch), so a kill lands
 between bandit periods as well as between schedule events.
+
+Every other method variant of the shipped grid (one at least per registered algorithm) is resumed from
+its first epoch's checkpoint, the cheap way to prove that what each method saves passes the restricted
+loader and restores exactly.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 from faultlib import assert_same_run, history_rows, kill, search_argv, start_cli, tiny_params, wait_for
+from shipped_params import REPO
 
-from pipeline.checkpoint import EXIT_PREEMPTED, load_checkpoint
+from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PREVIOUS, load_checkpoint
 from pipeline.cli import main
 from pipeline.methods import list_methods
 
@@ -117,4 +124,39 @@ def test_sigterm_mid_epoch_exits_75_with_a_checkpoint_at_that_step_and_rerun_is_
     assert state["global_step"] == 4 * state["epoch"] + state["step_in_epoch"]
     assert not (out / "summary.json").exists()
     rerun(workspace, out)
+    assert_same_run(out, reference)
+
+
+SHIPPED = yaml.safe_load((REPO / "params.yaml").read_text())
+GRID_METHODS: list[str] = SHIPPED["grid"]["methods"]
+
+
+def test_the_grid_covers_every_registered_algorithm() -> None:
+    """So the per-method resume below reaches every method's checkpoint code."""
+    assert {SHIPPED["search"]["methods"][name]["algorithm"] for name in GRID_METHODS} == set(list_methods())
+
+
+@pytest.fixture(scope="module")
+def grid_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """params.yaml with the shipped grid's variants in a 2-epoch, 2-step search, and digits prepared."""
+    root = tmp_path_factory.mktemp("resume_every_method")
+    tiny_params(root / "params.yaml", GRID_METHODS)
+    assert main(["prepare", "--params", str(root / "params.yaml"), "--dataset", "digits", "--out",
+                 str(root / "prepared")]) == 0
+    return root
+
+
+@pytest.mark.parametrize("method", GRID_METHODS)
+def test_every_method_resumes_from_its_first_epoch_checkpoint_bit_identically(
+        grid_workspace: Path, method: str) -> None:
+    reference, out = grid_workspace / method / "uninterrupted", grid_workspace / method / "resumed"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(grid_workspace)
+        assert main(search_argv(grid_workspace / "params.yaml", grid_workspace / "prepared", reference, method)) == 0
+        out.mkdir()
+        shutil.copy2(reference / PREVIOUS, out / CURRENT)
+        first_epoch = load_checkpoint(out)
+        assert first_epoch is not None and (first_epoch["state"]["epoch"], first_epoch["state"]["step_in_epoch"]) \
+            == (1, 0)
+        assert main(search_argv(grid_workspace / "params.yaml", grid_workspace / "prepared", out, method)) == 0
     assert_same_run(out, reference)

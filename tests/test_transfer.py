@@ -1,20 +1,22 @@
-"""The transfer stage on the demo ImageFolder tree, and the ImageNet learning-rate schedules."""
+"""The transfer stage on the demo ImageFolder tree (its schedules: tests/test_schedule.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from faultlib import TIMING, assert_identical
 
+from pipeline.checkpoint import CURRENT, PREVIOUS, load_checkpoint
 from pipeline.cli import main
 from pipeline.data import folder_dataset
 from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
-from pipeline.train import LrSchedule
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -59,17 +61,29 @@ def test_transfer_on_the_demo_tree_reports_top1_and_top5(workspace: Path) -> Non
     assert lrs == pytest.approx([0.1, 0.1 * 0.97])  # a one-epoch warm-up reaches the first rate at once
 
 
+def test_transfer_resumes_from_its_first_epoch_checkpoint_bit_identically(workspace: Path) -> None:
+    """What transfer saves passes the restricted loader and restores exactly: resumed from the first
+    epoch's checkpoint, the run ends with the uninterrupted run's checkpoint and metrics."""
+    runs = workspace / "results/transfer/imagenet/digits/darts_2nd"
+    reference, out = runs / "seed1", runs / "seed1-resumed"
+
+    def transfer(directory: Path) -> None:
+        assert main(["transfer", "--params", "params.yaml", "--genotype", "genotype.json", "--seed", "1",
+                     "--out", str(directory), "--no-progress"]) == 0
+
+    transfer(reference)
+    out.mkdir()
+    shutil.copy2(reference / PREVIOUS, out / CURRENT)
+    assert load_checkpoint(out)["state"]["epoch"] == 1
+    transfer(out)
+    assert_identical(load_checkpoint(out), load_checkpoint(reference), "checkpoint")
+    metrics, expected = (json.loads((d / "metrics.json").read_text()) for d in (out, reference))
+    volatile = {*TIMING, "provenance"}  # provenance records when each run finished
+    assert {k: v for k, v in metrics.items() if k not in volatile} == \
+        {k: v for k, v in expected.items() if k not in volatile}
+
+
 def test_a_tree_without_the_demo_manifest_is_imagenet(tmp_path: Path) -> None:
     assert folder_dataset(tmp_path) == "imagenet"
     (tmp_path / "manifest.json").write_text(json.dumps({"dataset": "imagenet_demo"}))
     assert folder_dataset(tmp_path) == "imagenet_demo"
-
-
-def test_step_schedule_decays_by_gamma_each_epoch_after_warm_up() -> None:
-    schedule = LrSchedule("step", 0.1, epochs=10, gamma=0.97, warmup_epochs=2)
-    assert [schedule.at(e) for e in range(4)] == pytest.approx([0.1 * 0.5, 0.1 * 0.97, 0.1 * 0.97**2, 0.1 * 0.97**3])
-
-
-def test_linear_schedule_decays_to_zero_after_warm_up() -> None:
-    schedule = LrSchedule("linear", 0.5, epochs=10, warmup_epochs=5)
-    assert [schedule.at(e) for e in (0, 4, 5, 9, 10)] == pytest.approx([0.5 / 5, 0.5 * 0.6, 0.25, 0.05, 0.0])

@@ -24,11 +24,46 @@ from pipeline.data.transforms import tensor_transform
 from pipeline.errors import DataError
 
 
+def _latin1_encode(text: str, encoding: str) -> bytes:
+    """What Python 3 pickles (protocol < 3) call to rebuild bytes, limited to the codec they name."""
+    if encoding != "latin1":
+        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} (bytes pickle as 'latin1')")
+    return text.encode("latin1")
+
+
+# Every global a CIFAR batch pickle refers to: numpy array reconstruction (numpy 1.x and 2.x module
+# names; `_frombuffer` is protocol 5's form) and `_codecs.encode`, which rebuilds bytes in Python 3's
+# protocol 2. Everything else in the format (dicts, lists, ints, str, bytes) needs no global at all.
+_BATCH_GLOBALS = frozenset({
+    *((module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")),
+    *((module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Builds arrays, lists, numbers and bytes; refuses any other import by name, before it happens.
+
+    The batches are pickles by their format, and pickle can call any importable function: a planted or
+    swapped file would run code as whoever prepares the data. Only `find_class` can reach code, so an
+    allow-list there closes that door.
+    """
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
+        if (module, name) not in _BATCH_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to import {module}.{name}: a CIFAR batch holds only arrays, "
+                                         f"lists, numbers and bytes")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict[str, object]:
     """One batch file; keys are str whether the pickle came from Python 2 (the originals) or 3."""
     with path.open("rb") as handle:
         try:
-            batch = pickle.load(handle, encoding="latin1")
+            batch = _BatchUnpickler(handle, encoding="latin1").load()
         except (pickle.UnpicklingError, EOFError, ValueError) as exc:
             raise DataError(f"{path} is not a CIFAR batch pickle ({exc}); delete it and fetch it again") \
                 from exc

@@ -22,7 +22,12 @@ _URL = "http://ufldl.stanford.edu/housenumbers/"
 
 
 def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 N x 3 x 32 x 32 images and int64 labels; the file stores digit 0 as label 10."""
+    """uint8 N x 3 x 32 x 32 images and int64 labels; the file stores digit 0 as label 10.
+
+    scipy's MATLAB reader parses data and never runs code (MATLAB objects and function handles come
+    back as inert records), so only the two arrays' kinds need checking: anything but plain numbers is
+    refused by name instead of being coerced.
+    """
     try:
         content = scipy.io.loadmat(str(path))
     except (ValueError, OSError) as exc:
@@ -30,6 +35,11 @@ def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
             from exc
     if "X" not in content or "y" not in content:
         raise DataError(f"{path} has no 'X' and 'y' arrays; expected SVHN's cropped-digits format")
+    for key in ("X", "y"):
+        value = content[key]
+        if not (isinstance(value, np.ndarray) and value.dtype.kind in "uif"):
+            kind = value.dtype if isinstance(value, np.ndarray) else type(value).__name__
+            raise DataError(f"{path}: '{key}' holds {kind}, not numbers; expected SVHN's cropped-digits format")
     images = np.ascontiguousarray(np.transpose(content["X"], (3, 2, 0, 1)), dtype=np.uint8)
     labels = content["y"].astype(np.int64).reshape(-1)
     labels[labels == 10] = 0

@@ -34,8 +34,16 @@ from pipeline.checkpoint import (
 )
 from pipeline.config import IMAGENET, Params
 from pipeline.data import build_dataset, cycle_batches, folder_dataset, get_dataset_info, load_splits, make_loader
-from pipeline.device import choose_device, describe_device, peak_memory_mb, reset_peak_memory, seed_everything
+from pipeline.device import (
+    choose_device,
+    describe_device,
+    peak_memory_mb,
+    pin_threads,
+    reset_peak_memory,
+    seed_everything,
+)
 from pipeline.errors import NumericalError
+from pipeline.inputs import training_inputs
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
 from pipeline.provenance import params_sha256
 from pipeline.search.metrics import accuracy_counts, child_weights, genotype_analyses
@@ -100,6 +108,7 @@ def _build(job: SearchJob) -> _Parts:
     settings = params.search_settings(job.method)
     method_cfg = params.method(job.method)
     device = choose_device(params.runtime.device)
+    pin_threads(params.runtime.threads)
     seed_everything(job.seed, params.runtime.deterministic)
     root = params.data.root_of(job.dataset)
     # A direct ImageNet search may run on the demo stand-in, which has its own classes.
@@ -136,6 +145,13 @@ def _build(job: SearchJob) -> _Parts:
                   nn.CrossEntropyLoss(), settings.weights.grad_clip)
 
 
+def search_inputs(job: SearchJob) -> dict[str, str]:
+    """The files a search reads (pipeline/inputs.py): prepare's splits and the dataset's source files."""
+    root = job.params.data.root_of(job.dataset)
+    source = folder_dataset(root) if job.dataset == IMAGENET else job.dataset
+    return training_inputs(splits=job.prepared_dir / "splits.npz", dataset=source, root=root)
+
+
 def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
     """bf16 autocast on CUDA when asked (no loss scaling needed); a no-op on CPU."""
     if params.runtime.amp and device.type == "cuda":
@@ -143,10 +159,12 @@ def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
     return contextlib.nullcontext
 
 
-def _checkpoint_state(parts: _Parts, state: SearchState, config_slice: dict[str, Any]) -> dict[str, Any]:
+def _checkpoint_state(parts: _Parts, state: SearchState, config_slice: dict[str, Any],
+                      inputs: dict[str, str]) -> dict[str, Any]:
     return {
         "kind": "search",
         "config": config_slice,
+        "inputs": inputs,
         "net": parts.net.state_dict(),
         "method": parts.method.state_dict(),
         "w_optimizer": parts.w_optimizer.state_dict(),
@@ -225,8 +243,9 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     settings = job.params.search_settings(job.method)
     config_slice = job.params.search_slice(job.method) | {"dataset": job.dataset, "seed": job.seed}
     parts = _build(job)
+    inputs = search_inputs(job)
     state = SearchState()
-    saved = load_resumable(job.out_dir, config_slice, restart_on_change=job.restart_on_change)
+    saved = load_resumable(job.out_dir, config_slice, inputs, restart_on_change=job.restart_on_change)
     if saved is not None:
         state = _restore(parts, saved)
         log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
@@ -270,7 +289,7 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
                     bar.close()
                     # The steps kept in this checkpoint cost time too: summary.json reports the search's cost.
                     state.wall_time_s += time.perf_counter() - epoch_start
-                    save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice))
+                    save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
                     raise Preempted(f"{stop.requested}: checkpoint saved at epoch {state.epoch} step "
                                     f"{state.step_in_epoch}; rerun the same command to resume")
             bar.close()
@@ -282,7 +301,7 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             state.arch_history.append(arch_row)
             state.epoch += 1
             state.step_in_epoch = 0
-            save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice))
+            save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(row, arch_row)
     return _summary(parts, job, state, settings.epochs), state

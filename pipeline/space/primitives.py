@@ -2,7 +2,8 @@
 
 `OPS` maps each primitive name to a constructor `(C, stride, affine) -> nn.Module`. Search networks pass
 `affine=False` (BN without learnable scale/shift, as in DARTS) and put BN after pooling; evaluation
-networks pass `affine=True`. All ops keep the channel count; stride 2 halves height and width.
+networks pass `affine=True` (a BN after pooling, which DrNAS keeps, stays non-affine). All ops keep the
+channel count; stride 2 halves height and width.
 """
 
 from __future__ import annotations
@@ -101,13 +102,19 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(shifted)], dim=1))
 
 
-def _pool(kind: str, c: int, stride: int, affine: bool, with_bn: bool) -> nn.Module:
+def _pool(kind: str, c: int, stride: int, with_bn: bool) -> nn.Module:
+    """3x3 pooling, optionally followed by BN without learnable scale and shift.
+
+    The BN after a pool is never affine, in evaluation networks too: DrNAS, the one method that keeps it
+    after search, builds it with affine=False in its released operations.py (a learnable one would add
+    2 x C parameters per pool edge, 432 on DrNAS' CIFAR-10 network).
+    """
     pool: nn.Module
     if kind == "max":
         pool = nn.MaxPool2d(3, stride=stride, padding=1)
     else:
         pool = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)
-    return nn.Sequential(pool, nn.BatchNorm2d(c, affine=affine)) if with_bn else pool
+    return nn.Sequential(pool, nn.BatchNorm2d(c, affine=False)) if with_bn else pool
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]
@@ -115,8 +122,8 @@ OpFactory = Callable[[int, int, bool], nn.Module]
 OPS: dict[str, OpFactory] = {
     "none": lambda c, stride, affine: Zero(stride),
     # Pools are followed by BN in search networks (affine=False); `pool_bn` in build_op controls it.
-    "max_pool_3x3": lambda c, stride, affine: _pool("max", c, stride, affine, with_bn=False),
-    "avg_pool_3x3": lambda c, stride, affine: _pool("avg", c, stride, affine, with_bn=False),
+    "max_pool_3x3": lambda c, stride, affine: _pool("max", c, stride, with_bn=False),
+    "avg_pool_3x3": lambda c, stride, affine: _pool("avg", c, stride, with_bn=False),
     "skip_connect": lambda c, stride, affine: Identity() if stride == 1 else FactorizedReduce(c, c, affine),
     "sep_conv_3x3": lambda c, stride, affine: SepConv(c, c, 3, stride, 1, affine),
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
@@ -130,5 +137,5 @@ def build_op(name: str, c: int, stride: int, *, affine: bool, pool_bn: bool) -> 
     if name not in OPS:
         raise KeyError(f"unknown operation '{name}'; known: {', '.join(PRIMITIVES)}")
     if pool_bn and name in ("max_pool_3x3", "avg_pool_3x3"):
-        return _pool(name[:3], c, stride, affine, with_bn=True)
+        return _pool(name[:3], c, stride, with_bn=True)
     return OPS[name](c, stride, affine)

@@ -3,7 +3,8 @@
 `python -m pipeline retrain --genotype G --dataset D --seed S --out results/retrain/D/M/seedS` trains
 NetworkCIFAR on the whole training split (augmentation and cutout) and evaluates it on the test split
 every epoch. Writes checkpoint.pt and history.csv every epoch and metrics.json last. Under `torchrun`
-it trains with DDP (batch size per process); rerunning a stopped command resumes it.
+it trains with DDP (`retrain.batch_size` is the global batch, split over the processes); rerunning a
+stopped command resumes it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def cells_of(genotype: Genotype) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, get_dataset_info
+    from pipeline.inputs import training_inputs
     from pipeline.nets import NetworkCIFAR
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
             config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
+            inputs=training_inputs(splits=splits, dataset=args.dataset, root=Path(params.data.root)),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
             progress=args.progress,
@@ -104,8 +107,8 @@ def retrain_slice(params: Params, settings: RetrainConfig, genotype: Genotype, d
                   seed: int, world_size: int) -> dict[str, Any]:
     """Exactly what a retraining depends on: its provenance hash and resume check use it.
 
-    The world size is part of it because the batch size is per process: resuming on a different number
-    of processes would silently change the effective batch and the data sharding.
+    The world size is part of it because the data sharding and the per-process random streams depend on
+    it: resuming on a different number of processes would continue another run than the one started.
     """
     return {
         "retrain": settings.model_dump(mode="json"),

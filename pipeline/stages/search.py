@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from pipeline import tracking
     from pipeline.search.loop import SearchJob, run_search
 
@@ -37,8 +39,6 @@ def run(args: argparse.Namespace) -> int:
     params.method(args.method)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    prov = provenance("search", params.search_slice(args.method), dataset=args.dataset, method=args.method,
-                      seed=args.seed)
     with tracking.stage_run("search", dataset=args.dataset, method=args.method, seed=args.seed,
                             params=params.search_slice(args.method), tags={}, enabled=params.tracking.enabled,
                             uri=params.tracking.uri, experiment=params.tracking.experiment,
@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                         allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
                         progress=args.progress, on_epoch_end=on_epoch_end)
         summary, state = run_search(job)
+        prov = provenance("search", params.search_slice(args.method), dataset=args.dataset, method=args.method,
+                          seed=args.seed, threads=torch.get_num_threads())
         # A resumed run rewrites its files from the checkpointed history, so they are complete either way.
         write_csv(out / "history.csv", state.history)
         atomic_write_text(out / "arch_weights.jsonl",

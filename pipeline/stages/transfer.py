@@ -2,8 +2,10 @@
 
 `python -m pipeline transfer --genotype G --seed S --out results/transfer/imagenet/D/M/seedS` trains
 NetworkImageNet on the ImageFolder tree at `data.imagenet_root`: ImageNet itself, or the offline demo
-tree that `prepare --dataset imagenet_demo` writes (recognised by its manifest). Writes checkpoint.pt and
-history.csv every epoch and metrics.json last; runs under `torchrun` with DDP like retrain.
+tree that `prepare --dataset imagenet_demo` writes (recognised by its manifest), with the transfer
+settings of the genotype's method variant (`transfer.method_overrides`: each paper trained its cells with
+its own batch, learning rate and schedule). Writes checkpoint.pt and history.csv every epoch and
+metrics.json last; runs under `torchrun` with DDP like retrain (`transfer.batch_size` is the global batch).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.config import Params, load_params
+from pipeline.config import Params, TransferConfig, load_params
 from pipeline.errors import PipelineError
 from pipeline.space.genotype import Genotype, load_genotype
 from pipeline.stages.common import add_params_argument
@@ -36,13 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, folder_dataset, get_dataset_info
+    from pipeline.inputs import training_inputs
     from pipeline.nets import NetworkImageNet
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
     params = load_params(args.params)
-    settings = params.transfer
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
+    settings = params.transfer_settings(method)
     searched_on = args.searched_on or genotype.provenance.get("dataset")
     if not searched_on:
         raise PipelineError(f"{args.genotype} records no provenance.dataset; pass --searched-on DATASET")
@@ -65,14 +68,15 @@ def run(args: argparse.Namespace) -> int:
             settings=TrainSettings(
                 epochs=settings.epochs, batch_size=settings.batch_size,
                 schedule=LrSchedule(settings.lr_schedule, settings.lr, settings.epochs, gamma=settings.step_gamma,
-                                    warmup_epochs=settings.warmup_epochs),
+                                    warmup_epochs=settings.warmup_epochs, warmup_base=settings.warmup_base),
                 momentum=settings.momentum, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
                 auxiliary_weight=settings.auxiliary_weight, label_smoothing=settings.label_smoothing,
                 max_steps_per_epoch=settings.max_steps_per_epoch, top5=True,
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
-            config=transfer_slice(params, genotype, dataset, num_classes, searched_on, method, args.seed,
-                                  ctx.world_size),
+            config=transfer_slice(params, settings, genotype, dataset, num_classes, searched_on, method,
+                                  args.seed, ctx.world_size),
+            inputs=training_inputs(splits=None, dataset=dataset, root=root),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
             progress=args.progress,
@@ -89,11 +93,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def transfer_slice(params: Params, genotype: Genotype, dataset: str, num_classes: int, searched_on: str,
-                   method: str, seed: int, world_size: int) -> dict[str, Any]:
+def transfer_slice(params: Params, settings: TransferConfig, genotype: Genotype, dataset: str, num_classes: int,
+                   searched_on: str, method: str, seed: int, world_size: int) -> dict[str, Any]:
     """Exactly what a transfer training depends on (see retrain_slice for why the world size is in it)."""
     return {
-        "transfer": params.transfer.model_dump(mode="json"),
+        "transfer": settings.model_dump(mode="json"),
         "runtime": params.runtime.model_dump(mode="json"),
         "genotype": cells_of(genotype),
         "dataset": dataset,

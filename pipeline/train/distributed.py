@@ -20,6 +20,7 @@ from torch import distributed as dist
 from torch import nn
 
 from pipeline.device import choose_device
+from pipeline.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,20 @@ class DistContext:
         if self.distributed:
             for buffer in module.buffers():
                 dist.broadcast(buffer, src=0)
+
+
+def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
+    """The batch each of `world_size` processes takes so one step sees `global_batch` images in all.
+
+    The params give the global batch because the papers' numbers depend on it (and on the learning rate
+    tuned for it), not on how many GPUs shared it; a batch the processes cannot split evenly is refused
+    rather than rounded, which would silently train at another global batch.
+    """
+    if global_batch % world_size:
+        raise ConfigError(f"{key} = {global_batch} is the global batch, split evenly over the {world_size} processes "
+                          f"of this job, but {world_size} does not divide it; choose a batch size divisible by "
+                          "the job's GPU count (resources.<stage>.gpu) or another GPU count")
+    return global_batch // world_size
 
 
 @contextlib.contextmanager

@@ -37,9 +37,9 @@ from pipeline.checkpoint import (
 )
 from pipeline.config import RuntimeConfig
 from pipeline.data import make_loader
-from pipeline.device import seed_everything
+from pipeline.device import pin_threads, seed_everything
 from pipeline.errors import DataError, NumericalError
-from pipeline.train.distributed import DistContext
+from pipeline.train.distributed import DistContext, per_process_batch
 from pipeline.train.schedule import LrSchedule
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,10 @@ EpochCallback = Callable[[list[dict[str, Any]]], None]
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """The optimisation of one evaluation training; retrain and transfer fill it from their sections."""
+    """The optimisation of one evaluation training; retrain and transfer fill it from their sections.
+
+    `batch_size` is the global batch of one optimiser step, whatever the number of processes.
+    """
 
     epochs: int
     batch_size: int
@@ -68,8 +71,9 @@ class TrainSettings:
 class TrainJob:
     """One training run, resumable from the checkpoint in `out_dir`.
 
-    `build_model` is called after seeding, so the seed fixes the initial weights. `config` is what the
-    checkpoint records and a resume must match. `on_epoch_end` receives the whole history on rank 0.
+    `build_model` is called after seeding, so the seed fixes the initial weights. `config` and `inputs`
+    (fingerprints of the files the stage reads, pipeline/inputs.py) are the resume key the checkpoint
+    records and a resume must match. `on_epoch_end` receives the whole history on rank 0.
     """
 
     kind: str
@@ -80,6 +84,7 @@ class TrainJob:
     seed: int
     out_dir: Path
     config: dict[str, Any]
+    inputs: dict[str, str]
     runtime: RuntimeConfig
     num_workers: int = 0
     allow_nan_skip: int = 0
@@ -132,6 +137,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     train_loader: DataLoader
     test_loader: DataLoader
+    batch_per_process: int
     steps_per_epoch: int
     channels_last: bool
     autocast: Callable[[], Any]
@@ -151,11 +157,16 @@ def train(job: TrainJob, ctx: DistContext) -> TrainResult:
 
 def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
     settings = job.settings
-    train_loader, test_loader = _loaders(job, ctx)
-    full = train_loader.sampler.per_rank // settings.batch_size
+    batch = per_process_batch(settings.batch_size, ctx.world_size, f"{job.kind}.batch_size")
+    if ctx.is_main:
+        log.info("%s: global batch %d = %d process(es) x %d", job.kind, settings.batch_size, ctx.world_size, batch)
+    train_loader, test_loader = _loaders(job, ctx, batch)
+    full = train_loader.sampler.per_rank // batch
     if full == 0:
-        raise DataError(f"{job.kind}.batch_size {settings.batch_size} exceeds the {train_loader.sampler.per_rank} "
-                        f"training samples of each of the {ctx.world_size} process(es)")
+        raise DataError(f"{job.kind}.batch_size {settings.batch_size} ({batch} per process) exceeds the "
+                        f"{train_loader.sampler.per_rank} training samples of each of the {ctx.world_size} "
+                        "process(es)")
+    pin_threads(job.runtime.threads)
     seed_everything(job.seed, job.runtime.deterministic)
     model = job.build_model().to(ctx.device)
     channels_last = job.runtime.channels_last and ctx.device.type == "cuda"
@@ -173,7 +184,7 @@ def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
     use_amp = job.runtime.amp and ctx.device.type == "cuda"
     run = _Run(
         job=job, ctx=ctx, model=model, net=net, optimizer=optimizer, train_loader=train_loader,
-        test_loader=test_loader,
+        test_loader=test_loader, batch_per_process=batch,
         steps_per_epoch=min(full, settings.max_steps_per_epoch) if settings.max_steps_per_epoch else full,
         channels_last=channels_last,
         autocast=(lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else contextlib.nullcontext,
@@ -188,7 +199,7 @@ def _rank_seed(seed: int, rank: int) -> int:
 
 def _resume(job: TrainJob, ctx: DistContext, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
     """Every rank loads the same checkpoint (DDP's first broadcast would fix weights, not RNGs or state)."""
-    saved = load_resumable(job.out_dir, job.config, restart_on_change=job.restart_on_change,
+    saved = load_resumable(job.out_dir, job.config, job.inputs, restart_on_change=job.restart_on_change,
                            may_modify=ctx.rank == 0)
     if saved is None:
         return TrainState()
@@ -203,8 +214,7 @@ def _resume(job: TrainJob, ctx: DistContext, model: nn.Module, optimizer: torch.
     return state
 
 
-def _loaders(job: TrainJob, ctx: DistContext) -> tuple[DataLoader, DataLoader]:
-    batch_size = job.settings.batch_size
+def _loaders(job: TrainJob, ctx: DistContext, batch_size: int) -> tuple[DataLoader, DataLoader]:
     # drop_last: a final batch of one sample would break BatchNorm in training mode; the dropped few
     # samples are reshuffled into the next epoch.
     train_loader = make_loader(job.train_set, np.arange(len(job.train_set)), batch_size=batch_size,
@@ -226,7 +236,7 @@ def _train_epoch(run: _Run, state: TrainState, stop: StopRequest, started: float
     run.model.drop_path_prob = settings.drop_path * state.epoch / settings.epochs
     sampler = run.train_loader.sampler
     sampler.set_epoch(state.epoch)
-    sampler.set_start(state.step_in_epoch, settings.batch_size)
+    sampler.set_start(state.step_in_epoch, run.batch_per_process)
     totals = Totals(**state.partial)
     run.net.train()
     bar = tqdm(total=run.steps_per_epoch, initial=state.step_in_epoch, leave=False,
@@ -359,6 +369,7 @@ def _save(run: _Run, state: TrainState) -> None:
         save_checkpoint(run.job.out_dir, {
             "kind": run.job.kind,
             "config": run.job.config,
+            "inputs": run.job.inputs,
             "model": run.model.state_dict(),
             "optimizer": run.optimizer.state_dict(),
             "rng": rngs,

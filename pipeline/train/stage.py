@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+
 from pipeline import tracking
 from pipeline.atomic import atomic_write_json
 from pipeline.config import Params
@@ -48,7 +50,8 @@ def train_and_report(job: TrainJob, ctx: DistContext, *, stage: str, params: Par
         if not ctx.is_main:
             return None
         metrics = _metrics(result, job, ctx, headline, input_size, in_channels)
-        metrics["provenance"] = provenance(stage, job.config, dataset=dataset, method=method, seed=job.seed)
+        metrics["provenance"] = provenance(stage, job.config, dataset=dataset, method=method, seed=job.seed,
+                                           threads=torch.get_num_threads())
         # A resumed (or already finished) run rewrites history from the checkpoint, so it is complete.
         write_csv(out / "history.csv", result.state.history)
         atomic_write_json(out / "metrics.json", metrics)

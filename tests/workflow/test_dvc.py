@@ -177,6 +177,13 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
     # The tables read every method's options (their columns), so they see the edit too.
     assert set(_status(root)) == {"search@digits-darts_2nd-0", "tables"}
 
+    # Worker processes change the training stages' augmentation streams, not prepare's splits.
+    (root / "params.yaml").write_text(original)
+    write_params(root, {"data": {"num_workers": 1}})
+    changed = set(_status(root))
+    assert any(name.startswith("search@") for name in changed)
+    assert not any(name.startswith("prepare") for name in changed), changed
+
     # The README's experiment commands on the same repository: metrics, one experiment, its diff, plots.
     (root / "params.yaml").write_text(original)
     metric = "results/retrain/digits/darts_1st/seed0/metrics.json"

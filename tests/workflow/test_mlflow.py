@@ -7,17 +7,13 @@ back with MlflowClient, the way the MLflow UI reads them.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workflow_support import BIN, copy_repo, run, tool_env, write_tiny_params
+from workflow_support import BIN, copy_repo, free_port, mlflow_server, run, tool_env, write_tiny_params
 
 pytestmark = pytest.mark.slow
 
@@ -25,48 +21,11 @@ PY = str(BIN / "python")
 WARNING = "MLflow tracking at"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` on a free local port, in its own process group (stopped by that group)."""
-    home = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    env = tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    log = open(home / "server.log", "w")  # noqa: SIM115 - open for the server's whole life
-    proc = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                tail = (home / "server.log").read_text()[-4000:]
-                raise AssertionError(f"mlflow server did not come up:\n{tail}")
-            time.sleep(1)
+    """A real `mlflow server` on a free local port for the whole module."""
+    with mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as uri:
         yield uri
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +85,7 @@ def test_search_and_retrain_are_read_back_from_the_server(repo: Path, server: st
 def test_unreachable_server_warns_once_spools_and_sync_uploads_exactly_once(repo: Path, server: str) -> None:
     from mlflow import MlflowClient
 
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     out = "results/search/digits/darts_1st/outage"
     started = time.monotonic()
     proc = _search(repo, dead, out)

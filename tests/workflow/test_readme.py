@@ -137,6 +137,13 @@ CHECKS: dict[str, Check] = {
     "mlflow server": NotRun(
         "serves until stopped",
         covered_by="tests/workflow/test_mlflow.py::test_search_and_retrain_are_read_back_from_the_server"),
+    "mlflow server --host 127.0.0.1": NotRun(
+        "serves until stopped",
+        covered_by="tests/workflow/test_mlflow.py::test_search_and_retrain_are_read_back_from_the_server"),
+    "mlflow gc": Instance(
+        ("mlflow gc --backend-store-uri sqlite:///$PWD/mlflow.db --tracking-uri sqlite:///$PWD/mlflow.db",),
+        "a bare `mlflow gc` asks for the store it purges; here a fresh SQLite store"),
+    "git status": Run(),
     "python -m pipeline sync-tracking": Run(),
     "python -m pipeline sync-tracking --results results": Run(),
     # Stage commands

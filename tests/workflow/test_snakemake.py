@@ -139,6 +139,11 @@ def test_retrain_edit_reruns_only_retrain_and_tables(finished_run: Path) -> None
             assert job.reason.startswith("Params have changed since last execution"), job.reason
 
 
+def test_one_methods_transfer_override_reruns_only_its_transfer_and_tables(finished_run: Path) -> None:
+    jobs = _edit_and_plan(finished_run, {"transfer": {"method_overrides": {"darts_2nd": {"lr": 0.05}}}})
+    assert _jobs_by_rule(jobs) == {"transfer": {"darts_2nd"}, "tables": {""}}
+
+
 def test_one_methods_search_edit_reruns_only_that_methods_chain(finished_run: Path) -> None:
     edit = {"search": {"methods": {"darts_2nd": {"overrides": {"batch_size": 4}}}}}
     jobs = _edit_and_plan(finished_run, edit)

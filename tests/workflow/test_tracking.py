@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from workflow_support import BIN, REPO, tool_env
+from workflow_support import BIN, REPO, free_port, tool_env
 
 from pipeline import tracking
 
@@ -75,6 +74,65 @@ def test_a_second_stage_of_the_same_seed_joins_the_same_parent(tmp_path: Path, s
     assert len({run.data.tags["mlflow.parentRunId"] for run in runs}) == 1
 
 
+def _parent_start(key: str = "digits/darts_1st/seed0") -> dict:
+    return {"parent_key": key, "tags": {"dataset": "digits", "method": "darts_1st", "seed": "0"}}
+
+
+def _active_parents(client, experiment_id: str) -> list:
+    return client.search_runs([experiment_id], f"tags.`{tracking.PARENT_KEY_TAG}` LIKE '%'")
+
+
+def test_two_contenders_that_both_found_no_parent_agree_on_one(store: str) -> None:
+    # The race by hand: A finds no claim and creates its candidate; before A claims, B runs the whole
+    # protocol (finds no claim, creates, claims). A's claim must then fail, and A must join B's parent.
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    tracking.ensure_store(store)
+    client = MlflowClient(store)
+    experiment_id = client.create_experiment("race")
+    chosen_by_b: list[str] = []
+
+    class ContenderA(MlflowClient):
+        def create_run(self, *args, **kwargs):
+            mine = super().create_run(*args, **kwargs)
+            chosen_by_b.append(tracking._parent_run_id(client, experiment_id, _parent_start()))
+            return mine
+
+    chosen_by_a = tracking._parent_run_id(ContenderA(store), experiment_id, _parent_start())
+    (parent,) = _active_parents(client, experiment_id)
+    assert chosen_by_a == chosen_by_b[0] == parent.info.run_id
+    deleted = client.search_runs([experiment_id], "", run_view_type=ViewType.DELETED_ONLY)
+    assert len(deleted) == 1 and deleted[0].data.tags[tracking.PARENT_KEY_TAG] == "digits/darts_1st/seed0"
+    # A later stage only reads the claim; a different key gets its own parent.
+    assert tracking._parent_run_id(client, experiment_id, _parent_start()) == parent.info.run_id
+    other = tracking._parent_run_id(client, experiment_id, _parent_start("digits/darts_1st/seed1"))
+    assert other != parent.info.run_id and len(_active_parents(client, experiment_id)) == 2
+    # The claim names the winner and is hidden from the experiment list.
+    claim = client.get_experiment_by_name(tracking.parent_claim_name(experiment_id, "digits/darts_1st/seed0"))
+    assert claim.lifecycle_stage == "deleted" and claim.tags[tracking.PARENT_RUN_TAG] == parent.info.run_id
+    assert {e.name for e in client.search_experiments()} == {"race", "Default"}
+
+
+def test_a_claim_whose_answer_was_lost_keeps_its_own_parent(store: str) -> None:
+    # A retried request may create the claim and still report a failure (the first answer was lost):
+    # the contender then reads its own run id from the claim and must not delete that parent.
+    from mlflow import MlflowClient
+
+    tracking.ensure_store(store)
+    client = MlflowClient(store)
+    experiment_id = client.create_experiment("lost-answer")
+
+    class LostAnswer(MlflowClient):
+        def create_experiment(self, *args, **kwargs):
+            super().create_experiment(*args, **kwargs)
+            raise ConnectionError("response lost")
+
+    chosen = tracking._parent_run_id(LostAnswer(store), experiment_id, _parent_start())
+    (parent,) = _active_parents(client, experiment_id)
+    assert chosen == parent.info.run_id
+
+
 def test_a_failing_stage_ends_its_run_failed_and_still_raises(tmp_path: Path, store: str) -> None:
     with pytest.raises(RuntimeError, match="boom"):
         _run(tmp_path / "out", store, fail=True)
@@ -104,9 +162,7 @@ def test_an_unreachable_server_spools_and_sync_uploads_exactly_once(
     from mlflow import MlflowClient
 
     monkeypatch.setattr(tracking, "_warned_uris", set())
-    with socket.socket() as sock:  # a port that was just free: nothing listens there
-        sock.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"
     out = tmp_path / "out"
     with caplog.at_level(logging.WARNING, logger="pipeline.tracking"):
         _run(out, dead)

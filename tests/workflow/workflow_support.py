@@ -9,12 +9,17 @@ would hang CI.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +133,50 @@ def expected_tables(params: Mapping[str, Any]) -> list[str]:
     names = [*grid["datasets"], *(["imagenet"] if grid["transfer"] or grid.get("imagenet_methods") else [])]
     formats = params["tables"]["formats"]
     return [f"results/tables/{name}.{fmt}" for name in names for fmt in formats] + ["results/tables/index.md"]
+
+
+def free_port() -> int:
+    """A local TCP port that was free a moment ago (nothing listens there unless a test starts it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(home: Path, port: int | None = None) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 over the SQLite store home/mlflow.db; yields its URI.
+
+    It runs in its own process group and is stopped by that group's id (the server forks workers). Leaving
+    the block stops it, so a test can stop a server halfway and start another on the same store.
+    """
+    port = port or free_port()
+    env = tool_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    log_path = home / "server.log"
+    with open(log_path, "a") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
+             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+            cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"mlflow server did not come up:\n{log_path.read_text()[-4000:]}")
+            time.sleep(1)
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
