@@ -194,12 +194,24 @@ class SearchTraining(Section):
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
 
 
+SkippedOps = Literal["frozen", "zero_grad", "computed"]
+# The released SDARTS and DATA codes run every op on every step; DDSAS' runs only sampled ops.
+_COMPUTED_LIKE_CODE = ("Weight step, ops whose mixing weight is exactly 0 (default computed: the released code runs "
+                       "every op); frozen | zero_grad | computed as for every method.")
+
+
 class MethodBase(Section):
     primitives: Literal["darts", "darts_no_none"] = Field(
         "darts", description="Search space: the 8 DARTS ops, or the 7 without `none` (SDARTS s5, DrNAS)."
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Search training keys this variant changes (e.g. epochs, layers)."
+    )
+    skipped_ops: SkippedOps = Field(
+        "frozen", description="Weight step, ops whose mixing weight is exactly 0: frozen (not computed, no gradient: "
+                              "no momentum, weight decay or BN-statistics update), zero_grad (not computed, zero "
+                              "gradient: momentum and weight decay apply), computed (run, as released codes that "
+                              "compute every op do: BN statistics move too; costs a dense step)."
     )
 
 
@@ -210,6 +222,7 @@ class DartsMethod(MethodBase):
 
 class SdartsMethod(MethodBase):
     algorithm: Literal["sdarts"] = Field(description="Selects this method; its options follow.")
+    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
     perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
     epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
     epsilon_end: Annotated[float, Field(gt=0)] = Field(0.3, description="Radius at the last epoch (linear ramp).")
@@ -259,6 +272,7 @@ class DdsasMethod(MethodBase):
 
 class DataMethod(MethodBase):
     algorithm: Literal["data"] = Field(description="Selects this method; its options follow.")
+    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
     samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
     tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")
     tau_schedule: Literal["constant", "linear"] = Field(

@@ -3,8 +3,10 @@
 DARTS trains a dense mixture and then keeps one op per edge, so the child it derives is not the network
 it trained (the search-child gap). DATA trains binary codes instead: per edge, M hard Gumbel-softmax
 draws from p = relu(alpha) / sum, combined by element-wise max into a multi-hot code (normalised to sum
-1). Each step runs exactly the ops the code picks, with straight-through gradients to alpha, and the
-derived genotype keeps as many ops as the probabilities support, which is what the search trained.
+1). The weight step can run only the ops the code picks (`skipped_ops: frozen`); the architecture step
+runs every op, since with straight-through gradients an op the code left out still has gradient op(x)
+with respect to its relaxed weight. The derived genotype keeps as many ops as the probabilities support,
+which is what the search trained.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -134,6 +137,12 @@ class Data(AlphaMethod):
                             ensemble_gumbel_softmax(p.reduce, samples, tau))
         self.last_code.copy_(torch.stack([codes.normal, codes.reduce]).detach())
         return codes
+
+    def architecture_step_weights(self) -> ArchWeights:
+        """EGS codes with every op computed: the straight-through gradient of an op the code left out
+        (forward weight 0) is d loss / d code_k = <dL/dy, op_k(x)>, non-zero, so skipping it would drop
+        that term from d loss / d alpha."""
+        return replace(self.forward_weights(), compute_all=True)
 
     def eval_weights(self) -> ArchWeights:
         return self.probabilities()

@@ -301,7 +301,7 @@ def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tens
                     for p, old in zip(method.arch_parameters(), arch_snapshot, strict=True):
                         p.copy_(old)
                 break
-    weights = method.weight_step_weights(ctx, train)
+    weights = method.weight_step_supernet_weights(ctx, train)
     ctx.w_optimizer.zero_grad(set_to_none=True)
     with ctx.autocast():
         logits = parts.net(train[0], weights).float()
@@ -309,6 +309,7 @@ def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tens
     if not _check_finite("training loss", loss.detach(), state, job):
         return
     loss.backward()
+    method.complete_skipped_gradients(parts.net)
     nn.utils.clip_grad_norm_(parts.net.weights(), parts.grad_clip)
     ctx.w_optimizer.step()
     method.after_weight_step(ctx)

@@ -85,10 +85,11 @@ class Harness:
         ctx, method = self.ctx, self.method
         if method.arch_parameters():
             method.architecture_step(ctx, self.train, self.valid)
-        weights = method.weight_step_weights(ctx, self.train)
+        weights = method.weight_step_supernet_weights(ctx, self.train)
         ctx.w_optimizer.zero_grad(set_to_none=True)
         loss = ctx.criterion(ctx.net(self.train[0], weights), self.train[1])
         loss.backward()
+        method.complete_skipped_gradients(ctx.net)
         nn.utils.clip_grad_norm_(ctx.net.parameters(), self.grad_clip)
         ctx.w_optimizer.step()
         method.after_weight_step(ctx)
