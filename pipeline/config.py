@@ -268,6 +268,12 @@ class DdsasMethod(MethodBase):
         10, description="Epochs between shrink/expand events; the switch epoch of parametric_first."
     )
     shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
+    bookkeeping: Literal["paper", "code"] = Field(
+        "paper", description="paper: counts from 0, UCB +inf until an op is tried, first pass over real ops only, "
+                             "at least one real op per edge after a shrink, periods run across epochs. code (the "
+                             "released code): counts from 1, finite UCB bonus with t+1 and T+1, `none` may join in "
+                             "the first pass, shrinking may empty an edge, a new period at every epoch start."
+    )
 
 
 class DataMethod(MethodBase):
