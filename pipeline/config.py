@@ -239,7 +239,8 @@ class DrnasMethod(MethodBase):
     algorithm: Literal["drnas"] = Field(description="Selects this method; its options follow.")
     regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
     reg_lambda: Annotated[float, Field(ge=0)] = Field(
-        1e-3, description="Anchor regulariser weight (the released code uses 0 and arch.weight_decay 1e-3 instead)."
+        1e-3, description="Anchor strength lambda: l2 adds (lambda/2)||eta||^2 (gradient lambda*eta, as the released "
+                          "code's Adam weight decay lambda); kl adds lambda * KL."
     )
     warmup_epochs: Annotated[int, Field(ge=0)] = Field(
         10, description="Epochs of each stage before architecture updates start."
