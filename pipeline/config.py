@@ -157,6 +157,10 @@ class WeightOptimConfig(Section):
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
     weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
     grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip of the weights.")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        0, description="Linear warm-up: epoch e < N trains at lr * (e + 1) / N, then the cosine schedule's value "
+                       "(the DrNAS/DDSAS/PC-DARTS ImageNet search codes: 5 for batches above 256)."
+    )
 
 
 class ArchOptimConfig(Section):
@@ -183,7 +187,9 @@ class SearchTraining(Section):
     layers: Annotated[int, Field(ge=3)] = Field(8, description="Cells in the supernet.")
     channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
     nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
-    stem_multiplier: Annotated[int, Field(ge=1)] = Field(3, description="Stem width = stem_multiplier x C.")
+    stem_multiplier: Annotated[int, Field(ge=1)] = Field(
+        3, description="Stem width = stem_multiplier x C (CIFAR stem, and the ImageNet search stem as in the codes)."
+    )
     image_size: Annotated[int, Field(ge=16)] | None = Field(
         None, description="Input side on ImageFolder data (direct ImageNet search: 224); null: the dataset's own."
     )

@@ -32,7 +32,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from pipeline.config import IMAGENET, Params
+from pipeline.config import IMAGENET, Params, SearchTraining
 from pipeline.data import build_dataset, cycle_batches, folder_dataset, get_dataset_info, load_splits, make_loader
 from pipeline.device import choose_device, describe_device, peak_memory_mb, reset_peak_memory, seed_everything
 from pipeline.errors import NumericalError
@@ -128,12 +128,22 @@ def _build(job: SearchJob) -> _Parts:
         net.to(memory_format=torch.channels_last)
     w = settings.weights
     w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=settings.epochs, eta_min=w.lr_min)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(w_optimizer, lambda epoch: weight_lr_at(epoch, settings) / w.lr)
     arch_params = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
                                     weight_decay=settings.arch.weight_decay) if arch_params else None)
     return _Parts(device, net, method, w_optimizer, a_optimizer, scheduler, train_loader, valid_loader,
                   nn.CrossEntropyLoss(), settings.weights.grad_clip)
+
+
+def weight_lr_at(epoch: int, settings: SearchTraining) -> float:
+    """The weights' learning rate in `epoch`: cosine from lr to lr_min over the search, except during the
+    linear warm-up, where the ImageNet search codes set lr * (epoch + 1) / warmup_epochs (of the base lr,
+    not of the cosine value)."""
+    w = settings.weights
+    if epoch < w.warmup_epochs:
+        return w.lr * (epoch + 1) / w.warmup_epochs
+    return w.lr_min + (w.lr - w.lr_min) * (1 + math.cos(math.pi * epoch / settings.epochs)) / 2
 
 
 def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:

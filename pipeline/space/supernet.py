@@ -152,20 +152,23 @@ class Supernet(nn.Module):
             )
             c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
         elif stem == "imagenet":
-            # Stride 4 then stride 2: the first cell gets inputs at 1/4 and 1/8 and treats s0 as unreduced.
+            # Stride 4 then stride 2: the first cell gets inputs at 1/4 and 1/8 and treats s0 as reduced.
+            # stem_multiplier x C wide, as the DrNAS, DDSAS and PC-DARTS ImageNet search codes build it (the
+            # ImageNet evaluation network's stem is C wide; 1 gives that width here).
+            c_stem = stem_multiplier * channels
             self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, channels // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels // 2),
+                nn.Conv2d(in_channels, c_stem // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem // 2),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.Conv2d(c_stem // 2, c_stem, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem),
             )
             self.stem1 = nn.Sequential(
                 nn.ReLU(inplace=False),  # s0 feeds the first cell too: it must not be modified in place
-                nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.Conv2d(c_stem, c_stem, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem),
             )
-            c_prev_prev, c_prev, reduction_prev = channels, channels, True
+            c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, True
         else:
             raise ValueError(f"unknown stem '{stem}' (cifar | imagenet)")
         self.cells = nn.ModuleList()
