@@ -230,3 +230,16 @@ def test_architecture_step_runs_every_op_but_none():
     method.arch_loss(ctx, batch)
     ops_but_none = sum(len(edge.ops) - 1 for cell in net.cells for edge in cell.edges)
     assert len(runs) == ops_but_none
+
+
+def test_child_validation_shares_weight_one_among_an_edges_kept_ops():
+    method = _method()
+    discretised = torch.zeros(SPACE.shape)
+    sep, skip, pool = (PRIMITIVES.index(op) for op in ("sep_conv_3x3", "skip_connect", "max_pool_3x3"))
+    discretised[0, sep] = discretised[0, skip] = 1.0  # two ops on edge 0: 1/2 each, as their EGS code
+    discretised[3, pool] = 1.0  # one op: 1
+    child = method.child_weights(ArchWeights(discretised, discretised))
+    expected = torch.zeros(SPACE.shape)
+    expected[0, sep] = expected[0, skip] = 0.5
+    expected[3, pool] = 1.0
+    assert torch.equal(child.normal, expected) and torch.equal(child.reduce, expected)

@@ -92,6 +92,11 @@ class SearchMethod(nn.Module, abc.ABC):
         """Deterministic per-edge op weights: logged every epoch and used for derivation."""
         return self.forward_weights()
 
+    def child_weights(self, discretised: ArchWeights) -> ArchWeights:
+        """The derived child's mixing weights for its supernet validation: `discretised` (weight 1 on each kept
+        op) as this method's own supernet would mix those ops. DARTS-style cells sum their inputs: unchanged."""
+        return discretised
+
     # -- what the loop calls ------------------------------------------------------------------------
     def updates_architecture(self, epoch: int) -> bool:
         """Whether the architecture step runs in `epoch` (DrNAS warms up the weights first)."""

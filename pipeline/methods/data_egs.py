@@ -150,6 +150,13 @@ class Data(AlphaMethod):
     def mixing_probabilities(self) -> ArchWeights:
         return self.probabilities()
 
+    def child_weights(self, discretised: ArchWeights) -> ArchWeights:
+        """Each edge's kept ops share weight 1 equally, as an EGS code normalises them (and DATA's code does)."""
+        def per_edge(weights: torch.Tensor) -> torch.Tensor:
+            return weights / weights.sum(-1, keepdim=True).clamp_min(1.0)
+
+        return ArchWeights(per_edge(discretised.normal), per_edge(discretised.reduce))
+
     def regularization(self) -> torch.Tensor | float:
         """l1_weight * mean |p - last sampled code| per cell type (the released code's weight is 0.1)."""
         if not self.config.l1_weight:

@@ -335,7 +335,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
     valid_loss, valid_acc = _evaluate(parts, method.eval_weights(), max_steps, autocast)
     method.on_validation(state.epoch, valid_acc)
     genotype = method.derive()
-    _, child_acc = _evaluate(parts, child_weights(genotype, method.space, parts.device), max_steps, autocast)
+    child = method.child_weights(child_weights(genotype, method.space, parts.device))
+    _, child_acc = _evaluate(parts, child, max_steps, autocast)
     seen = max(totals["seen"], 1)
     row: dict[str, Any] = {
         "epoch": state.epoch,
