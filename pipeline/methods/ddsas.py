@@ -12,6 +12,10 @@ The available set can change at epoch boundaries: `shrink` drops the lowest-sali
 starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs), and
 `parametric_first` offers only the ops with weights until epoch `schedule_every`, then all of them (the
 paper's direct ImageNet search: 40 of 60 epochs).
+
+`bookkeeping: code` reproduces the released code's bandit instead of the paper's: counters that start at
+1, `none` joining in the per-edge pass, a shrink that may empty an edge, and a new period at every epoch
+start. Derivation uses only available ops in both (an op the schedule removed is never derived).
 """
 
 from __future__ import annotations
