@@ -161,6 +161,10 @@ class WeightOptimConfig(Section):
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
     weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
     grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip of the weights.")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        0, description="Linear warm-up: epoch e < N trains at lr * (e + 1) / N, then the cosine schedule's value "
+                       "(the DrNAS/DDSAS/PC-DARTS ImageNet search codes: 5 for batches above 256)."
+    )
 
 
 class ArchOptimConfig(Section):
@@ -187,7 +191,9 @@ class SearchTraining(Section):
     layers: Annotated[int, Field(ge=3)] = Field(8, description="Cells in the supernet.")
     channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
     nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
-    stem_multiplier: Annotated[int, Field(ge=1)] = Field(3, description="Stem width = stem_multiplier x C.")
+    stem_multiplier: Annotated[int, Field(ge=1)] = Field(
+        3, description="Stem width = stem_multiplier x C (CIFAR stem, and the ImageNet search stem as in the codes)."
+    )
     image_size: Annotated[int, Field(ge=16)] | None = Field(
         None, description="Input side on ImageFolder data (direct ImageNet search: 224); null: the dataset's own."
     )
@@ -198,12 +204,24 @@ class SearchTraining(Section):
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
 
 
+SkippedOps = Literal["frozen", "zero_grad", "computed"]
+# The released SDARTS and DATA codes run every op on every step; DDSAS' runs only sampled ops.
+_COMPUTED_LIKE_CODE = ("Weight step, ops whose mixing weight is exactly 0 (default computed: the released code runs "
+                       "every op); frozen | zero_grad | computed as for every method.")
+
+
 class MethodBase(Section):
     primitives: Literal["darts", "darts_no_none"] = Field(
         "darts", description="Search space: the 8 DARTS ops, or the 7 without `none` (SDARTS s5, DrNAS)."
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Search training keys this variant changes (e.g. epochs, layers)."
+    )
+    skipped_ops: SkippedOps = Field(
+        "frozen", description="Weight step, ops whose mixing weight is exactly 0: frozen (not computed, no gradient: "
+                              "no momentum, weight decay or BN-statistics update), zero_grad (not computed, zero "
+                              "gradient: momentum and weight decay apply), computed (run, as released codes that "
+                              "compute every op do: BN statistics move too; costs a dense step)."
     )
 
 
@@ -214,6 +232,7 @@ class DartsMethod(MethodBase):
 
 class SdartsMethod(MethodBase):
     algorithm: Literal["sdarts"] = Field(description="Selects this method; its options follow.")
+    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
     perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
     epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
     epsilon_end: Annotated[float, Field(gt=0)] = Field(0.3, description="Radius at the last epoch (linear ramp).")
@@ -230,7 +249,8 @@ class DrnasMethod(MethodBase):
     algorithm: Literal["drnas"] = Field(description="Selects this method; its options follow.")
     regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
     reg_lambda: Annotated[float, Field(ge=0)] = Field(
-        1e-3, description="Anchor regulariser weight (the released code uses 0 and arch.weight_decay 1e-3 instead)."
+        1e-3, description="Anchor strength lambda: l2 adds (lambda/2)||eta||^2 (gradient lambda*eta, as the released "
+                          "code's Adam weight decay lambda); kl adds lambda * KL."
     )
     warmup_epochs: Annotated[int, Field(ge=0)] = Field(
         10, description="Epochs of each stage before architecture updates start."
@@ -259,10 +279,17 @@ class DdsasMethod(MethodBase):
         10, description="Epochs between shrink/expand events; the switch epoch of parametric_first."
     )
     shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
+    bookkeeping: Literal["paper", "code"] = Field(
+        "paper", description="paper: counts from 0, UCB +inf until an op is tried, first pass over real ops only, "
+                             "at least one real op per edge after a shrink, periods run across epochs. code (the "
+                             "released code): counts from 1, finite UCB bonus with t+1 and T+1, `none` may join in "
+                             "the first pass, shrinking may empty an edge, a new period at every epoch start."
+    )
 
 
 class DataMethod(MethodBase):
     algorithm: Literal["data"] = Field(description="Selects this method; its options follow.")
+    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
     samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
     tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")
     tau_schedule: Literal["constant", "linear"] = Field(

@@ -60,10 +60,13 @@ def test_paper_config_searches_drnas_and_ddsas_on_imagenet_with_the_released_set
     assert params.grid.imagenet_methods == ["drnas_imagenet", "ddsas_imagenet"]
     assert (params.prepare.imagenet_search.weights_fraction, params.prepare.imagenet_search.arch_fraction) == (
         0.1, 0.025)
-    for name, epochs in (("drnas_imagenet", 50), ("ddsas_imagenet", 60)):
+    # DrNAS Sec. 4.2: 14 cells, C=48; DDSAS' paper gives no size, its code searches 8 cells, C=16.
+    for name, epochs, layers, channels in (("drnas_imagenet", 50, 14, 48), ("ddsas_imagenet", 60, 8, 16)):
         s = params.search_settings(name)
-        assert (s.layers, s.channels, s.batch_size, s.image_size, s.epochs) == (14, 48, 512, 224, epochs)
+        assert (s.layers, s.channels, s.batch_size, s.image_size, s.epochs) == (layers, channels, 512, 224, epochs)
         assert (s.weights.lr, s.arch.lr) == (0.5, 6e-3)
+        # The codes' stem is 3C wide and batches above 256 warm up linearly for 5 epochs.
+        assert (s.stem_multiplier, s.weights.warmup_epochs) == (3, 5)
     drnas, ddsas = params.method("drnas_imagenet"), params.method("ddsas_imagenet")
     assert [stage.partial_k for stage in drnas.stages] == [6, 3]
     assert [stage.keep_ops for stage in drnas.stages] == [7, 4]
@@ -78,7 +81,7 @@ def test_imagenet_supernet_has_14_cells_and_brings_224_down_to_28() -> None:
     assert [i for i, cell in enumerate(net.cells) if cell.reduction] == [4, 9]
     with torch.no_grad():
         stem = net.stem1(net.stem0(torch.zeros(1, 3, 224, 224)))
-        assert stem.shape == (1, 48, 28, 28)
+        assert stem.shape == (1, 3 * 48, 28, 28)  # 3C wide, as the DrNAS/DDSAS/PC-DARTS search codes
         uniform = torch.full((14, len(primitives)), 1.0 / len(primitives))
         assert net(torch.zeros(2, 3, 32, 32), ArchWeights(uniform, uniform)).shape == (2, 1000)
 
@@ -174,3 +177,14 @@ def test_direct_search_genotype_is_evaluated_on_imagenet_by_transfer(direct: Pat
     metrics = json.loads((out / "metrics.json").read_text())
     assert (metrics["searched_on"], metrics["dataset"]) == ("imagenet", "imagenet")
     assert 0.0 <= metrics["top1_error"] <= 100.0 and metrics["top5_error"] == 0.0  # 3 classes: top-5 always hits
+
+
+@pytest.mark.parametrize(("multiplier", "width"), [(3, 48), (1, 16)])
+def test_imagenet_search_stem_is_stem_multiplier_times_c_wide(multiplier, width) -> None:
+    net = Supernet(channels=16, num_classes=10, layers=8, primitives=SPACES["darts_no_none"], stem="imagenet",
+                   stem_multiplier=multiplier)
+    with torch.no_grad():
+        s0 = net.stem0(torch.zeros(1, 3, 64, 64))
+        assert s0.shape == (1, width, 16, 16) and net.stem1(s0).shape == (1, width, 8, 8)
+    # The first cell's preprocessing reads the stems' width: both inputs are width channels.
+    assert net.cells[0].preprocess1[1].in_channels == width

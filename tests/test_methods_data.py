@@ -12,11 +12,16 @@ import torch
 from search_e2e import prepare_digits, search_via_cli
 
 from pipeline.config import DataMethod, SearchTraining
-from pipeline.methods import SearchSpace, create_method
-from pipeline.methods.data_egs import best_cover_size, ensemble_gumbel_softmax, exact_cover_probability
+from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods.data_egs import (
+    best_cover_size,
+    ensemble_gumbel_softmax,
+    exact_cover_probability,
+    relu_probabilities,
+)
 from pipeline.space.genotype import Genotype, edge_index
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import active_ops
+from pipeline.space.supernet import ArchWeights, Supernet, active_ops
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = SearchSpace(PRIMITIVES)
@@ -155,3 +160,86 @@ def test_data_search_runs_end_to_end_through_the_cli(tmp_path: Path):
     assert summary["epochs"] == 2 and summary["steps"] == 4
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert all(math.isfinite(float(r["valid_loss"])) for r in rows)
+
+
+def _double_setup(samples: int = 4):
+    """A tiny float64 supernet and DATA method: finite differences are accurate to ~1e-9 there."""
+    torch.manual_seed(0)
+    space = SearchSpace(PRIMITIVES, nodes=2)
+    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+                   in_channels=1).double()
+    method = create_method(DataMethod(algorithm="data", samples=samples), space, SearchTraining(nodes=2)).double()
+    with torch.no_grad():  # distinct probabilities, so the codes leave several ops out on every edge
+        for alpha in method.arch_parameters():
+            alpha.uniform_(0.05, 1.0)
+    ctx = StepContext(net=net, criterion=torch.nn.CrossEntropyLoss(), w_optimizer=None, a_optimizer=None,
+                      epoch=0, epochs=1, lr=0.1, device=torch.device("cpu"))
+    batch = (torch.randn(4, 1, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 2, 0]))
+    return net, method, ctx, batch
+
+
+def _codes(alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, samples: int, noise_seed: int) -> torch.Tensor:
+    """The EGS codes of both cell types under fixed Gumbel noise, as a differentiable function of alpha."""
+    torch.manual_seed(noise_seed)
+    return torch.stack([ensemble_gumbel_softmax(relu_probabilities(a), samples, 1.0)
+                        for a in (alpha_normal, alpha_reduce)])
+
+
+def _loss_at_code(net, ctx, batch, code: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float(ctx.criterion(net(batch[0], ArchWeights(code[0], code[1])), batch[1]))
+
+
+def test_architecture_gradient_is_the_exact_straight_through_gradient():
+    """d loss / d alpha = J^T g: g = d loss / d code by central differences on every code entry (perturbing an
+    entry makes it non-zero, so the supernet computes that op however it treats zeros), J = d code / d alpha
+    of the straight-through EGS alone. The supernet forward used for g is the plain skip-zeros one."""
+    net, method, ctx, batch = _double_setup()
+    seed, h = 11, 1e-6
+    torch.manual_seed(seed)
+    method.arch_loss(ctx, batch).backward()
+    got = torch.cat([method.alpha_normal.grad.flatten(), method.alpha_reduce.grad.flatten()])
+
+    alphas = [a.detach().clone().requires_grad_() for a in method.arch_parameters()]
+    code = _codes(*alphas, method.config.samples, seed)
+    assert int((code == 0).sum()) > code.numel() // 2  # most ops are left out by the codes
+    g = torch.zeros_like(code)
+    for index in itertools.product(*map(range, code.shape)):
+        up, down = code.detach().clone(), code.detach().clone()
+        up[index] += h
+        down[index] -= h
+        g[index] = (_loss_at_code(net, ctx, batch, up) - _loss_at_code(net, ctx, batch, down)) / (2 * h)
+    expected = torch.cat([grad.flatten() for grad in torch.autograd.grad(code, alphas, g)])
+    assert torch.allclose(got, expected, rtol=1e-6, atol=1e-9), (got - expected).abs().max()
+
+    # The estimator without the left-out ops' terms (what skipping them computed) is far from it.
+    torch.manual_seed(seed)
+    skipped = method.forward_weights()
+    loss = ctx.criterion(net(batch[0], skipped), batch[1])
+    partial = torch.cat([grad.flatten() for grad in torch.autograd.grad(loss, list(method.arch_parameters()))])
+    assert float((partial - expected).norm() / expected.norm()) > 0.05
+
+
+def test_architecture_step_runs_every_op_but_none():
+    net, method, ctx, batch = _double_setup()
+    runs = []
+    for cell in net.cells:
+        for edge in cell.edges:
+            for op in edge.ops:
+                op.register_forward_hook(lambda *_: runs.append(1))
+    method.arch_loss(ctx, batch)
+    ops_but_none = sum(len(edge.ops) - 1 for cell in net.cells for edge in cell.edges)
+    assert len(runs) == ops_but_none
+
+
+def test_child_validation_shares_weight_one_among_an_edges_kept_ops():
+    method = _method()
+    discretised = torch.zeros(SPACE.shape)
+    sep, skip, pool = (PRIMITIVES.index(op) for op in ("sep_conv_3x3", "skip_connect", "max_pool_3x3"))
+    discretised[0, sep] = discretised[0, skip] = 1.0  # two ops on edge 0: 1/2 each, as their EGS code
+    discretised[3, pool] = 1.0  # one op: 1
+    child = method.child_weights(ArchWeights(discretised, discretised))
+    expected = torch.zeros(SPACE.shape)
+    expected[0, sep] = expected[0, skip] = 0.5
+    expected[3, pool] = 1.0
+    assert torch.equal(child.normal, expected) and torch.equal(child.reduce, expected)

@@ -12,7 +12,13 @@ from search_e2e import prepare_digits, search_via_cli
 
 from pipeline.config import DdsasMethod, SearchTraining
 from pipeline.methods import SearchSpace, create_method
-from pipeline.methods.ddsas import EXPAND_ORDER, select_subspace, shrink_available, ucb_scores
+from pipeline.methods.ddsas import (
+    EXPAND_ORDER,
+    select_subspace,
+    shrink_available,
+    shrink_available_released,
+    ucb_scores,
+)
 from pipeline.space.primitives import PARAMETER_FREE, PRIMITIVES
 from pipeline.stages.bench import build_harness
 
@@ -232,3 +238,119 @@ def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
     # Epoch 1 began with a shrink: 14 of the 112 entries per cell type left the space.
     assert int(rows[1]["available_ops"]) < int(rows[0]["available_ops"]) == 2 * 14 * 7
     assert all(int(r["active_ops"]) == 40 for r in rows)
+
+
+SMALL = SearchSpace(PRIMITIVES, nodes=2)  # 5 edges: node 2 from inputs 0, 1; node 3 from 0, 1, 2
+
+
+def _small_method(**options):
+    torch.manual_seed(0)
+    return create_method(DdsasMethod(algorithm="ddsas", num_sampled=6, **options), SMALL, SearchTraining(nodes=2))
+
+
+def test_derivation_never_chooses_an_op_the_schedule_removed():
+    method = _small_method()
+    op = {name: k for k, name in enumerate(PRIMITIVES)}
+    saliency = torch.full(SMALL.shape, 0.01)
+    available = torch.ones(SMALL.shape, dtype=torch.bool)
+    for edge, name, value, kept in [(0, "sep_conv_3x3", 0.9, False), (0, "skip_connect", 0.5, True),
+                                    (1, "dil_conv_3x3", 0.4, True), (2, "max_pool_3x3", 0.95, False),
+                                    (2, "sep_conv_5x5", 0.3, True), (3, "avg_pool_3x3", 0.35, True),
+                                    (4, "dil_conv_5x5", 0.2, True), (4, "none", 0.99, True)]:
+        saliency[edge, op[name]] = value
+        available[edge, op[name]] = kept
+    with torch.no_grad():
+        method.saliency.copy_(saliency.expand(2, *SMALL.shape))
+        method.available.copy_(available.expand(2, *SMALL.shape))
+    # By hand, available ops only: node 2 keeps edge 0's skip (0.5) and edge 1's dil_conv_3x3 (0.4); node 3
+    # keeps edge 3's avg_pool (0.35) and edge 2's sep_conv_5x5 (0.3). Raw saliency would pick sep_conv_3x3
+    # and max_pool_3x3.
+    expected = [{("skip_connect", 0), ("dil_conv_3x3", 1)}, {("avg_pool_3x3", 1), ("sep_conv_5x5", 0)}]
+    genotype = method.derive()
+    for cell in (genotype.normal, genotype.reduce):
+        assert [set(node) for node in cell] == expected
+
+
+def test_released_code_selection_lets_none_join_in_the_first_pass():
+    # The same table as test_subspace_selection_matches_hand_computation: edge 1's none (0.5) now ranks
+    # above its first real op (0.2), so it joins; the second pass adds budget - 3 edges = 2 real ops.
+    ucb = torch.tensor([[9.0, 1.0, 3.0, 2.0],
+                        [0.5, 0.2, 0.1, 8.0],
+                        [7.0, 0.3, 0.4, 0.6]])
+    available = torch.ones(3, 4, dtype=torch.bool)
+    available[1, 3] = False
+    non_none = torch.tensor([False, True, True, True])
+    chosen = select_subspace(ucb, torch.zeros(3, 4), available, non_none, budget=5, released_code=True)
+    assert chosen.tolist() == [[True, True, True, True],
+                               [True, True, False, False],
+                               [True, False, False, True]]
+
+
+def test_released_code_selection_spends_the_budget_beyond_an_emptied_edge():
+    ucb = torch.tensor([[1.0, 5.0, 4.0, 0.5], [9.0, 9.0, 9.0, 9.0]])
+    available = torch.tensor([[True, True, True, True], [False, False, False, False]])
+    non_none = torch.tensor([False, True, True, True])
+    # First pass: edge 0 takes op 1 (5.0), edge 1 has nothing; second pass: 3 - 2 edges = 1 more, op 2 (4.0).
+    chosen = select_subspace(ucb, torch.zeros(2, 4), available, non_none, budget=3, released_code=True)
+    assert chosen.tolist() == [[False, True, True, False], [False, False, False, False]]
+
+
+def test_released_code_shrink_counts_edges_before_removing_and_may_empty_one():
+    available = torch.tensor([[True, True, True], [False, False, True], [False, True, True]])
+    saliency = torch.tensor([[0.1, 0.5, 0.6], [0.0, 0.0, 0.05], [0.0, 0.2, 0.3]])
+    # Ascending: edge 1's op 2 (0.05) sits on an edge that held 1 entry: kept; then (0, none) 0.1, (2, 1) 0.2
+    # and (2, 2) 0.3 go, the last although edge 2 is then empty (it held 2 before the shrink).
+    assert shrink_available_released(available, saliency, 3).tolist() == [[False, True, True],
+                                                                           [False, False, True],
+                                                                           [False, False, False]]
+    # The paper's rule keeps the last real op of every edge instead.
+    assert shrink_available(available, saliency, torch.tensor([False, True, True]), 3).tolist() == [
+        [False, False, True], [False, False, True], [False, False, True]]
+
+
+def test_released_code_bookkeeping_follows_a_hand_worked_sequence():
+    c = 1.44
+    method = _small_method(bookkeeping="code", update_every=2, ucb_c=c)
+    # Counters start at 1: before any evaluation the bonus is c * sqrt(log 1 / 1) = 0, so the first
+    # subspace is the top of sigmoid(zeta) (not every op at +inf).
+    assert bool((method.counts == 1).all()) and int(method.iterations) == 1
+    first_mask, u1 = method.sampled.clone(), method.unnormalised_weights().detach().clone()
+    method.after_weight_step(None)
+    method.after_weight_step(None)
+    # Saliency (s * n + u) / (n + 1) from s = 0, n = 1: u / 2.
+    assert torch.allclose(method.saliency, torch.where(first_mask, u1 / 2, torch.zeros_like(u1)))
+    assert torch.equal(method.counts, 1 + first_mask.long())
+    assert int(method.iterations) == 2
+    ucb = torch.sigmoid(method.zeta) + c * torch.sqrt(math.log(2) / method.counts.double()).float()
+    assert torch.allclose(ucb_scores(method.zeta, method.counts, 2, c), ucb)
+    with torch.no_grad():
+        method.alpha.normal_()
+    second_mask, u2 = method.sampled.clone(), method.unnormalised_weights().detach().clone()
+    # One step into the next period, the epoch ends: the released code's step counter restarts, so the
+    # one-step period is scored at the epoch start.
+    method.after_weight_step(None)
+    _epoch(method, 1)
+    both, only_second = first_mask & second_mask, ~first_mask & second_mask
+    assert torch.allclose(method.saliency[both], (u1[both] + u2[both]) / 3)
+    assert torch.allclose(method.saliency[only_second], u2[only_second] / 2)
+    assert torch.equal(method.counts, 1 + first_mask.long() + second_mask.long())
+    assert int(method.iterations) == 3 and int(method.period_steps) == 0
+
+
+def test_paper_bookkeeping_keeps_a_period_running_across_epochs():
+    method = _small_method(update_every=2)
+    method.after_weight_step(None)
+    _epoch(method, 1)
+    assert int(method.iterations) == 0 and int(method.period_steps) == 1
+
+
+def test_an_edge_the_released_shrink_emptied_mixes_nothing_and_stays_finite():
+    method = _small_method(bookkeeping="code")
+    with torch.no_grad():
+        method.available[:, 3] = False
+    method._resample()
+    assert not method.sampled[:, 3].any()
+    weights = method.forward_weights()
+    assert bool((weights.normal[3] == 0).all()) and bool(torch.isfinite(weights.normal).all())
+    (weights.normal.sum() + weights.reduce.sum()).backward()
+    assert bool(torch.isfinite(method.alpha.grad).all()) and bool(torch.isfinite(method.zeta.grad).all())

@@ -49,12 +49,31 @@ def test_samples_lie_on_the_simplex_differ_per_draw_and_pass_gradients_to_eta():
     assert method.eta_normal.grad is not None and bool(method.eta_normal.grad.abs().gt(0).all())
 
 
-def test_l2_anchor_gradient_is_two_lambda_eta():
+def test_l2_anchor_gradient_is_lambda_eta():
     method = _method(regularizer="l2", reg_lambda=0.01)
     _random_eta(method)
     method.regularization().backward()
     for eta in method.arch_parameters():
-        assert torch.allclose(eta.grad, 2 * 0.01 * eta.detach())
+        assert torch.allclose(eta.grad, 0.01 * eta.detach())
+
+
+def test_l2_anchor_steps_like_the_released_codes_adam_weight_decay():
+    """The released code's anchor is Adam(weight_decay=lambda) on eta: one step of ours with reg_lambda=lambda and
+    no weight decay must land on the same eta as torch's Adam with weight_decay=lambda and no anchor term."""
+    lam = 0.1  # large, so that a factor 2 in the anchor shows through Adam's normalisation
+    ours, code = _method(regularizer="l2", reg_lambda=lam), _method(regularizer="l2", reg_lambda=0.0)
+    _random_eta(ours)
+    code.load_state_dict(ours.state_dict())
+    signals = [[torch.randn_like(eta) for eta in ours.arch_parameters()] for _ in range(5)]
+    for method, decay in ((ours, 0.0), (code, lam)):
+        optimizer = torch.optim.Adam(method.arch_parameters(), lr=0.1, betas=(0.5, 0.999), weight_decay=decay)
+        for signal in signals:  # several steps: Adam's first step alone only sees the gradient's sign
+            optimizer.zero_grad()
+            loss = sum((s * eta).sum() for s, eta in zip(signal, method.arch_parameters(), strict=True))
+            (loss + method.regularization()).backward()
+            optimizer.step()
+    for a, b in zip(ours.arch_parameters(), code.arch_parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
 def test_kl_anchor_is_finite_and_vanishes_with_zero_gradient_at_beta_one():

@@ -1,6 +1,8 @@
 """PC-DARTS: edge weights are a softmax per node, 1/K of the channels go through the ops, the derivation
 ranks edges by op weight times edge weight, and the search command runs it."""
 
+import math
+
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
@@ -10,7 +12,7 @@ from pipeline.methods import SearchSpace, create_method
 from pipeline.methods.pc_darts import node_softmax
 from pipeline.space.genotype import derive_top2
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import Supernet
+from pipeline.space.supernet import ArchWeights, Supernet
 
 SPACE = SearchSpace(PRIMITIVES, nodes=3)
 
@@ -87,3 +89,17 @@ def test_search_command_runs_pc_darts(tmp_path):
     assert summary["epochs"] == 2 and summary["steps"] == 4
     assert [int(row["epoch"]) for row in history] == [0, 1]
     assert len(summary["genotype"]["normal"]) == 2
+
+
+def test_child_validation_scales_each_kept_edge_by_its_learnt_edge_weight():
+    method = _method()
+    with torch.no_grad():
+        method.beta_normal.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]))
+    one_hot = ArchWeights(torch.eye(SPACE.num_edges, SPACE.num_ops), torch.eye(SPACE.num_edges, SPACE.num_ops))
+    child = method.child_weights(one_hot)
+    assert torch.equal(child.normal, one_hot.normal)
+    e = math.e
+    # By hand: node 2 softmax(0, 0); node 3 softmax(1, 0, 0); node 4 softmax(0, 0, 0, 2).
+    expected = [1 / 2, 1 / 2, e / (e + 2), 1 / (e + 2), 1 / (e + 2)] + [1 / (3 + e**2)] * 3 + [e**2 / (3 + e**2)]
+    assert child.normal_edges.tolist() == pytest.approx(expected)
+    assert _method(edge_normalization=False).child_weights(one_hot).normal_edges is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import torch
@@ -92,6 +92,11 @@ class SearchMethod(nn.Module, abc.ABC):
         """Deterministic per-edge op weights: logged every epoch and used for derivation."""
         return self.forward_weights()
 
+    def child_weights(self, discretised: ArchWeights) -> ArchWeights:
+        """The derived child's mixing weights for its supernet validation: `discretised` (weight 1 on each kept
+        op) as this method's own supernet would mix those ops. DARTS-style cells sum their inputs: unchanged."""
+        return discretised
+
     # -- what the loop calls ------------------------------------------------------------------------
     def updates_architecture(self, epoch: int) -> bool:
         """Whether the architecture step runs in `epoch` (DrNAS warms up the weights first)."""
@@ -101,10 +106,14 @@ class SearchMethod(nn.Module, abc.ABC):
         """Extra term of the architecture loss (DrNAS anchor, DATA L1)."""
         return 0.0
 
+    def architecture_step_weights(self) -> ArchWeights:
+        """Mixing weights of the architecture step (DATA asks for every op: straight-through gradients)."""
+        return self.forward_weights()
+
     def arch_loss(self, ctx: StepContext, batch: Batch) -> torch.Tensor:
         x, y = batch
         with ctx.autocast():
-            logits = ctx.net(x, self.forward_weights())
+            logits = ctx.net(x, self.architecture_step_weights())
         return ctx.criterion(logits.float(), y) + self.regularization()
 
     def architecture_step(self, ctx: StepContext, train_batch: Batch, valid_batch: Batch) -> None:
@@ -117,6 +126,23 @@ class SearchMethod(nn.Module, abc.ABC):
     def weight_step_weights(self, ctx: StepContext, train_batch: Batch) -> ArchWeights:
         """Mixing weights for the weight step (SDARTS perturbs them here)."""
         return self.forward_weights()
+
+    def weight_step_supernet_weights(self, ctx: StepContext, train_batch: Batch) -> ArchWeights:
+        """`weight_step_weights`, asking the supernet to run zero-weight ops too under `skipped_ops: computed`."""
+        weights = self.weight_step_weights(ctx, train_batch)
+        return replace(weights, compute_all=True) if self.config.skipped_ops == "computed" else weights
+
+    def complete_skipped_gradients(self, net: nn.Module) -> None:
+        """Under `skipped_ops: zero_grad`, give every weight the step left without a gradient a zero one.
+
+        Call after the weight step's backward. SGD skips parameters whose gradient is None (no momentum, no
+        weight decay); with a zero gradient it treats them as a code that ran the op with weight 0 does.
+        """
+        if self.config.skipped_ops != "zero_grad":
+            return
+        for param in net.parameters():
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
 
     def on_epoch_start(self, ctx: StepContext) -> None:
         """Schedules that act at epoch boundaries (DrNAS stages, DDSAS shrink/expand)."""

@@ -3,8 +3,10 @@
 DARTS trains a dense mixture and then keeps one op per edge, so the child it derives is not the network
 it trained (the search-child gap). DATA trains binary codes instead: per edge, M hard Gumbel-softmax
 draws from p = relu(alpha) / sum, combined by element-wise max into a multi-hot code (normalised to sum
-1). Each step runs exactly the ops the code picks, with straight-through gradients to alpha, and the
-derived genotype keeps as many ops as the probabilities support, which is what the search trained.
+1). The weight step can run only the ops the code picks (`skipped_ops: frozen`); the architecture step
+runs every op, since with straight-through gradients an op the code left out still has gradient op(x)
+with respect to its relaxed weight. The derived genotype keeps as many ops as the probabilities support,
+which is what the search trained.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -135,11 +138,24 @@ class Data(AlphaMethod):
         self.last_code.copy_(torch.stack([codes.normal, codes.reduce]).detach())
         return codes
 
+    def architecture_step_weights(self) -> ArchWeights:
+        """EGS codes with every op computed: the straight-through gradient of an op the code left out
+        (forward weight 0) is d loss / d code_k = <dL/dy, op_k(x)>, non-zero, so skipping it would drop
+        that term from d loss / d alpha."""
+        return replace(self.forward_weights(), compute_all=True)
+
     def eval_weights(self) -> ArchWeights:
         return self.probabilities()
 
     def mixing_probabilities(self) -> ArchWeights:
         return self.probabilities()
+
+    def child_weights(self, discretised: ArchWeights) -> ArchWeights:
+        """Each edge's kept ops share weight 1 equally, as an EGS code normalises them (and DATA's code does)."""
+        def per_edge(weights: torch.Tensor) -> torch.Tensor:
+            return weights / weights.sum(-1, keepdim=True).clamp_min(1.0)
+
+        return ArchWeights(per_edge(discretised.normal), per_edge(discretised.reduce))
 
     def regularization(self) -> torch.Tensor | float:
         """l1_weight * mean |p - last sampled code| per cell type (the released code's weight is 0.1)."""

@@ -12,6 +12,10 @@ The available set can change at epoch boundaries: `shrink` drops the lowest-sali
 starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs), and
 `parametric_first` offers only the ops with weights until epoch `schedule_every`, then all of them (the
 paper's direct ImageNet search: 40 of 60 epochs).
+
+`bookkeeping: code` reproduces the released code's bandit instead of the paper's: counters that start at
+1, `none` joining in the per-edge pass, a shrink that may empty an edge, and a new period at every epoch
+start. Derivation uses only available ops in both (an op the schedule removed is never derived).
 """
 
 from __future__ import annotations
@@ -49,24 +53,36 @@ def _ranking(scores: torch.Tensor, tie_break: torch.Tensor) -> list[int]:
 
 
 def select_subspace(ucb: torch.Tensor, tie_break: torch.Tensor, available: torch.Tensor,
-                    non_none: torch.Tensor, budget: int) -> torch.Tensor:
+                    non_none: torch.Tensor, budget: int, released_code: bool = False) -> torch.Tensor:
     """The sampled subspace of one cell type, as a bool `[num_edges, num_ops]` mask.
 
     First the best available non-`none` op of every edge, so every edge stays connected; then the best
     remaining available entries overall until `budget` non-`none` ops are in. A `none` entry ranked
     above the cut-off joins too (it is never computed, but takes part in the edge's normalisation, as in
     DARTS) without counting towards the budget. `budget` is capped by the available non-`none` entries.
+
+    `released_code`: as the released code, an available `none` ranked above an edge's first real op joins
+    in the first pass too, and the second pass adds `budget - num_edges` real ops whether or not every
+    edge found one in the first (an edge a shrink emptied finds none).
     """
     num_edges, num_ops = ucb.shape
     avail = available.tolist()
     counted = non_none.tolist()
-    budget = min(budget, sum(a and n for row in avail for a, n in zip(row, counted, strict=True)))
     chosen = [[False] * num_ops for _ in range(num_edges)]
     order = [divmod(flat, num_ops) for flat in _ranking(ucb, tie_break)]
+    connected = [False] * num_edges
     for edge, op in order:
-        if avail[edge][op] and counted[op] and not any(chosen[edge]):
+        if not avail[edge][op] or connected[edge]:
+            continue
+        if counted[op]:
+            chosen[edge][op] = connected[edge] = True
+        elif released_code:
             chosen[edge][op] = True
-    count = sum(map(sum, chosen))
+    if released_code:
+        count, budget = 0, budget - num_edges
+    else:
+        count = sum(connected)
+        budget = min(budget, sum(a and n for row in avail for a, n in zip(row, counted, strict=True)))
     for edge, op in order:
         if count >= budget:
             break
@@ -92,6 +108,24 @@ def shrink_available(available: torch.Tensor, saliency: torch.Tensor, non_none: 
             continue
         available[edge, op] = False
         removed += 1
+    return available
+
+
+def shrink_available_released(available: torch.Tensor, saliency: torch.Tensor, count: int) -> torch.Tensor:
+    """The released code's shrink: the `count` lowest-saliency available entries, `none` included, from
+    edges that held more than one available entry *before* this shrink (the per-edge totals are not
+    updated while removing), so an edge can lose every op."""
+    available = available.clone()
+    num_ops = available.shape[1]
+    before = available.sum(-1).tolist()
+    removed = 0
+    for flat in torch.sort(saliency.flatten(), stable=True).indices.tolist():
+        if removed == count:
+            break
+        edge, op = divmod(flat, num_ops)
+        if available[edge, op] and before[edge] > 1:
+            available[edge, op] = False
+            removed += 1
     return available
 
 
@@ -124,28 +158,42 @@ class Ddsas(SearchMethod):
         self.register_buffer("non_none", torch.tensor([op != "none" for op in space.primitives]),
                              persistent=False)
         self.register_buffer("saliency", torch.zeros(shape))
-        self.register_buffer("counts", torch.zeros(shape, dtype=torch.long))
-        self.register_buffer("iterations", torch.zeros((), dtype=torch.long))
+        # The released code starts both counters at 1: its saliency is n/(n+1) of the running mean and
+        # its UCB bonus is finite (c * sqrt(log 1 / 1) = 0 before any evaluation).
+        start = int(self.released_bookkeeping)
+        self.register_buffer("counts", torch.full(shape, start, dtype=torch.long))
+        self.register_buffer("iterations", torch.tensor(start, dtype=torch.long))
         self.register_buffer("period_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("available", self._available_at(0, torch.ones(shape, dtype=torch.bool)))
         self.register_buffer("sampled", torch.zeros(shape, dtype=torch.bool))
         self.register_buffer("previous_architecture", torch.zeros(shape))
         self._resample()
 
+    @property
+    def released_bookkeeping(self) -> bool:
+        return self.config.bookkeeping == "code"
+
     # -- mixing weights -------------------------------------------------------------------------------
     def unnormalised_weights(self) -> torch.Tensor:
-        """sigmoid(zeta) * softmax of alpha over the sampled ops: exactly 0 outside the subspace."""
-        q = self.alpha.masked_fill(~self.sampled, -math.inf).softmax(-1)
+        """sigmoid(zeta) * softmax of alpha over the sampled ops: exactly 0 outside the subspace.
+
+        An edge with nothing sampled (only after the released code's shrink) gets weights 0, not the NaN
+        of a softmax over no entries.
+        """
+        empty = ~self.sampled.any(-1, keepdim=True)
+        q = self.alpha.masked_fill(~(self.sampled | empty), -math.inf).softmax(-1) * self.sampled
         return torch.sigmoid(self.zeta) * q
 
     def forward_weights(self) -> ArchWeights:
         u = self.unnormalised_weights()
-        w = u / u.sum(-1, keepdim=True)
+        w = u / u.sum(-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
         return ArchWeights(w[0], w[1])
 
     def mixing_probabilities(self) -> ArchWeights:
-        """The saliency: what the genotype is derived from (and what arch_weights.jsonl records)."""
-        return ArchWeights(self.saliency[0].clone(), self.saliency[1].clone())
+        """The saliency of the available ops (0 for removed ones): what the genotype is derived from and
+        arch_weights.jsonl records. An op a shrink removed can never be chosen (as in the released code)."""
+        derived = self.saliency * self.available
+        return ArchWeights(derived[0], derived[1])
 
     # -- the bandit -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -164,7 +212,8 @@ class Ddsas(SearchMethod):
         ucb = ucb_scores(self.zeta, self.counts, int(self.iterations), self.config.ucb_c)
         tie_break = torch.sigmoid(self.zeta)
         for c in range(len(CELLS)):
-            mask = select_subspace(ucb[c], tie_break[c], self.available[c], self.non_none, self.config.num_sampled)
+            mask = select_subspace(ucb[c], tie_break[c], self.available[c], self.non_none, self.config.num_sampled,
+                                   released_code=self.released_bookkeeping)
             self.sampled[c] = mask.to(self.sampled.device)
 
     def after_weight_step(self, ctx: StepContext) -> None:
@@ -185,13 +234,20 @@ class Ddsas(SearchMethod):
             ops = torch.tensor([epoch >= every or op not in PARAMETER_FREE for op in self.space.primitives])
             return ops.to(current.device).expand_as(current).clone()
         if self.config.schedule == "shrink" and epoch > 0 and epoch % every == 0:
-            return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none, self.config.shrink_count)
+            count = self.config.shrink_count
+            if self.released_bookkeeping:
+                return torch.stack([shrink_available_released(current[c], self.saliency[c], count)
+                                    for c in range(len(CELLS))])
+            return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none, count)
                                 for c in range(len(CELLS))])
         return current
 
     def on_epoch_start(self, ctx: StepContext) -> None:
+        """Apply the schedule. The released code also starts a new period at every epoch start (its step
+        counter restarts), scoring the subspace of the epoch's last, possibly short, period."""
         available = self._available_at(ctx.epoch, self.available)
-        if torch.equal(available, self.available):
+        unchanged = torch.equal(available, self.available)
+        if unchanged and not (self.released_bookkeeping and int(self.period_steps) > 0):
             return
         # A schedule event ends the current period early: the subspace may hold removed ops.
         if int(self.period_steps) > 0:

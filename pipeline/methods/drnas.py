@@ -5,8 +5,9 @@ at eta = 0). Every forward draws theta ~ Dir(beta) per edge with a pathwise (rep
 the validation loss is an expectation over architectures and its gradient reaches beta through the
 sample. An anchor regulariser keeps beta near 1:
 
-- `l2`: reg_lambda * ||eta||^2, the paper's form. The released code applies it as Adam weight decay
-  instead; reproduce that with `overrides: {arch: {weight_decay: 1.0e-3}}` and `reg_lambda: 0`.
+- `l2`: (reg_lambda / 2) * ||eta||^2, whose gradient reg_lambda * eta is what the released code adds as
+  Adam weight decay reg_lambda: lambda = 1e-3 means the same strength in the paper, the code and here.
+  (`reg_lambda: 0` with `arch.weight_decay: 1.0e-3` is the code's route to the identical update.)
 - `kl`: reg_lambda * KL(Dir(beta) || Dir(1)), the variational reading of the same anchor.
 
 Progressive learning (`stages`): the supernet starts with 1/K of the channels entering each mixed op;
@@ -113,7 +114,7 @@ class Drnas(SearchMethod):
 
     def regularization(self) -> torch.Tensor:
         if self.config.regularizer == "l2":
-            return self.config.reg_lambda * sum(eta.pow(2).sum() for eta, _ in self._pairs())
+            return 0.5 * self.config.reg_lambda * sum(eta.pow(2).sum() for eta, _ in self._pairs())
         total = torch.zeros((), device=self.eta_normal.device)
         for eta, mask in self._pairs():
             beta = concentration(eta).gather(1, kept_indices(mask))

@@ -48,5 +48,10 @@ class PcDarts(AlphaMethod):
             weights.reduce_edges = node_softmax(self.beta_reduce, self.space.nodes)
         return weights
 
+    def child_weights(self, discretised: ArchWeights) -> ArchWeights:
+        """The kept ops scaled by their edge's weight, as the supernet mixes every edge it trained."""
+        edges = self.forward_weights()
+        return ArchWeights(discretised.normal, discretised.reduce, edges.normal_edges, edges.reduce_edges)
+
     def updates_architecture(self, epoch: int) -> bool:
         return epoch >= self.config.warmup_epochs

@@ -56,17 +56,6 @@ def random_perturbation(weights: torch.Tensor, epsilon: float) -> torch.Tensor:
     return clip_to_simplex(weights + noise, weights)
 
 
-def _computed_everywhere(weights: torch.Tensor) -> torch.Tensor:
-    """`weights` with exact zeros raised to the smallest normal float.
-
-    The supernet skips ops whose weight is exactly 0, so their weight would get no gradient and the
-    ascent could never revive an op the clipping zeroed (SDARTS computes every op). A weight of ~1e-38
-    makes them run while leaving the loss unchanged at floating-point precision; added rather than
-    substituted so the gradient still reaches every entry.
-    """
-    return weights + (weights == 0).to(weights.dtype) * torch.finfo(weights.dtype).tiny
-
-
 @register_method("sdarts")
 class Sdarts(AlphaMethod):
     """softmax(alpha) like DARTS; RS or ADV perturbation of the weights the weight step uses."""
@@ -102,7 +91,8 @@ class Sdarts(AlphaMethod):
             current = [random_perturbation(c, epsilon) for c in centers]
             for _ in range(steps):
                 leaves = [w.requires_grad_() for w in current]
-                loss = _loss(ctx, batch, ArchWeights(*(_computed_everywhere(w) for w in leaves)))
+                # Every op runs: the ascent must be able to revive an op the clipping zeroed.
+                loss = _loss(ctx, batch, ArchWeights(*leaves, compute_all=True))
                 grads = torch.autograd.grad(loss, leaves)
                 current = [clip_to_simplex(project_linf(w.detach() + step_size * g.sign(), c, epsilon), c)
                            for w, g, c in zip(leaves, grads, centers, strict=True)]

@@ -32,7 +32,7 @@ from pipeline.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from pipeline.config import IMAGENET, Params
+from pipeline.config import IMAGENET, Params, SearchTraining
 from pipeline.data import build_dataset, cycle_batches, folder_dataset, get_dataset_info, load_splits, make_loader
 from pipeline.device import (
     choose_device,
@@ -137,7 +137,7 @@ def _build(job: SearchJob) -> _Parts:
         net.to(memory_format=torch.channels_last)
     w = settings.weights
     w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(w_optimizer, T_max=settings.epochs, eta_min=w.lr_min)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(w_optimizer, lambda epoch: weight_lr_at(epoch, settings) / w.lr)
     arch_params = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
                                     weight_decay=settings.arch.weight_decay) if arch_params else None)
@@ -150,6 +150,16 @@ def search_inputs(job: SearchJob) -> dict[str, str]:
     root = job.params.data.root_of(job.dataset)
     source = folder_dataset(root) if job.dataset == IMAGENET else job.dataset
     return training_inputs(splits=job.prepared_dir / "splits.npz", dataset=source, root=root)
+
+
+def weight_lr_at(epoch: int, settings: SearchTraining) -> float:
+    """The weights' learning rate in `epoch`: cosine from lr to lr_min over the search, except during the
+    linear warm-up, where the ImageNet search codes set lr * (epoch + 1) / warmup_epochs (of the base lr,
+    not of the cosine value)."""
+    w = settings.weights
+    if epoch < w.warmup_epochs:
+        return w.lr * (epoch + 1) / w.warmup_epochs
+    return w.lr_min + (w.lr - w.lr_min) * (1 + math.cos(math.pi * epoch / settings.epochs)) / 2
 
 
 def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
@@ -320,7 +330,7 @@ def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tens
                     for p, old in zip(method.arch_parameters(), arch_snapshot, strict=True):
                         p.copy_(old)
                 break
-    weights = method.weight_step_weights(ctx, train)
+    weights = method.weight_step_supernet_weights(ctx, train)
     ctx.w_optimizer.zero_grad(set_to_none=True)
     with ctx.autocast():
         logits = parts.net(train[0], weights).float()
@@ -328,6 +338,7 @@ def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tens
     if not _check_finite("training loss", loss.detach(), state, job):
         return
     loss.backward()
+    method.complete_skipped_gradients(parts.net)
     nn.utils.clip_grad_norm_(parts.net.weights(), parts.grad_clip)
     ctx.w_optimizer.step()
     method.after_weight_step(ctx)
@@ -343,7 +354,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
     valid_loss, valid_acc = _evaluate(parts, method.eval_weights(), max_steps, autocast)
     method.on_validation(state.epoch, valid_acc)
     genotype = method.derive()
-    _, child_acc = _evaluate(parts, child_weights(genotype, method.space, parts.device), max_steps, autocast)
+    child = method.child_weights(child_weights(genotype, method.space, parts.device))
+    _, child_acc = _evaluate(parts, child, max_steps, autocast)
     seen = max(totals["seen"], 1)
     row: dict[str, Any] = {
         "epoch": state.epoch,

@@ -5,6 +5,11 @@ the same network serves DARTS (softmax), DrNAS (Dirichlet samples), DDSAS (maske
 (multi-hot codes) without knowing which. An op whose weight is exactly zero on a step is not computed,
 and `none` is never computed (its output is zero, so it adds nothing and carries no gradient), which is
 what makes sampling methods cheaper per step than full DARTS.
+
+Skipping a zero-weight op is exact for the forward value, but not always for gradients: a
+straight-through weight (DATA) is 0 in the forward pass yet has gradient op(x), and the released codes
+of SDARTS and DATA run every op, so their optimisers also see (zero) gradients of the unused ops.
+`ArchWeights.compute_all` asks for every op but `none` on such steps.
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ class ArchWeights:
 
     `normal_edges` / `reduce_edges` (shape `[num_edges]`) scale each edge's output: PC-DARTS' edge
     normalisation. Edge order is node by node, inputs in order (see docs/architecture.md).
+    `compute_all`: run every op but `none`, zero weights included (see the module docstring).
     """
 
     normal: torch.Tensor
     reduce: torch.Tensor
     normal_edges: torch.Tensor | None = None
     reduce_edges: torch.Tensor | None = None
+    compute_all: bool = False
 
     def for_cell(self, reduction: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         return (self.reduce, self.reduce_edges) if reduction else (self.normal, self.normal_edges)
@@ -40,9 +47,12 @@ def num_edges(nodes: int) -> int:
     return sum(range(2, nodes + 2))
 
 
-def active_ops(weights: torch.Tensor, none_index: int | None) -> list[list[int]]:
-    """Per edge, the ops to compute: non-zero weight, never `none`. One device sync per cell type."""
-    mask = (weights != 0).cpu()
+def active_ops(weights: torch.Tensor, none_index: int | None, compute_all: bool = False) -> list[list[int]]:
+    """Per edge, the ops to compute: non-zero weight (every op with `compute_all`), never `none`.
+
+    One device sync per cell type (none with `compute_all`).
+    """
+    mask = torch.ones(weights.shape, dtype=torch.bool) if compute_all else (weights != 0).cpu()
     if none_index is not None:
         mask[:, none_index] = False
     return [row.nonzero().flatten().tolist() for row in mask]
@@ -142,20 +152,23 @@ class Supernet(nn.Module):
             )
             c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, False
         elif stem == "imagenet":
-            # Stride 4 then stride 2: the first cell gets inputs at 1/4 and 1/8 and treats s0 as unreduced.
+            # Stride 4 then stride 2: the first cell gets inputs at 1/4 and 1/8 and treats s0 as reduced.
+            # stem_multiplier x C wide, as the DrNAS, DDSAS and PC-DARTS ImageNet search codes build it (the
+            # ImageNet evaluation network's stem is C wide; 1 gives that width here).
+            c_stem = stem_multiplier * channels
             self.stem0 = nn.Sequential(
-                nn.Conv2d(in_channels, channels // 2, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels // 2),
+                nn.Conv2d(in_channels, c_stem // 2, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem // 2),
                 nn.ReLU(inplace=True),
-                nn.Conv2d(channels // 2, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.Conv2d(c_stem // 2, c_stem, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem),
             )
             self.stem1 = nn.Sequential(
                 nn.ReLU(inplace=False),  # s0 feeds the first cell too: it must not be modified in place
-                nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(channels),
+                nn.Conv2d(c_stem, c_stem, 3, stride=2, padding=1, bias=False),
+                nn.BatchNorm2d(c_stem),
             )
-            c_prev_prev, c_prev, reduction_prev = channels, channels, True
+            c_prev_prev, c_prev, reduction_prev = c_stem, c_stem, True
         else:
             raise ValueError(f"unknown stem '{stem}' (cifar | imagenet)")
         self.cells = nn.ModuleList()
@@ -182,7 +195,8 @@ class Supernet(nn.Module):
         return self.parameters()
 
     def forward(self, x: torch.Tensor, arch: ArchWeights) -> torch.Tensor:
-        active = {False: active_ops(arch.normal, self.none_index), True: active_ops(arch.reduce, self.none_index)}
+        active = {reduction: active_ops(arch.for_cell(reduction)[0], self.none_index, arch.compute_all)
+                  for reduction in (False, True)}
         s0 = self.stem0(x)
         s1 = s0 if self.stem1 is None else self.stem1(s0)
         for cell in self.cells:

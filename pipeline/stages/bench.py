@@ -50,12 +50,14 @@ def bench_variants() -> dict[str, MethodBase]:
     return {
         "darts_1st": DartsMethod(algorithm="darts", order=1),
         "darts_2nd": DartsMethod(algorithm="darts", order=2),
-        "sdarts_rs": SdartsMethod(algorithm="sdarts", perturbation="rs"),
-        "sdarts_adv": SdartsMethod(algorithm="sdarts", perturbation="adv"),
-        "drnas": DrnasMethod(algorithm="drnas"),
+        "sdarts_rs": SdartsMethod(algorithm="sdarts", primitives="darts_no_none", perturbation="rs"),
+        "sdarts_adv": SdartsMethod(algorithm="sdarts", primitives="darts_no_none", perturbation="adv"),
+        "drnas": DrnasMethod(algorithm="drnas", primitives="darts_no_none"),
         "ddsas": DdsasMethod(algorithm="ddsas", num_sampled=28),
         "data_m4": DataMethod(algorithm="data", samples=4),
         "data_m7": DataMethod(algorithm="data", samples=7),
+        # The cost of the weight-step switch: only the code's ops run (the architecture step still runs all).
+        "data_m4_frozen": DataMethod(algorithm="data", samples=4, skipped_ops="frozen"),
         "pc_darts": PcDartsMethod(algorithm="pc_darts"),
         "random": RandomMethod(algorithm="random"),
     }
@@ -85,10 +87,11 @@ class Harness:
         ctx, method = self.ctx, self.method
         if method.arch_parameters():
             method.architecture_step(ctx, self.train, self.valid)
-        weights = method.weight_step_weights(ctx, self.train)
+        weights = method.weight_step_supernet_weights(ctx, self.train)
         ctx.w_optimizer.zero_grad(set_to_none=True)
         loss = ctx.criterion(ctx.net(self.train[0], weights), self.train[1])
         loss.backward()
+        method.complete_skipped_gradients(ctx.net)
         nn.utils.clip_grad_norm_(ctx.net.parameters(), self.grad_clip)
         ctx.w_optimizer.step()
         method.after_weight_step(ctx)
