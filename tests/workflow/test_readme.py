@@ -177,6 +177,11 @@ CHECKS: dict[str, Check] = {
     "python -m pipeline bench --device cuda --warmup 3 --out bench.json": Instance(
         ("python -m pipeline bench --device cpu --warmup 3 --out bench.json --steps 1 --batch 2 --layers 3 "
          "--channels 4",), "no GPU here: every method on CPU at a small size"),
+    "python -m pipeline bench --device cpu --batch 8 --layers 5 --channels 8 --image-size 16 --methods darts_1st "
+    "data_m4 data_m4_frozen ddsas": Instance(
+        ("python -m pipeline bench --device cpu --batch 2 --layers 3 --channels 4 --image-size 16 --steps 1 "
+         "--warmup 0 --methods darts_1st data_m4 data_m4_frozen ddsas",),
+        "the README's size takes minutes per method on CPU; one step of each method at a smaller size"),
     "python -m pytest tests/test_readme_commands.py tests/workflow/test_readme.py": NotRun(
         "runs this test itself"),
     "python -m pipeline config --params params.yaml": Run(),
