@@ -39,6 +39,7 @@ from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method, list_methods
 from pipeline.provenance import git_commit
+from pipeline.space.fast_supernet import supernet_class
 from pipeline.space.primitives import SPACES
 from pipeline.space.supernet import Supernet
 
@@ -98,15 +99,15 @@ class Harness:
 
 def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
                   in_channels: int = 3, num_classes: int = 10, nodes: int = 4,
-                  device: torch.device | None = None) -> Harness:
+                  device: torch.device | None = None, supernet: str = "fast") -> Harness:
     """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
     device = device or torch.device("cpu")
-    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes)
+    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet)
     space = SearchSpace(SPACES[config.primitives], nodes=nodes)
     method = create_method(config, space, training)
-    net = Supernet(channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives,
-                   nodes=nodes, stem_multiplier=training.stem_multiplier, in_channels=in_channels,
-                   **method.supernet_options())
+    net = supernet_class(training.supernet)(
+        channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives, nodes=nodes,
+        stem_multiplier=training.stem_multiplier, in_channels=in_channels, **method.supernet_options())
     net.to(device)
     method.to(device)
     w = training.weights
