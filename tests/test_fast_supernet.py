@@ -4,7 +4,7 @@ The oracle is the reference `Supernet` (one module call per op and edge, NCHW, n
 the same seed so both hold identical weights. The cases come from the method registry through the bench's
 variants, so a newly registered method is covered as soon as it has a bench variant (which
 test_bench.py requires). Tolerances are relative to each tensor's largest entry: 1e-5 in fp32, 1e-10 in
-fp64.
+fp64 (fp32: see the test that says why some gradients get a bound from the reference's own error).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pipeline.stages.bench import Harness, bench_variants, build_harness
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 REGISTERED = [name for name, config in bench_variants().items() if config.algorithm in list_methods()]
-TOLERANCE = {torch.float32: 1e-5, torch.float64: 1e-10}
 SIZE = {"layers": 3, "channels": 8, "batch": 4, "image_size": 8}
 
 
@@ -40,13 +39,21 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def assert_same(fast: torch.Tensor | None, reference: torch.Tensor | None, rel: float, what: str) -> None:
+def assert_same(fast: torch.Tensor | None, reference: torch.Tensor | None, rel: float, what: str,
+                floor: float = 1e-30) -> None:
+    """Max error within `rel` of the reference's largest entry (at least `floor`)."""
     assert (fast is None) == (reference is None), f"{what}: gradient present on one path only"
     if fast is None or reference is None:
         return
-    scale = reference.detach().abs().max().item()
-    error = (fast.detach() - reference.detach()).abs().max().item()
-    assert error <= rel * max(scale, 1e-30), f"{what}: max error {error:.3g} vs largest entry {scale:.3g}"
+    fast, reference = fast.detach(), reference.detach()
+    unset = reference.isnan()  # e.g. random search's scores of candidates not evaluated yet
+    assert torch.equal(fast.isnan(), unset), f"{what}: NaN in different places"
+    fast, reference = fast[~unset], reference[~unset]
+    if not reference.numel():
+        return
+    scale = max(reference.abs().max().item(), floor)
+    error = (fast - reference).abs().max().item()
+    assert error <= rel * scale, f"{what}: max error {error:.3g} vs largest entry {scale:.3g}"
 
 
 def harness(variant: str, supernet: str) -> Harness:
@@ -73,19 +80,41 @@ def test_a_key_selects_each_supernet_and_fast_is_the_default():
         supernet_class("nope")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 @pytest.mark.parametrize("variant", REGISTERED)
-def test_logits_and_every_gradient_agree(variant: str, dtype: torch.dtype):
-    with default_dtype(dtype):
-        fast, reference = harness(variant, "fast"), harness(variant, "reference")
-        fast_logits, fast_grads = logits_and_gradients(fast, seed=1)
+def test_logits_and_every_gradient_agree_in_fp64(variant: str):
+    with default_dtype(torch.float64):
+        fast_logits, fast_grads = logits_and_gradients(harness(variant, "fast"), seed=1)
+        reference = harness(variant, "reference")
         ref_logits, ref_grads = logits_and_gradients(reference, seed=1)
-    rel = TOLERANCE[dtype]
-    assert_same(fast_logits, ref_logits, rel, "logits")
+    assert_same(fast_logits, ref_logits, 1e-10, "logits")
     assert list(fast_grads) == list(ref_grads)
     assert any(name.startswith("method.") for name in ref_grads) or not reference.method.arch_parameters()
     for name in ref_grads:
-        assert_same(fast_grads[name], ref_grads[name], rel, f"d loss / d {name}")
+        assert_same(fast_grads[name], ref_grads[name], 1e-10, f"d loss / d {name}")
+
+
+@pytest.mark.parametrize("variant", REGISTERED)
+def test_fp32_is_as_close_to_the_exact_numbers_as_the_reference(variant: str):
+    """fp32 logits agree within 1e-5. A few fp32 gradients are ill-conditioned on random weights (a BN
+    backward that cancels almost exactly): any change of summation order, even the reference's own in
+    channels-last, moves them by up to 1e-2. So each gradient must be within 1e-5 of the exact value
+    (the same fp32 network evaluated in fp64), or no further from it than 10x the reference's own error."""
+    fast_logits, fast_grads = logits_and_gradients(harness(variant, "fast"), seed=1)
+    ref_logits, ref_grads = logits_and_gradients(harness(variant, "reference"), seed=1)
+    exact = harness(variant, "reference")
+    exact.net.double()
+    exact.method.double()
+    exact.valid = (exact.valid[0].double(), exact.valid[1])
+    _, exact_grads = logits_and_gradients(exact, seed=1)
+    assert_same(fast_logits, ref_logits, 1e-5, "logits")
+    for name, truth in exact_grads.items():
+        if truth is None:
+            assert fast_grads[name] is None and ref_grads[name] is None
+            continue
+        fast_error = (fast_grads[name].double() - truth).abs().max().item()
+        ref_error = (ref_grads[name].double() - truth).abs().max().item()
+        bound = max(1e-5 * truth.abs().max().item(), 10 * ref_error)
+        assert fast_error <= bound, f"d loss / d {name}: fast error {fast_error:.3g}, reference {ref_error:.3g}"
 
 
 @pytest.mark.parametrize("variant", REGISTERED)
@@ -104,7 +133,8 @@ def test_whole_search_steps_agree(variant: str):
         assert list(fast_state) == list(ref_state)
         for name, value in ref_state.items():
             if torch.is_tensor(value) and value.is_floating_point():
-                assert_same(fast_state[name], value, 1e-10, f"{module}.{name} after two steps")
+                # floor 1: a BN running mean of a zero-mean input is a rounding-level zero on both paths
+                assert_same(fast_state[name], value, 1e-10, f"{module}.{name} after two steps", floor=1.0)
             else:
                 assert fast_state[name] == value if not torch.is_tensor(value) else torch.equal(fast_state[name], value)
 
@@ -161,8 +191,8 @@ def test_both_stems_and_partial_channels_agree(stem: str):
         results = []
         for net in nets:
             logits = net(x, arch)
-            results.append((logits, torch.autograd.grad(logits.square().sum(),
-                                                        [arch.normal, arch.normal_edges, *net.parameters()])))
+            inputs = [arch.normal, arch.normal_edges, *net.parameters()]
+            results.append((logits, torch.autograd.grad(logits.square().sum(), inputs, allow_unused=True)))
     (fast_logits, fast_grads), (ref_logits, ref_grads) = results
     assert_same(fast_logits, ref_logits, 1e-10, "logits")
     for fast_grad, ref_grad in zip(fast_grads, ref_grads, strict=True):
