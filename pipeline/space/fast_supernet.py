@@ -7,9 +7,10 @@
   ops run 3-4x faster on NHWC tensors than on NCHW ones; on a GPU channels-last feeds the tensor cores.
 * Edge by source state. Every edge leaving one state applies the same candidate op types to the same
   tensor, so the ReLU that starts each convolutional op is computed once per state instead of once per
-  op and edge, and so are the max and average pooling (the BN after a pool stays per edge: its running
-  statistics are the edge's own). The second ReLU of a separable conv runs in place on its BN output,
-  which that BN's backward does not need. Fewer tensors are kept for the backward pass.
+  op and edge, and so are the max and average pooling and, in training mode, the BN after them (its
+  output depends on the batch only; each edge's running statistics are still updated as its own). The
+  second ReLU of a separable conv runs in place on its BN output, which that BN's backward does not
+  need. Fewer tensors are kept for the backward pass.
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
   so a method that skips zero-weight ops, or computes every op, gets the same decision on either path.
 
@@ -37,6 +38,7 @@ class SharedInput:
     def __init__(self) -> None:
         self._rectified: torch.Tensor | None = None
         self._pooled: dict[tuple[type[nn.Module], int], torch.Tensor] = {}
+        self._normalized: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     def rectified(self, x: torch.Tensor) -> torch.Tensor:
         if self._rectified is None:
@@ -62,11 +64,39 @@ class SharedInput:
         if isinstance(op, FactorizedReduce):
             return op.reduce_rectified(self.rectified(x))
         if isinstance(op, nn.Sequential) and isinstance(op[0], nn.MaxPool2d | nn.AvgPool2d):
-            out = self.pooled(op[0], x)
+            pooled = self.pooled(op[0], x)
+            if len(op) == 2 and _shareable_batch_norm(op[1]):
+                return self.normalized(op[0], pooled, op[1])
+            out = pooled
             for layer in list(op)[1:]:
                 out = layer(out)
             return out
         return op(x)
+
+    def normalized(self, pool: nn.Module, pooled: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+        """BN of a shared pool in training mode: the output depends on the batch only, so it is computed
+        once; each edge's BN still updates its own running statistics, as its own call would."""
+        key = id(pooled), bn.eps
+        if key not in self._normalized:
+            with torch.no_grad():
+                var, mean = torch.var_mean(pooled, dim=(0, 2, 3), correction=1)
+            out = nn.functional.batch_norm(pooled, None, None, training=True, eps=bn.eps)
+            self._normalized[key] = (out, mean, var)
+        out, mean, var = self._normalized[key]
+        momentum = bn.momentum
+        assert momentum is not None and bn.running_mean is not None and bn.running_var is not None
+        assert bn.num_batches_tracked is not None
+        with torch.no_grad():
+            bn.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
+            bn.running_var.mul_(1 - momentum).add_(var, alpha=momentum)
+            bn.num_batches_tracked.add_(1)
+        return out
+
+
+def _shareable_batch_norm(bn: nn.Module) -> bool:
+    """A training-mode BN without affine parameters and with momentum-averaged running statistics."""
+    return (isinstance(bn, nn.BatchNorm2d) and bn.training and not bn.affine and bn.track_running_stats
+            and bn.momentum is not None)
 
 
 def _conv_tail(block: nn.Sequential, rectified: torch.Tensor) -> torch.Tensor:
