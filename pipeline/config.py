@@ -200,6 +200,10 @@ class SearchTraining(Section):
     max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(
         0, description="Cap on steps per epoch (0: a full pass); for smoke tests."
     )
+    supernet: Literal["fast", "reference"] = Field(
+        "fast", description="Supernet implementation: fast (default) or the straightforward reference it is "
+        "tested against; both compute the same numbers (README, Fast supernet)."
+    )
     weights: WeightOptimConfig = Field(default_factory=WeightOptimConfig, description="Weight optimiser.")
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
 

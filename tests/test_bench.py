@@ -29,7 +29,7 @@ def test_bench_writes_timings_and_ratios(tmp_path: Path, capsys):
     report = json.loads(out.read_text())
     assert list(report["methods"]) == ["darts_1st", "ddsas", "random"]
     assert report["settings"] == {"batch": 2, "layers": 3, "channels": 4, "image_size": 8, "steps": 2, "warmup": 1}
-    assert "high_water_mark" in report["peak_memory_measure"]
+    assert "per_method" in report["peak_memory_measure"]
     for name, result in report["methods"].items():
         assert len(result["step_times_s"]) == 2
         assert result["median_step_s"] > 0 and result["images_per_s"] == pytest.approx(2 / result["median_step_s"])
@@ -49,3 +49,15 @@ def test_bench_without_darts_1st_has_no_ratio(tmp_path: Path):
 def test_bench_rejects_unknown_variants():
     with pytest.raises(SystemExit):
         cli.main(["bench", "--methods", "darts_3rd", *TINY])
+
+
+def test_bench_compares_the_supernets_side_by_side(tmp_path: Path, capsys):
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--methods", "darts_1st", "--steps", "1", "--warmup", "0", *TINY,
+                     "--compare", "reference", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    result = report["methods"]["darts_1st"]
+    assert (report["supernet"], result["supernet"], result["compared"]["supernet"]) == ("fast", "fast", "reference")
+    assert result["speedup"] == pytest.approx(result["compared"]["median_step_s"] / result["median_step_s"])
+    assert result["memory_ratio"] == pytest.approx(result["peak_memory_mb"] / result["compared"]["peak_memory_mb"])
+    assert "| reference s |" in capsys.readouterr().out

@@ -47,6 +47,7 @@ from pipeline.inputs import training_inputs
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
 from pipeline.provenance import params_sha256
 from pipeline.search.metrics import accuracy_counts, child_weights, genotype_analyses
+from pipeline.space.fast_supernet import supernet_class
 from pipeline.space.genotype import genotype_to_dict
 from pipeline.space.primitives import SPACES
 from pipeline.space.supernet import ArchWeights, Supernet
@@ -127,10 +128,11 @@ def _build(job: SearchJob) -> _Parts:
                                drop_last=True, **loader_args)
     space = SearchSpace(SPACES[method_cfg.primitives], nodes=settings.nodes)
     method = create_method(method_cfg, space, settings)
-    net = Supernet(channels=settings.channels, num_classes=info.num_classes, layers=settings.layers,
-                   primitives=space.primitives, nodes=settings.nodes, stem_multiplier=settings.stem_multiplier,
-                   in_channels=info.in_channels, stem="imagenet" if job.dataset == IMAGENET else "cifar",
-                   **method.supernet_options())
+    net = supernet_class(settings.supernet)(
+        channels=settings.channels, num_classes=info.num_classes, layers=settings.layers,
+        primitives=space.primitives, nodes=settings.nodes, stem_multiplier=settings.stem_multiplier,
+        in_channels=info.in_channels, stem="imagenet" if job.dataset == IMAGENET else "cifar",
+        **method.supernet_options())
     net.to(device)
     method.to(device)
     if params.runtime.channels_last and device.type == "cuda":

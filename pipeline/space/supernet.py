@@ -14,7 +14,7 @@ of SDARTS and DATA run every op, so their optimisers also see (zero) gradients o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,12 +81,16 @@ class MixedOp(nn.Module):
         # Bypassed channels must shrink with the edge on reduction edges (PC-DARTS uses a 2x2 max pool).
         self.bypass = nn.MaxPool2d(2, 2) if stride == 2 and partial_k > 1 else None
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int],
+                apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """`apply(op, op_input)` computes one candidate op; the fast supernet passes one that shares work
+        between the edges leaving the same state (default: call the op)."""
         k = self.partial_k
         op_input = x[:, : self.channels // k] if k > 1 else x
         out: torch.Tensor | None = None
         for index in active:
-            term = weights[index] * self.ops[index](op_input)
+            op = self.ops[index]
+            term = weights[index] * (op(op_input) if apply is None else apply(op, op_input))
             out = term if out is None else out + term
         if out is None:
             out = op_input[:, :, :: self.stride, :: self.stride].mul(0.0)
@@ -201,5 +205,10 @@ class Supernet(nn.Module):
         s1 = s0 if self.stem1 is None else self.stem1(s0)
         for cell in self.cells:
             weights, edge_weights = arch.for_cell(cell.reduction)
-            s0, s1 = s1, cell(s0, s1, weights, edge_weights, active[cell.reduction])
+            s0, s1 = s1, self.run_cell(cell, s0, s1, weights, edge_weights, active[cell.reduction])
         return self.classifier(self.global_pooling(s1).flatten(1))
+
+    def run_cell(self, cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                 edge_weights: torch.Tensor | None, active: list[list[int]]) -> torch.Tensor:
+        """One cell on the ops `active` names (decided by the caller); the fast supernet overrides this."""
+        return cell(s0, s1, weights, edge_weights, active)

@@ -4,18 +4,21 @@ The papers' cost claims (DDSAS and DATA compute only sampled ops, PC-DARTS a qua
 SDARTS-ADV attacks with 7 extra forward/backward passes, second-order DARTS 3 extra passes) decide what
 a search costs before anyone runs one. This stage measures them on the machine at hand, without data:
 per method, the median wall time of one architecture step plus one weight step after warm-up steps,
-images per second of the weight batch, peak memory, and the ratio to darts_1st.
+images per second of the weight batch, peak memory, and the ratio to darts_1st. `--compare reference`
+times the same step on the other supernet implementation too and prints the speed-up and memory ratio.
 
-Peak memory is the CUDA allocator's peak per method on GPU. On CPU only the process's maximum resident
-set size is available: it is the high-water mark of the whole run so far, so it never decreases from one
-method to the next and is not a per-method figure.
+Peak memory is the CUDA allocator's peak per method on GPU (reset before each). On CPU only the process's
+maximum resident set size is available, a high-water mark that never decreases, so every CPU measurement
+runs in a fresh process of its own (its peak includes the ~0.5 GB of the imported libraries).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,7 @@ from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method, list_methods
 from pipeline.provenance import git_commit
+from pipeline.space.fast_supernet import SUPERNETS, supernet_class
 from pipeline.space.primitives import SPACES
 from pipeline.space.supernet import Supernet
 
@@ -101,15 +105,15 @@ class Harness:
 
 def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
                   in_channels: int = 3, num_classes: int = 10, nodes: int = 4,
-                  device: torch.device | None = None) -> Harness:
+                  device: torch.device | None = None, supernet: str = "fast") -> Harness:
     """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
     device = device or torch.device("cpu")
-    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes)
+    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet)
     space = SearchSpace(SPACES[config.primitives], nodes=nodes)
     method = create_method(config, space, training)
-    net = Supernet(channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives,
-                   nodes=nodes, stem_multiplier=training.stem_multiplier, in_channels=in_channels,
-                   **method.supernet_options())
+    net = supernet_class(training.supernet)(
+        channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives, nodes=nodes,
+        stem_multiplier=training.stem_multiplier, in_channels=in_channels, **method.supernet_options())
     net.to(device)
     method.to(device)
     w = training.weights
@@ -136,14 +140,14 @@ def _synchronize(device: torch.device) -> None:
 
 
 def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, channels: int, batch: int,
-              image_size: int, device: torch.device) -> dict[str, Any]:
-    """Median step time, throughput and peak memory of one method variant."""
+              image_size: int, device: torch.device, supernet: str) -> dict[str, Any]:
+    """Median step time, throughput and peak memory of one method variant on one supernet."""
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     harness = build_harness(config, layers=layers, channels=channels, batch=batch, image_size=image_size,
-                            device=device)
+                            device=device, supernet=supernet)
     for _ in range(warmup):
         harness.step()
     times = []
@@ -158,12 +162,22 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
     median = statistics.median(times)
     return {
         "algorithm": _algorithm(config),
+        "supernet": supernet,
         "median_step_s": median,
         "min_step_s": min(times),
         "step_times_s": times,
         "images_per_s": batch / median,
         "peak_memory_mb": peak_memory_mb(device),
     }
+
+
+def measure(config: MethodBase, device: torch.device, **settings: Any) -> dict[str, Any]:
+    """`bench_one`, on CPU in a fresh process so that its peak resident set is this measurement's own."""
+    if device.type != "cpu":
+        return bench_one(config, device=device, **settings)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, max_tasks_per_child=1) as pool:
+        return pool.submit(bench_one, config, device=device, **settings).result()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -178,6 +192,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channels", type=int, default=16, help="initial channels C")
     parser.add_argument("--image-size", type=int, default=32, help="side of the synthetic images (CIFAR: 32)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--supernet", choices=list(SUPERNETS), default="fast", help="supernet implementation to time")
+    parser.add_argument("--compare", choices=list(SUPERNETS), default=None, metavar="SUPERNET",
+                        help="also time this implementation (e.g. reference) and print speed-up and memory ratio")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -190,23 +207,30 @@ def run(args: argparse.Namespace) -> int:
     missing = [name for name in names if _algorithm(variants[name]) not in registered]
     if missing:
         raise PipelineError(f"bench: no method registered for {missing}; registered: {sorted(registered)}")
+    settings = {"steps": args.steps, "warmup": args.warmup, "layers": args.layers, "channels": args.channels,
+                "batch": args.batch, "image_size": args.image_size}
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            results[name] = bench_one(variants[name], steps=args.steps, warmup=args.warmup, layers=args.layers,
-                                      channels=args.channels, batch=args.batch, image_size=args.image_size,
-                                      device=device)
+            results[name] = measure(variants[name], device, supernet=args.supernet, **settings)
+            if args.compare is not None:
+                other = measure(variants[name], device, supernet=args.compare, **settings)
+                results[name]["compared"] = other
+                results[name]["speedup"] = other["median_step_s"] / results[name]["median_step_s"]
+                results[name]["memory_ratio"] = results[name]["peak_memory_mb"] / other["peak_memory_mb"]
         except ValueError as exc:
             raise PipelineError(f"bench: {name} cannot run with these settings: {exc}") from exc
     reference = results.get("darts_1st", {}).get("median_step_s")
     for result in results.values():
         result["ratio_to_darts_1st"] = result["median_step_s"] / reference if reference else None
     memory = ("cuda_max_allocated_per_method" if device.type == "cuda"
-              else "process_max_rss_high_water_mark (cumulative over the run, not per method)")
+              else "process_max_rss_per_method (a fresh process for each measurement)")
     report = {
         "device": describe_device(device),
         "torch": torch.__version__,
         "git_commit": git_commit(),
+        "supernet": args.supernet,
+        "compare": args.compare,
         "settings": {"batch": args.batch, "layers": args.layers, "channels": args.channels,
                      "image_size": args.image_size, "steps": args.steps, "warmup": args.warmup},
         "peak_memory_measure": memory,
@@ -214,13 +238,23 @@ def run(args: argparse.Namespace) -> int:
     }
     print(f"bench on {report['device']}: batch {args.batch}, {args.layers} cells, C={args.channels}, "
           f"{args.image_size}x{args.image_size}, median of {args.steps} steps after {args.warmup} warm-up")
-    print(f"{'variant':<12} {'step s':>9} {'img/s':>9} {'peak MB':>9} {'x darts_1st':>12}")
-    for name, r in results.items():
-        ratio = f"{r['ratio_to_darts_1st']:.2f}" if r["ratio_to_darts_1st"] is not None else "-"
-        print(f"{name:<12} {r['median_step_s']:>9.4f} {r['images_per_s']:>9.1f} {r['peak_memory_mb']:>9.1f} "
-              f"{ratio:>12}")
+    _print_table(results, args.supernet, args.compare)
     print(f"peak memory: {memory}")
     if args.out is not None:
         atomic_write_json(args.out, report)
         print(f"wrote {args.out}")
     return 0
+
+
+def _print_table(results: dict[str, dict[str, Any]], supernet: str, compare: str | None) -> None:
+    other = f" | {compare} s | {compare} MB | speed-up | memory" if compare else ""
+    print(f"| variant | {supernet} s | img/s | {supernet} MB | x darts_1st{other} |")
+    print("|---" * (5 + 4 * bool(compare)) + "|")
+    for name, r in results.items():
+        ratio = f"{r['ratio_to_darts_1st']:.2f}" if r["ratio_to_darts_1st"] is not None else "-"
+        row = f"| {name} | {r['median_step_s']:.4f} | {r['images_per_s']:.1f} | {r['peak_memory_mb']:.0f} | {ratio}"
+        if compare:
+            c = r["compared"]
+            row += (f" | {c['median_step_s']:.4f} | {c['peak_memory_mb']:.0f} | {r['speedup']:.2f}x"
+                    f" | {r['memory_ratio']:.2f}x")
+        print(row + " |")

@@ -1,0 +1,209 @@
+"""The fast supernet computes the numbers of the straightforward one, for every registered method.
+
+The oracle is the reference `Supernet` (one module call per op and edge, NCHW, nothing shared), built from
+the same seed so both hold identical weights. The cases come from the method registry through the bench's
+variants, so a newly registered method is covered as soon as it has a bench variant (which
+test_bench.py requires). Tolerances are relative to each tensor's largest entry: 1e-5 in fp32, 1e-10 in
+fp64 (fp32: see the test that says why some gradients get a bound from the reference's own error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+from pipeline.config import DartsMethod, SearchTraining
+from pipeline.methods import create_method, list_methods
+from pipeline.methods.base import SearchSpace
+from pipeline.space.fast_supernet import SUPERNETS, FastSupernet, supernet_class
+from pipeline.space.primitives import PRIMITIVES, SPACES
+from pipeline.space.supernet import Supernet
+from pipeline.stages.bench import Harness, bench_variants, build_harness
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+REGISTERED = [name for name, config in bench_variants().items() if config.algorithm in list_methods()]
+SIZE = {"layers": 3, "channels": 8, "batch": 4, "image_size": 8}
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def assert_same(fast: torch.Tensor | None, reference: torch.Tensor | None, rel: float, what: str,
+                floor: float = 1e-30) -> None:
+    """Max error within `rel` of the reference's largest entry (at least `floor`)."""
+    assert (fast is None) == (reference is None), f"{what}: gradient present on one path only"
+    if fast is None or reference is None:
+        return
+    fast, reference = fast.detach(), reference.detach()
+    unset = reference.isnan()  # e.g. random search's scores of candidates not evaluated yet
+    assert torch.equal(fast.isnan(), unset), f"{what}: NaN in different places"
+    fast, reference = fast[~unset], reference[~unset]
+    if not reference.numel():
+        return
+    scale = max(reference.abs().max().item(), floor)
+    error = (fast - reference).abs().max().item()
+    assert error <= rel * scale, f"{what}: max error {error:.3g} vs largest entry {scale:.3g}"
+
+
+def harness(variant: str, supernet: str) -> Harness:
+    torch.manual_seed(0)
+    return build_harness(bench_variants()[variant], nodes=4, supernet=supernet, **SIZE)
+
+
+def logits_and_gradients(h: Harness, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
+    """One forward/backward on the method's (possibly sampled) mixing weights, in training mode."""
+    torch.manual_seed(seed)
+    arch = h.method.forward_weights()
+    logits = h.net(h.valid[0], arch)
+    loss = h.ctx.criterion(logits, h.valid[1]) + logits.square().mean()  # a loss using every logit
+    inputs = dict(h.net.named_parameters()) | {f"method.{n}": p for n, p in h.method.named_parameters()}
+    grads = torch.autograd.grad(loss, list(inputs.values()), allow_unused=True)
+    return logits, dict(zip(inputs, grads, strict=True))
+
+
+def test_a_key_selects_each_supernet_and_fast_is_the_default():
+    assert SearchTraining().supernet == "fast"
+    assert set(SUPERNETS) == set(SearchTraining.model_fields["supernet"].annotation.__args__)
+    assert supernet_class("fast") is FastSupernet and supernet_class("reference") is Supernet
+    with pytest.raises(ValueError, match=r"search\.supernet.*'nope'"):
+        supernet_class("nope")
+
+
+@pytest.mark.parametrize("variant", REGISTERED)
+def test_logits_and_every_gradient_agree_in_fp64(variant: str):
+    with default_dtype(torch.float64):
+        fast_logits, fast_grads = logits_and_gradients(harness(variant, "fast"), seed=1)
+        reference = harness(variant, "reference")
+        ref_logits, ref_grads = logits_and_gradients(reference, seed=1)
+    assert_same(fast_logits, ref_logits, 1e-10, "logits")
+    assert list(fast_grads) == list(ref_grads)
+    assert any(name.startswith("method.") for name in ref_grads) or not reference.method.arch_parameters()
+    for name in ref_grads:
+        assert_same(fast_grads[name], ref_grads[name], 1e-10, f"d loss / d {name}")
+
+
+@pytest.mark.parametrize("variant", REGISTERED)
+def test_fp32_is_as_close_to_the_exact_numbers_as_the_reference(variant: str):
+    """fp32 logits agree within 1e-5. A few fp32 gradients are ill-conditioned on random weights (a BN
+    backward that cancels almost exactly): any change of summation order, even the reference's own in
+    channels-last, moves them by up to 1e-2. So each gradient must be within 1e-5 of the exact value
+    (the same fp32 network evaluated in fp64), or no further from it than 10x the reference's own error."""
+    fast_logits, fast_grads = logits_and_gradients(harness(variant, "fast"), seed=1)
+    ref_logits, ref_grads = logits_and_gradients(harness(variant, "reference"), seed=1)
+    exact = harness(variant, "reference")
+    exact.net.double()
+    exact.method.double()
+    exact.valid = (exact.valid[0].double(), exact.valid[1])
+    _, exact_grads = logits_and_gradients(exact, seed=1)
+    assert_same(fast_logits, ref_logits, 1e-5, "logits")
+    for name, truth in exact_grads.items():
+        if truth is None:
+            assert fast_grads[name] is None and ref_grads[name] is None
+            continue
+        fast_error = (fast_grads[name].double() - truth).abs().max().item()
+        ref_error = (ref_grads[name].double() - truth).abs().max().item()
+        bound = max(1e-5 * truth.abs().max().item(), 10 * ref_error)
+        assert fast_error <= bound, f"d loss / d {name}: fast error {fast_error:.3g}, reference {ref_error:.3g}"
+
+
+@pytest.mark.parametrize("variant", REGISTERED)
+def test_whole_search_steps_agree(variant: str):
+    """Architecture step (second order, SDARTS-ADV's eval-mode attack, sampling) and weight step, twice:
+    every weight, BN running statistic and architecture parameter ends equal (fp64)."""
+    with default_dtype(torch.float64):
+        runs = {kind: harness(variant, kind) for kind in ("fast", "reference")}
+        for h in runs.values():
+            torch.manual_seed(2)
+            for _ in range(2):
+                h.step()
+    fast, reference = runs["fast"], runs["reference"]
+    for module in ("net", "method"):
+        fast_state, ref_state = getattr(fast, module).state_dict(), getattr(reference, module).state_dict()
+        assert list(fast_state) == list(ref_state)
+        for name, value in ref_state.items():
+            if torch.is_tensor(value) and value.is_floating_point():
+                # floor 1: a BN running mean of a zero-mean input is a rounding-level zero on both paths
+                assert_same(fast_state[name], value, 1e-10, f"{module}.{name} after two steps", floor=1.0)
+            else:
+                assert fast_state[name] == value if not torch.is_tensor(value) else torch.equal(fast_state[name], value)
+
+
+@pytest.mark.parametrize("variant", REGISTERED)
+def test_eval_mode_logits_agree(variant: str):
+    """Eval mode uses each edge's own BN running statistics, which a few training steps make differ."""
+    with default_dtype(torch.float64):
+        outputs = []
+        for kind in ("fast", "reference"):
+            h = harness(variant, kind)
+            torch.manual_seed(3)
+            h.step()
+            h.net.eval()
+            with torch.no_grad():
+                outputs.append(h.net(h.valid[0], h.method.eval_weights()))
+    assert_same(outputs[0], outputs[1], 1e-10, "eval logits")
+
+
+def test_twenty_step_search_derives_the_same_genotype():
+    """A 20-step fp64 DARTS search from one seed: same architecture parameters and genotype on both paths."""
+    with default_dtype(torch.float64):
+        results = []
+        for kind in ("fast", "reference"):
+            h = harness("darts_1st", kind)
+            for _ in range(20):
+                h.step()
+            results.append((h.method.derive(), [p.detach().clone() for p in h.method.arch_parameters()]))
+    (fast_genotype, fast_alphas), (ref_genotype, ref_alphas) = results
+    assert fast_genotype == ref_genotype
+    for fast_alpha, ref_alpha in zip(fast_alphas, ref_alphas, strict=True):
+        assert_same(fast_alpha, ref_alpha, 1e-10, "alphas after 20 steps")
+
+
+@pytest.mark.parametrize("stem", ["cifar", "imagenet"])
+def test_both_stems_and_partial_channels_agree(stem: str):
+    """The ImageNet stem and PC-DARTS' partial channels with edge weights, on hand-made mixing weights
+    that leave some ops out (exact zeros) and some edges with no op at all."""
+    space = SearchSpace(SPACES["darts"], nodes=3)
+    method = create_method(DartsMethod(algorithm="darts"), space, SearchTraining())
+    with default_dtype(torch.float64):
+        nets = []
+        for cls in (FastSupernet, Supernet):
+            torch.manual_seed(0)
+            nets.append(cls(channels=8, num_classes=5, layers=3, primitives=PRIMITIVES, nodes=3, stem=stem,
+                            partial_k=2))
+        x = torch.randn(2, 3, 32, 32)
+        arch = method.forward_weights()
+        arch.normal = arch.normal.detach().clone()
+        arch.normal[0, 4:] = 0.0
+        arch.normal[1, 1:] = 0.0  # edge 1: only `none`, so nothing is computed
+        arch.normal.requires_grad_()
+        arch.normal_edges = torch.rand(space.num_edges, requires_grad=True)
+        results = []
+        for net in nets:
+            logits = net(x, arch)
+            inputs = [arch.normal, arch.normal_edges, *net.parameters()]
+            results.append((logits, torch.autograd.grad(logits.square().sum(), inputs, allow_unused=True)))
+    (fast_logits, fast_grads), (ref_logits, ref_grads) = results
+    assert_same(fast_logits, ref_logits, 1e-10, "logits")
+    for fast_grad, ref_grad in zip(fast_grads, ref_grads, strict=True):
+        assert_same(fast_grad, ref_grad, 1e-10, "gradient")
+
+
+def test_the_fast_path_keeps_the_reference_layout():
+    """Same modules and state-dict keys: checkpoints, DrNAS widening and functional_call work on both."""
+    kwargs = {"channels": 4, "num_classes": 3, "layers": 3, "primitives": PRIMITIVES}
+    fast, reference = FastSupernet(**kwargs), Supernet(**kwargs)
+    assert [(n, p.shape) for n, p in fast.state_dict().items()] == [
+        (n, p.shape) for n, p in reference.state_dict().items()
+    ]
+    assert [type(m) for m in fast.modules()][1:] == [type(m) for m in reference.modules()][1:]
