@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
-from pipeline.space.supernet import SearchCell, Supernet, num_edges
+from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 
 CHANNELS_LAST = torch.channels_last
 
@@ -137,7 +137,7 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
 class FastSupernet(Supernet):
     """`Supernet` with cells evaluated by `fast_cell_forward` on channels-last tensors."""
 
-    def forward(self, x: torch.Tensor, arch):  # type: ignore[no-untyped-def]  # same signature as Supernet
+    def forward(self, x: torch.Tensor, arch: ArchWeights) -> torch.Tensor:
         return super().forward(x.contiguous(memory_format=CHANNELS_LAST), arch)
 
     def run_cell(self, cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
