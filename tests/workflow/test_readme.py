@@ -182,6 +182,10 @@ CHECKS: dict[str, Check] = {
         ("python -m pipeline bench --device cpu --batch 2 --layers 3 --channels 4 --image-size 16 --steps 1 "
          "--warmup 0 --methods darts_1st data_m4 data_m4_frozen ddsas",),
         "the README's size takes minutes per method on CPU; one step of each method at a smaller size"),
+    "python -m pipeline bench --device cpu --compare reference": Instance(
+        ("python -m pipeline bench --device cpu --compare reference --methods darts_1st --steps 1 --warmup 0 "
+         "--batch 2 --layers 3 --channels 4",),
+        "both supernets at full size take minutes per method on CPU; one small step of each side by side"),
     "python -m pytest tests/test_readme_commands.py tests/workflow/test_readme.py": NotRun(
         "runs this test itself"),
     "python -m pipeline config --params params.yaml": Run(),
