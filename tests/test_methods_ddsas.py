@@ -51,14 +51,18 @@ def test_ucb_scores_match_hand_computation():
     assert scores.flatten().tolist() == pytest.approx(expected)
 
 
-def test_subspace_selection_matches_hand_computation():
-    # op 0 plays `none`; edge 1's best op is not available.
+def _hand_ucb_table() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three edges of four ops, op 0 playing `none`; edge 1's best op (3) is not available."""
     ucb = torch.tensor([[9.0, 1.0, 3.0, 2.0],
                         [0.5, 0.2, 0.1, 8.0],
                         [7.0, 0.3, 0.4, 0.6]])
     available = torch.ones(3, 4, dtype=torch.bool)
     available[1, 3] = False
-    non_none = torch.tensor([False, True, True, True])
+    return ucb, available, torch.tensor([False, True, True, True])
+
+
+def test_subspace_selection_matches_hand_computation():
+    ucb, available, non_none = _hand_ucb_table()
     chosen = select_subspace(ucb, torch.zeros(3, 4), available, non_none, budget=5)
     # Per edge: (0, op 2), (1, op 1), (2, op 3). Then by UCB: none@0 (free), op3@1 unavailable, none@2
     # (free), op3@0 (4th), op1@0 (5th): stop.
@@ -280,12 +284,7 @@ def test_derivation_never_chooses_an_op_the_schedule_removed():
 def test_released_code_selection_lets_none_join_in_the_first_pass():
     # The same table as test_subspace_selection_matches_hand_computation: edge 1's none (0.5) now ranks
     # above its first real op (0.2), so it joins; the second pass adds budget - 3 edges = 2 real ops.
-    ucb = torch.tensor([[9.0, 1.0, 3.0, 2.0],
-                        [0.5, 0.2, 0.1, 8.0],
-                        [7.0, 0.3, 0.4, 0.6]])
-    available = torch.ones(3, 4, dtype=torch.bool)
-    available[1, 3] = False
-    non_none = torch.tensor([False, True, True, True])
+    ucb, available, non_none = _hand_ucb_table()
     chosen = select_subspace(ucb, torch.zeros(3, 4), available, non_none, budget=5, released_code=True)
     assert chosen.tolist() == [[True, True, True, True],
                                [True, True, False, False],
