@@ -183,6 +183,28 @@ class AnalysisConfig(Section):
     hessian_iterations: Annotated[int, Field(ge=1)] = Field(20, description="Power-iteration steps.")
 
 
+class EarlyStopConfig(Section):
+    """DARTS-ES (Zela et al., ICLR 2020, Section 4.3; pipeline/search/early_stop.py has the rule)."""
+
+    window: Annotated[int, Field(ge=1)] = Field(
+        5, description="w: epochs averaged (centred) into each lambda-bar; odd (paper: 5)."
+    )
+    lag: Annotated[int, Field(ge=1)] = Field(
+        5, description="k: stop at i when lambda-bar(i - k) / lambda-bar(i) < threshold; return epoch i - k (paper: 5)."
+    )
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(0.75, description="T of the rule (paper: 0.75).")
+    start_epoch: Annotated[int, Field(ge=0)] = Field(
+        0, description="No stop returns an epoch before this one (released code's es_start_epoch: 10)."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"the window is centred on its epoch, so it must be odd; got {value}")
+        return value
+
+
 class SearchTraining(Section):
     """The training settings of a search; a method variant may override any of them."""
 
@@ -206,6 +228,14 @@ class SearchTraining(Section):
     )
     weights: WeightOptimConfig = Field(default_factory=WeightOptimConfig, description="Weight optimiser.")
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
+    drop_path: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="ScheduledDropPath in the supernet (R-DARTS(DP)): each edge's output is dropped with a "
+                         "probability ramped linearly from 0 at the first epoch to this at the last (0: off)."
+    )
+    early_stop: EarlyStopConfig | None = Field(
+        None, description="DARTS-ES: stop when the Hessian eigenvalue grows past the rule; null: run every epoch. "
+                          "Needs search.analysis.hessian_every: 1."
+    )
 
 
 SkippedOps = Literal["frozen", "zero_grad", "computed"]
@@ -446,8 +476,11 @@ class Params(Section):
                         f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
                     )
         for name in self.search.methods:
-            self.search_settings(name)
-            _check_method(name, self.search.methods[name], self.search_settings(name))
+            settings = self.search_settings(name)
+            _check_method(name, self.search.methods[name], settings)
+            if settings.early_stop is not None and self.search.analysis.hessian_every != 1:
+                raise ValueError(f"search.methods.{name}: early_stop needs the Hessian eigenvalue of every epoch, "
+                                 f"but search.analysis.hessian_every is {self.search.analysis.hessian_every}; set 1")
         for stage, settings_of in (("retrain", self.retrain_settings), ("transfer", self.transfer_settings)):
             for name in getattr(self, stage).method_overrides:
                 if name not in self.search.methods:

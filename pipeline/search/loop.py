@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,12 @@ from pipeline.device import (
     reset_peak_memory,
     seed_everything,
 )
-from pipeline.errors import NumericalError
+from pipeline.errors import NumericalError, PipelineError
 from pipeline.inputs import training_inputs
 from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
 from pipeline.provenance import params_sha256
+from pipeline.search.drop_path import search_drop_path_prob
+from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.search.metrics import accuracy_counts, child_weights, genotype_analyses
 from pipeline.space.fast_supernet import supernet_class
 from pipeline.space.genotype import genotype_to_dict
@@ -88,6 +90,8 @@ class SearchState:
     epoch_totals: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     arch_history: list[dict[str, Any]] = field(default_factory=list)
+    # Set when DARTS-ES stopped the search (pipeline/search/early_stop.py): a rerun must not continue it.
+    early_stop: dict[str, Any] | None = None
 
 
 @dataclass
@@ -268,8 +272,9 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     steps_per_epoch = len(parts.train_loader) if not max_steps else min(max_steps, len(parts.train_loader))
     analysis = job.params.search.analysis
     with StopRequest() as stop:
-        while state.epoch < settings.epochs:
+        while state.epoch < settings.epochs and state.early_stop is None:
             epoch_start = time.perf_counter()
+            parts.net.set_drop_path(search_drop_path_prob(state.epoch, settings.epochs, settings.drop_path))
             ctx = StepContext(net=parts.net, criterion=parts.criterion, w_optimizer=parts.w_optimizer,
                               a_optimizer=parts.a_optimizer, epoch=state.epoch, epochs=settings.epochs,
                               lr=parts.scheduler.get_last_lr()[0], device=parts.device,
@@ -311,12 +316,30 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             row["epoch_time_s"] = round(time.perf_counter() - epoch_start, 3)
             state.history.append(row)
             state.arch_history.append(arch_row)
+            state.early_stop = _early_stop(settings, state.history, job)
             state.epoch += 1
             state.step_in_epoch = 0
             save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(row, arch_row)
     return _summary(parts, job, state, settings.epochs), state
+
+
+def _early_stop(settings: SearchTraining, history: list[dict[str, Any]], job: SearchJob) -> dict[str, Any] | None:
+    """DARTS-ES' decision after the last epoch of `history` (None: go on, or no early stopping asked)."""
+    rule = settings.early_stop
+    if rule is None:
+        return None
+    if any("hessian_eig" not in row for row in history):
+        raise PipelineError(f"search {job.dataset}/{job.method}: early_stop needs the Hessian eigenvalue of every "
+                            "epoch, and this method has no architecture parameters to measure it on")
+    stop = eigenvalue_stop([row["hessian_eig"] for row in history], window=rule.window, lag=rule.lag,
+                           threshold=rule.threshold, start_epoch=rule.start_epoch)
+    if stop is None:
+        return None
+    log.info("DARTS-ES: stopped after epoch %d, returning the architecture of epoch %d (ratio %.3f)",
+             stop.stopped_after_epoch, stop.returned_epoch, stop.ratio)
+    return asdict(stop)
 
 
 def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tensor],
@@ -385,12 +408,17 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         "primitives": list(method.space.primitives),
         "normal": probs.normal.detach().cpu().double().tolist(),
         "reduce": probs.reduce.detach().cpu().double().tolist(),
+        # The epoch's derived genotype: DARTS-ES returns an earlier epoch's architecture.
+        "genotype": genotype_to_dict(genotype),
     }
     return row, arch_row
 
 
 def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> dict[str, Any]:
-    genotype = parts.method.derive()
+    if state.early_stop is None:
+        genotype = genotype_to_dict(parts.method.derive())
+    else:
+        genotype = state.arch_history[state.early_stop["returned_epoch"]]["genotype"]
     last = state.history[-1] if state.history else {}
     return {
         "wall_time_s": round(state.wall_time_s, 3),
@@ -403,7 +431,8 @@ def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> 
         "final_valid_acc": last.get("valid_acc", math.nan),
         "final_child_valid_acc": last.get("child_valid_acc", math.nan),
         "search_child_gap": last.get("valid_acc", math.nan) - last.get("child_valid_acc", math.nan),
-        "genotype": genotype_to_dict(genotype),
+        "genotype": genotype,
+        "early_stop": state.early_stop,
         "method_state": _method_state_summary(parts.method),
         "params_sha256": params_sha256(job.params.search_slice(job.method)),
     }

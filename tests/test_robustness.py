@@ -1,0 +1,108 @@
+"""S1-S4 and the R-DARTS baselines of SDARTS Table 4: the noise op, ScheduledDropPath, DARTS-ES.
+
+Oracles: the definitions in the R-DARTS paper and code (noise ~ N(0, 1); drop probability p * e / (E - 1)),
+and stopping decisions worked out by hand from the rule of Zela et al. (Section 4.3).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from search_e2e import prepare_digits, search_via_cli
+
+from pipeline.search import loop
+from pipeline.search.drop_path import search_drop_path_prob
+from pipeline.search.early_stop import eigenvalue_stop
+from pipeline.space.primitives import PARAMETER_FREE, build_op
+from pipeline.space.supernet import MixedOp
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_noise_op_outputs_standard_normal_noise_whatever_the_input(training):
+    torch.manual_seed(0)
+    op = build_op("noise", 8, 1, affine=False, pool_bn=True).train(training)
+    x = torch.full((4, 8, 16, 16), 7.0, requires_grad=True)  # 8192 outputs: std error of the mean ~0.011
+    out = op(x)
+    assert out.shape == x.shape
+    assert abs(out.mean().item()) < 0.05
+    assert abs(out.std().item() - 1.0) < 0.05
+    assert not out.requires_grad  # no path back to the input: the search cannot learn through it
+    assert not torch.equal(op(x), out)  # fresh noise on every forward, in evaluation too
+
+
+def test_strided_noise_op_halves_the_resolution_and_has_no_weights():
+    op = build_op("noise", 8, 2, affine=False, pool_bn=True)
+    assert op(torch.zeros(2, 8, 8, 8)).shape == (2, 8, 4, 4)
+    assert not list(op.parameters())
+    assert "noise" in PARAMETER_FREE  # SDARTS Table 5 counts it with the parameter-free ops
+
+
+def test_search_drop_path_probability_ramps_from_zero_to_the_final_value():
+    # R-DARTS train_search.py: drop_path_prob * epoch / (epochs - 1).
+    assert [search_drop_path_prob(e, 5, 0.6) for e in range(5)] == pytest.approx([0.0, 0.15, 0.3, 0.45, 0.6])
+    assert search_drop_path_prob(0, 1, 0.6) == 0.0
+
+
+def test_mixed_op_drops_whole_samples_in_training_only():
+    torch.manual_seed(0)
+    edge = MixedOp(4, 1, ("skip_connect",))
+    edge.drop_prob = 0.5
+    x = torch.randn(64, 4, 3, 3)
+    weights = torch.ones(1)
+    out = edge(x, weights, [0])
+    dropped = out.flatten(1).abs().sum(1) == 0
+    assert 0 < dropped.sum() < 64
+    torch.testing.assert_close(out[~dropped], 2 * x[~dropped])  # survivors scaled by 1 / keep = 2
+    torch.testing.assert_close(edge.eval()(x, weights, [0]), x)
+
+
+# Epochs 0-9 flat, then the curvature grows: lambda = 1 x 10, 2, 3, 4, 5.
+_EIGENVALUES = [1.0] * 10 + [2.0, 3.0, 4.0, 5.0]
+
+
+def _first_stop(eigenvalues, **rule):
+    for last in range(len(eigenvalues)):
+        stop = eigenvalue_stop(eigenvalues[: last + 1], **rule)
+        if stop is not None:
+            return stop
+    return None
+
+
+def test_darts_es_stops_when_the_averaged_eigenvalue_grows_past_the_ratio():
+    # Paper: w = 5, k = 5, T = 0.75. After epoch e the newest centred average is that of e - 2.
+    # e = 10: avg(6..10) = 6/5 = 1.2 vs avg(1..5) = 1 -> 1/1.2 = 0.83, go on.
+    # e = 11: avg(7..11) = 8/5 = 1.6 vs avg(2..6) = 1 -> 0.625 < 0.75: stop, return epoch 9 - 5 = 4.
+    stop = _first_stop(_EIGENVALUES, window=5, lag=5, threshold=0.75)
+    assert (stop.stopped_after_epoch, stop.returned_epoch) == (11, 4)
+    assert stop.ratio == pytest.approx(1 / 1.6)
+
+
+def test_darts_es_returns_no_epoch_before_its_start_epoch():
+    # e = 11 would return epoch 4; e = 12: avg(8..12) = 11/5 vs avg(3..7) = 1 -> 0.45: return epoch 5.
+    stop = _first_stop(_EIGENVALUES, window=5, lag=5, threshold=0.75, start_epoch=5)
+    assert (stop.stopped_after_epoch, stop.returned_epoch) == (12, 5)
+
+
+def test_darts_es_never_stops_on_a_flat_or_shrinking_curvature():
+    assert _first_stop([3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 0.5, 0.5], window=3, lag=2, threshold=0.75) is None
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, one_thread):
+    return prepare_digits(tmp_path_factory.mktemp("robust"))
+
+
+def test_early_stopped_search_ends_and_hands_over_the_returned_epochs_genotype(prepared, tmp_path, monkeypatch):
+    # Scripted eigenvalues 1, 1, 2, ...: with w = 1, k = 1 the search stops after epoch 2 (1/2 < 0.75) and
+    # returns epoch 1, although 5 epochs were asked for.
+    script = iter([1.0, 1.0, 2.0, 4.0, 8.0])
+    monkeypatch.setattr(loop, "dominant_hessian_eigenvalue", lambda *args, **kwargs: next(script))
+    methods = {"darts_es": {"algorithm": "darts",
+                            "overrides": {"early_stop": {"window": 1, "lag": 1}, "drop_path": 0.3}}}
+    summary, rows = search_via_cli(tmp_path, prepared, methods, "darts_es", epochs=5)
+    assert summary["early_stop"] == {"stopped_after_epoch": 2, "returned_epoch": 1, "ratio": 0.5}
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    records = (tmp_path / "search" / "darts_es" / "arch_weights.jsonl").read_text().splitlines()
+    assert summary["genotype"] == json.loads(records[1])["genotype"]
