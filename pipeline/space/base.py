@@ -148,6 +148,12 @@ class SearchSpace(abc.ABC):
     name: ClassVar[str]
     data_kind: ClassVar[DataKind] = "image"
     genotype_type: ClassVar[type]
+    # What the space offers beyond mixing weights per edge; a method variant names the features it needs
+    # (`SearchMethod.required_features`) and is refused on a space without them. The CNN spaces offer
+    # "darts_cell" (DATA's multi-pair genotypes, DDSAS' analyses), "partial_channels" (PC-DARTS, DrNAS'
+    # K), "widening" (DrNAS' progressive stages) and "node_inputs" (PC-DARTS' edge normalisation; a space
+    # offering it fills `CellSpec.node_inputs`).
+    features: ClassVar[frozenset[str]] = frozenset()
     # Derivation rules `derive` accepts; the first is the default.
     derive_rules: ClassVar[tuple[str, ...]] = ("default",)
 
@@ -167,6 +173,11 @@ class SearchSpace(abc.ABC):
     @abc.abstractmethod
     def derive(self, probabilities: ArchWeights, cells: tuple[CellSpec, ...], rule: str = "default") -> Any:
         """The genotype of the deterministic per-edge probabilities (one tensor per cell type of `cells`)."""
+
+    @abc.abstractmethod
+    def discretise(self, genotype: Any, cells: tuple[CellSpec, ...]) -> ArchWeights:
+        """The supernet's mixing weights of `genotype`: 1 on each kept candidate, exactly 0 elsewhere (the
+        derived child's supernet accuracy, random search's candidates)."""
 
     def compatible(self, algorithm: str) -> str | None:
         """None when method `algorithm` can run on this space, else the reason it cannot (shown at params
@@ -199,6 +210,11 @@ class SearchSpace(abc.ABC):
     def count(self, genotype: Any, settings: Any, *, num_classes: int, in_channels: int,
               input_size: int, **options: Any) -> dict[str, float]:
         """`{"params": millions, "mult_adds": millions}` of the evaluation network, as the papers count."""
+
+    def analyses(self, genotype: Any) -> dict[str, float]:
+        """Per-epoch columns of history.csv about the derived genotype (the CNN spaces: share of
+        parameter-free ops, cell depth and width); none by default."""
+        return {}
 
     # -- description ----------------------------------------------------------------------------------
     def describe(self, settings: Any) -> dict[str, Any]:
