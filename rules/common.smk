@@ -94,7 +94,7 @@ def derive_slice(wildcards):
 def retrain_slice(wildcards):
     # The effective settings of this method: retrain.method_overrides of other methods do not matter.
     return {
-        "retrain": _dump(PARAMS.retrain_settings(wildcards.method)),
+        "retrain": _dump(PARAMS.retrain_settings(wildcards.method, wildcards.dataset)),
         "data": _dump(PARAMS.data),
         "runtime": _dump(PARAMS.runtime),
     }

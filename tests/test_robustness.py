@@ -12,11 +12,50 @@ import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
 
+from pipeline.config import SearchTraining
 from pipeline.search import loop
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
+from pipeline.space.base import get_space
 from pipeline.space.primitives import PARAMETER_FREE, build_op
 from pipeline.space.supernet import MixedOp
+
+# Zela et al.'s spaces retyped from automl/RobustDARTS src/spaces.py, node by node (edges from c_{k-2},
+# c_{k-1}, then the earlier nodes), in shorthand; the module under test transcribes the same source.
+_SHORT = {"skip": "skip_connect", "sep3": "sep_conv_3x3", "dil3": "dil_conv_3x3", "dil5": "dil_conv_5x5",
+          "max": "max_pool_3x3", "avg": "avg_pool_3x3", "none": "none", "noise": "noise"}
+_S1_BY_NODE = {
+    "normal": ["skip/dil3 skip/dil5",
+               "skip/dil5 skip/sep3 skip/dil3",
+               "max/skip skip/sep3 skip/sep3 skip/dil3",
+               "skip/sep3 max/skip skip/dil3 dil3/dil5 dil3/dil5"],
+    "reduce": ["max/avg max/dil3",
+               "max/avg max/avg skip/dil5",
+               "max/avg max/sep3 skip/dil3 skip/dil5",
+               "max/avg max/avg skip/dil5 skip/dil5 skip/dil5"],
+}
+_UNIFORM = {"s2": "skip/sep3", "s3": "none/skip/sep3", "s4": "noise/sep3"}
+
+
+def _expand(pairs: str) -> list[list[str]]:
+    return [[_SHORT[op] for op in pair.split("/")] for pair in pairs.split()]
+
+
+def _published(space: str) -> dict[str, list[list[str]]]:
+    if space == "s1":
+        return {cell: [ops for node in nodes for ops in _expand(node)] for cell, nodes in _S1_BY_NODE.items()}
+    return {cell: _expand(_UNIFORM[space]) * 14 for cell in ("normal", "reduce")}
+
+
+@pytest.mark.parametrize("space", ["s1", "s2", "s3", "s4"])
+def test_rdarts_spaces_offer_the_published_candidates_on_every_edge(space):
+    shown = get_space(space).describe(SearchTraining())
+    assert {cell["name"]: cell["edges"] for cell in shown["cells"]} == _published(space)
+
+
+def test_s1_refuses_a_cell_its_pairs_do_not_cover():
+    with pytest.raises(ValueError, match="s1.*4 intermediate nodes.*search.nodes is 2"):
+        get_space("s1").cells(SearchTraining(nodes=2))
 
 
 @pytest.mark.parametrize("training", [True, False])

@@ -384,8 +384,9 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         **space.analyses(genotype),
         **method.epoch_metrics(),
     }
-    # Random search has no architecture parameters, hence no Hessian to measure.
-    if analysis.hessian_every and method.arch_parameters() and (state.epoch + 1) % analysis.hessian_every == 0:
+    # Random search has no architecture parameters, hence no Hessian to measure. DARTS-ES needs it every epoch.
+    every = 1 if job.params.search_settings(job.method).early_stop is not None else analysis.hessian_every
+    if every and method.arch_parameters() and (state.epoch + 1) % every == 0:
         row["hessian_eig"] = dominant_hessian_eigenvalue(
             parts.net, method, parts.valid_loader, parts.criterion, parts.device,
             batches=analysis.hessian_batches, iterations=analysis.hessian_iterations,

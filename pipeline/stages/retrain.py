@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
-    settings = params.retrain_settings(method)
+    settings = params.retrain_settings(method, args.dataset)
     info = get_dataset_info(args.dataset)
     splits = (args.prepared or Path("results/data") / args.dataset) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
