@@ -22,7 +22,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     **dict.fromkeys(("s1", "s2", "s3", "s4"), _PERCENT),  # error %, parameter-free %, or an eigenvalue
     **dict.fromkeys(("std", "valid_std", "test_std"), (0.0, 20.0)),  # a spread, in the unit of its mean
     "params": (0.5, 40.0),                 # millions: the papers' networks hold 2-33M
-    "mult_adds": (0.0, 599.999),           # millions: the mobile setting is < 600M (DARTS section 4.2)
+    "mult_adds": (0.0, 599.999),           # millions: mobile setting, 'under 600M' (DATA section 4.1)
     "search_cost": (0.01, 10.0),           # GPU-days of one search
     "search_cost_cpu_days": (1.0, 1e5),
     "search_hours": (0.1, 24.0),
@@ -33,7 +33,7 @@ _RANGES: dict[str, tuple[float, float]] = {
 }
 _TEXT_FIELDS = {"source", "searched_on", "identical_in_paper"}
 _WORD_VALUES = {"K": {"progressive"}}
-_NOT_NUMBERS = {"source", "identical_in_paper"}
+_CITATIONS = {"source", "identical_in_paper"}  # say where a row comes from, not what it measures
 
 
 def _is_number(value: Any) -> bool:
@@ -131,7 +131,7 @@ def test_no_derived_cell_beats_the_benchmark_optimum_of_its_own_table() -> None:
 
 
 def _numbers(row: Mapping[str, Any]) -> dict[str, Any]:
-    return {where: value for where, field, value in _fields(row) if field not in _NOT_NUMBERS}
+    return {where: value for where, field, value in _fields(row) if field not in _CITATIONS}
 
 
 def test_rows_with_equal_numbers_are_marked_as_printed_so_by_the_paper() -> None:
