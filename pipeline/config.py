@@ -43,6 +43,10 @@ class GridConfig(Section):
         [0], min_length=1, description="Search seeds; each gives one genotype, retrained with the same seed."
     )
     transfer: bool = Field(True, description="Also train each genotype on ImageNet (the transfer stage).")
+    select: bool = Field(
+        False, description="Also run the select stage (a short retrain of every seed's genotype, scored on the "
+                            "search's validation half) and report the selected seed in the S1-S4 tables."
+    )
     imagenet_methods: list[str] = Field(
         [], description="Variants also searched directly on ImageNet (data.imagenet_root; per-class samples of "
                         "prepare.imagenet_search) and evaluated by the transfer stage, with grid.seeds."
@@ -422,6 +426,16 @@ class RetrainConfig(Section):
         return value
 
 
+class SelectConfig(Section):
+    """The selection protocol of Zela et al. used by SDARTS Table 4: every seed's genotype is retrained from
+    scratch for a few epochs and the one with the best validation accuracy is the method's architecture."""
+
+    epochs: Annotated[int, Field(gt=0)] = Field(
+        10, description="Epochs of the short retrain (the papers say 'a few'; no number is given)."
+    )
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+
+
 class TransferConfig(Section):
     epochs: Annotated[int, Field(gt=0)] = Field(250, description="ImageNet training epochs.")
     batch_size: Annotated[int, Field(gt=0)] = Field(128, description=GLOBAL_BATCH)
@@ -488,6 +502,7 @@ class Params(Section):
     search: SearchConfig = Field(default_factory=SearchConfig, description="The search stage.")
     derive: DeriveConfig = Field(default_factory=DeriveConfig, description="The derive stage.")
     retrain: RetrainConfig = Field(default_factory=RetrainConfig, description="The retrain stage.")
+    select: SelectConfig = Field(default_factory=SelectConfig, description="The select stage (short retrains).")
     transfer: TransferConfig = Field(default_factory=TransferConfig, description="The transfer stage.")
     tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
 
@@ -539,6 +554,13 @@ class Params(Section):
         on_dataset = _merged(RetrainConfig, base, self.retrain.dataset_overrides.get(dataset or "", {}), where)
         on_dataset.method_overrides = self.retrain.method_overrides
         return _with_method_overrides(on_dataset, name, "retrain")
+
+    def select_settings(self, name: str, dataset: str) -> RetrainConfig:
+        """The short retrain of the select stage: the retrain settings of `name` on `dataset`, shortened."""
+        settings = self.retrain_settings(name, dataset)
+        settings.epochs = self.select.epochs
+        settings.max_steps_per_epoch = self.select.max_steps_per_epoch
+        return settings
 
     def transfer_settings(self, name: str) -> TransferConfig:
         """The transfer settings of variant `name` (transfer.method_overrides applied)."""

@@ -52,3 +52,16 @@ def paper_drnas_partial(dataset: str) -> tuple[str, list[dict[str, Any]]]:
     section = _load()["drnas_partial_channels_nb201"]
     source = dataset if dataset in section else "cifar10"
     return source, list(section[source])
+
+
+def paper_simplified_spaces() -> dict[str, dict[str, dict[str, Any]]]:
+    """SDARTS Table 4 / DrNAS Table 6: dataset -> method -> {space: test error %, source}."""
+    return dict(_load()["simplified_spaces"])
+
+
+def paper_simplified_param_free() -> dict[str, dict[str, Any]]:
+    """SDARTS Table 5 on CIFAR-10: method -> {space: % parameter-free ops in the normal cell, source}; the
+    numbers the paper's text states, then those computed from the authors' released cells."""
+    computed = dict(_load()["simplified_spaces_parameter_free_released_cells_cifar10"])
+    stated = dict(_load()["simplified_spaces_parameter_free_cifar10"])
+    return computed | stated
