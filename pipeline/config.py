@@ -109,6 +109,7 @@ class ResourcesConfig(Section):
     search: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a search job.")
     derive: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a derive job.")
     retrain: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a retrain job.")
+    select: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a select job.")
     transfer: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a transfer job.")
     tables: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of the tables job.")
 
@@ -485,7 +486,7 @@ class TablesConfig(Section):
 
 
 # The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
-THREADED_STAGES = ("search", "retrain", "transfer")
+THREADED_STAGES = ("search", "retrain", "select", "transfer")
 
 
 class Params(Section):

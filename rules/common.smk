@@ -100,6 +100,15 @@ def retrain_slice(wildcards):
     }
 
 
+def select_slice(wildcards):
+    # The short retrain's effective settings on this dataset, as for retrain.
+    return {
+        "select": _dump(PARAMS.select_settings(wildcards.method, wildcards.dataset)),
+        "data": _dump(PARAMS.data),
+        "runtime": _dump(PARAMS.runtime),
+    }
+
+
 def transfer_slice(wildcards):
     # The effective settings of this method, as for retrain.
     return {
@@ -165,6 +174,7 @@ def grid_outputs():
     outputs = [f"results/search/{cell}/summary.json" for cell in cells + direct]
     outputs += [f"results/genotypes/{cell}.json" for cell in cells + direct]
     outputs += [f"results/retrain/{cell}/metrics.json" for cell in cells]
+    outputs += [f"results/select/{cell}/metrics.json" for cell in cells] if PARAMS.grid.select else []
     transferred = (cells if TRANSFER else []) + direct
     outputs += [f"results/transfer/imagenet/{cell}/metrics.json" for cell in transferred]
     return outputs

@@ -54,7 +54,7 @@ def test_rdarts_spaces_offer_the_published_candidates_on_every_edge(space):
 
 
 def test_s1_refuses_a_cell_its_pairs_do_not_cover():
-    with pytest.raises(ValueError, match="s1.*4 intermediate nodes.*search.nodes is 2"):
+    with pytest.raises(ValueError, match=r"s1.*4 intermediate nodes.*search\.nodes is 2"):
         get_space("s1").cells(SearchTraining(nodes=2))
 
 

@@ -3,10 +3,12 @@ method), SDARTS Table 5 (share of parameter-free operations in the normal cells)
 CIFAR-10 slice of Table 4 with DrNAS).
 
 A grid variant belongs to these tables when its `space` is one the paper section `simplified_spaces`
-reports on; its row is the variant's name without the `_<space>` suffix (`r_darts_dp_s3` -> `r_darts_dp`),
-which is how the paper numbers are keyed. Per (dataset, variant) one architecture counts, as in the papers:
-with `grid.select`, the seed whose short retrain (the select stage) scored the best validation accuracy
-(ties: the lower seed); without it, every finished seed, averaged.
+reports on; variants are named `<method>_<space>` or `<method>_<space>_<setting>`, and their row is the
+`<method>` part (`r_darts_dp_s3_p4` -> `r_darts_dp`), which is how the paper numbers are keyed. Per
+(dataset, method, space) one architecture counts, as in the papers: with `grid.select`, the (variant, seed)
+whose short retrain (the select stage) scored the best validation accuracy (ties: the earlier variant,
+then the lower seed), so R-DARTS' several regularisation strengths compete as Zela et al. let them; without
+it, every finished (variant, seed), averaged.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from pipeline.tables.reference import paper_simplified_param_free, paper_simplif
 from pipeline.tables.table import Column, Table, typed_frame
 
 DRNAS_TABLE6_METHODS = ("darts_2nd", "r_darts_dp", "r_darts_l2", "drnas")
-_SELECT_NOTE = ("Ours: per dataset and method, the architecture of the seed whose short retrain (select stage, "
-                "search validation half) scored best, as Zela et al. and SDARTS pick it; its full retrain's "
-                "test error.")
+_SELECT_NOTE = ("Ours: per dataset, method and space, the architecture of the (variant, seed) whose short "
+                "retrain (select stage, search validation half) scored best, as Zela et al. and SDARTS pick "
+                "it; its full retrain's test error.")
 _MEAN_NOTE = "Ours: mean over the finished seeds (grid.select is off, so no seed is singled out)."
 
 
@@ -41,43 +43,46 @@ def robust_spaces() -> tuple[str, ...]:
     return tuple(spaces)
 
 
+def paper_name(variant: str, space: str) -> str:
+    """The paper's method name of a variant named `<method>_<space>` or `<method>_<space>_<setting>`."""
+    head, found, tail = variant.partition(f"_{space}")
+    return head if found and (not tail or tail.startswith("_")) else variant
+
+
 def robust_variants(grid: Grid) -> list[tuple[str, str, str]]:
     """(variant, paper method name, space) of every grid variant on S1-S4, in grid order."""
     spaces = robust_spaces()
-    found = []
-    for variant in grid.methods:
-        space = grid.option(variant, "space")
-        if space in spaces:
-            found.append((variant, variant.removesuffix(f"_{space}"), space))
-    return found
+    return [(variant, paper_name(variant, space), space) for variant in grid.methods
+            if (space := grid.option(variant, "space")) in spaces]
 
 
-def selected_seed(valid_acc: Mapping[int, float]) -> int | None:
-    """The seed with the highest validation accuracy (ties: the lower seed); None when there is none."""
-    scored = [(acc, seed) for seed, acc in valid_acc.items() if not math.isnan(acc)]
+def select_best(valid_acc: Mapping[Any, float]) -> Any:
+    """The key with the highest validation accuracy (ties: the smallest key); None when there is none."""
+    scored = [(acc, key) for key, acc in valid_acc.items() if not math.isnan(acc)]
     return min(scored, key=lambda item: (-item[0], item[1]))[1] if scored else None
 
 
-def selection_scores(results: Path, dataset: str, variant: str, seeds: tuple[int, ...]) -> dict[int, float]:
-    """The select stage's validation accuracy of each seed that has one."""
+def selection_scores(results: Path, dataset: str, variants: list[str], seeds: tuple[int, ...]
+                     ) -> dict[tuple[int, int], float]:
+    """The select stage's validation accuracy of each (variant position, seed) that has one."""
     scores = {}
-    for seed in seeds:
-        metrics = read_json(select_dir(results, dataset, variant, seed) / "metrics.json")
-        if metrics is not None:
-            scores[seed] = float(metrics["valid_acc"])
+    for position, variant in enumerate(variants):
+        for seed in seeds:
+            metrics = read_json(select_dir(results, dataset, variant, seed) / "metrics.json")
+            if metrics is not None:
+                scores[(position, seed)] = float(metrics["valid_acc"])
     return scores
 
 
-def _one_value(runs: pd.DataFrame, results: Path, grid: Grid, dataset: str, variant: str,
+def _one_value(runs: pd.DataFrame, results: Path, grid: Grid, dataset: str, variants: list[str],
                per_seed: Callable[[pd.Series], float]) -> float:
-    """The selected seed's value, or the mean over finished seeds without selection."""
-    mine = runs[(runs["dataset"] == dataset) & (runs["method"] == variant)]
-    values = pd.DataFrame({"seed": mine["seed"], "value": [per_seed(row) for _, row in mine.iterrows()]})
+    """The value of the selected (variant, seed) among `variants` (R-DARTS' regularisation strengths are
+    variants of one method), or without selection the mean over every finished one."""
+    mine = runs[(runs["dataset"] == dataset) & runs["method"].isin(variants)]
+    values = {(variants.index(row["method"]), int(row["seed"])): per_seed(row) for _, row in mine.iterrows()}
     if not grid.select:
-        return seed_mean(values, "value")
-    seed = selected_seed(selection_scores(results, dataset, variant, grid.seeds))
-    chosen = values[values["seed"] == seed]["value"]
-    return float(chosen.iloc[0]) if len(chosen) else math.nan
+        return seed_mean(pd.DataFrame({"value": list(values.values())}), "value")
+    return values.get(select_best(selection_scores(results, dataset, variants, grid.seeds)), math.nan)
 
 
 def _space_table(name: str, title: str, notes: tuple[str, ...], rows: list[dict[str, Any]],
@@ -104,13 +109,14 @@ def _rows(runs: pd.DataFrame, results: Path, grid: Grid, datasets: tuple[str, ..
         for method in methods:
             row: dict[str, Any] = {"dataset": dataset, "method": method}
             statuses = []
-            for variant, name, space in variants:
-                if name != method:
+            for space in robust_spaces():
+                group = [variant for variant, name, on in variants if name == method and on == space]
+                if not group:
                     continue
-                row[space] = _one_value(runs, results, grid, dataset, variant, per_seed)
-                mine = runs[(runs["dataset"] == dataset) & (runs["method"] == variant)]
-                if status_text(mine) != "ok":
-                    statuses.append(f"{variant}: {status_text(mine)}")
+                row[space] = _one_value(runs, results, grid, dataset, group, per_seed)
+                for variant in group:
+                    text = status_text(runs[(runs["dataset"] == dataset) & (runs["method"] == variant)])
+                    statuses += [] if text == "ok" else [f"{variant}: {text}"]
             entry = paper.get(dataset, {}).get(method, {})
             row |= {f"{space}_paper": entry.get(space) for space in robust_spaces()}
             ran = any(name == method for _, name, _ in variants)
