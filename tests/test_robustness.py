@@ -7,12 +7,15 @@ and stopping decisions worked out by hand from the rule of Zela et al. (Section 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from search_e2e import prepare_digits, search_via_cli
 
-from pipeline.config import SearchTraining
+from pipeline.cli import main
+from pipeline.config import SearchTraining, load_params, params_from_dict
 from pipeline.search import loop
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
@@ -145,3 +148,57 @@ def test_early_stopped_search_ends_and_hands_over_the_returned_epochs_genotype(p
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
     records = (tmp_path / "search" / "darts_es" / "arch_weights.jsonl").read_text().splitlines()
     assert summary["genotype"] == json.loads(records[1])["genotype"]
+
+    # The selection's short retrain of that architecture, on the search's halves of the training split.
+    params = tmp_path / "params.yaml"
+    raw = yaml.safe_load(params.read_text())
+    raw["select"] = {"epochs": 1, "max_steps_per_epoch": 2}
+    raw["retrain"].update(layers=3, batch_size=8, auxiliary_weight=0.0)
+    params.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "select"
+    assert main(["derive", "--params", str(params), "--search-dir", str(tmp_path / "search" / "darts_es"),
+                 "--out", str(tmp_path / "g.json")]) == 0
+    assert main(["select", "--params", str(params), "--genotype", str(tmp_path / "g.json"), "--dataset", "digits",
+                 "--seed", "0", "--prepared", str(prepared), "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["valid_acc"] <= 100.0 and metrics["valid_error"] == pytest.approx(100 - metrics["valid_acc"])
+
+
+ROBUSTNESS = load_params(Path(__file__).resolve().parents[1] / "configs" / "robustness.yaml")
+
+
+def test_robustness_config_follows_the_papers_protocol():
+    # SDARTS section 5.5: CIFAR-10, CIFAR-100, SVHN; 20 cells / C=36 on CIFAR-10, 8 / 16 on the others;
+    # 4 independent searches, the architecture picked after a short retrain.
+    assert set(ROBUSTNESS.grid.datasets) == {"cifar10", "cifar100", "svhn"}
+    assert len(ROBUSTNESS.grid.seeds) == 4 and ROBUSTNESS.grid.select
+    sizes = {d: ROBUSTNESS.retrain_settings("darts_2nd_s1", d) for d in ROBUSTNESS.grid.datasets}
+    assert {d: (s.layers, s.channels) for d, s in sizes.items()} == {
+        "cifar10": (20, 36), "cifar100": (8, 16), "svhn": (8, 16)}
+    spaces = {ROBUSTNESS.method(m).space for m in ROBUSTNESS.grid.methods}
+    assert spaces == {"s1", "s2", "s3", "s4"}
+
+
+@pytest.mark.parametrize("space", ["s1", "s2", "s3", "s4"])
+def test_robustness_baselines_use_zela_et_al_settings(space):
+    def variants(prefix):
+        return [m for m in ROBUSTNESS.grid.methods if m.startswith(f"{prefix}_{space}")]
+
+    drop = sorted(ROBUSTNESS.search_settings(m).drop_path for m in variants("r_darts_dp"))
+    assert drop == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    decay = sorted(ROBUSTNESS.search_settings(m).weights.weight_decay for m in variants("r_darts_l2"))
+    assert decay == pytest.approx([3e-4, 9e-4, 27e-4, 81e-4])
+    (es,) = variants("darts_es")
+    rule = ROBUSTNESS.search_settings(es).early_stop
+    assert (rule.window, rule.lag, rule.threshold) == (5, 5, 0.75)
+
+
+def test_retrain_dataset_overrides_apply_before_the_variants_own():
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["retrain"]["dataset_overrides"] = {"svhn": {"layers": 8, "channels": 16}}
+    raw["retrain"]["method_overrides"] = {"darts_1st": {"channels": 24}}
+    params = params_from_dict(raw)
+    assert (params.retrain_settings("darts_1st", "svhn").layers, params.retrain_settings("darts_1st", "svhn").channels
+            ) == (8, 24)
+    assert params.retrain_settings("darts_2nd", "svhn").channels == 16
+    assert params.retrain_settings("darts_2nd", "digits").layers == raw["retrain"]["layers"]
