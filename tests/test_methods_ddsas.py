@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
+from space_support import bound
 
 from pipeline.config import DdsasMethod, SearchTraining
-from pipeline.methods import SearchSpace, create_method
+from pipeline.methods import create_method
 from pipeline.methods.ddsas import (
     EXPAND_ORDER,
     select_subspace,
@@ -23,7 +24,7 @@ from pipeline.space.primitives import PARAMETER_FREE, PRIMITIVES
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = SearchSpace(PRIMITIVES)
+SPACE = bound("darts")
 NON_NONE = torch.tensor([op != "none" for op in PRIMITIVES])
 
 
@@ -236,7 +237,7 @@ def test_state_dict_round_trip_restores_the_bandit():
     restored.load_state_dict(method.state_dict())
     for name in ("sampled", "available", "counts", "saliency", "iterations", "period_steps"):
         assert torch.equal(getattr(restored, name), getattr(method, name)), name
-    assert torch.equal(restored.forward_weights().normal, method.forward_weights().normal)
+    assert torch.equal(restored.forward_weights()["normal"], method.forward_weights()["normal"])
 
 
 def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
@@ -250,7 +251,7 @@ def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
     assert all(int(r["active_ops"]) == 40 for r in rows)
 
 
-SMALL = SearchSpace(PRIMITIVES, nodes=2)  # 5 edges: node 2 from inputs 0, 1; node 3 from 0, 1, 2
+SMALL = bound("darts", nodes=2)  # 5 edges: node 2 from inputs 0, 1; node 3 from 0, 1, 2
 
 
 def _small_method(**options):
@@ -356,6 +357,6 @@ def test_an_edge_the_released_shrink_emptied_mixes_nothing_and_stays_finite():
     method._resample()
     assert not method.sampled[:, 3].any()
     weights = method.forward_weights()
-    assert bool((weights.normal[3] == 0).all()) and bool(torch.isfinite(weights.normal).all())
-    (weights.normal.sum() + weights.reduce.sum()).backward()
+    assert bool((weights["normal"][3] == 0).all()) and bool(torch.isfinite(weights["normal"]).all())
+    (weights["normal"].sum() + weights["reduce"].sum()).backward()
     assert bool(torch.isfinite(method.alpha.grad).all()) and bool(torch.isfinite(method.zeta.grad).all())
