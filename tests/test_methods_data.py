@@ -76,8 +76,8 @@ def test_straight_through_gradients_reach_alpha():
     weights = method.forward_weights()
     for w in (weights["normal"], weights["reduce"]):
         # The forward value is the code itself: some ops are not computed at all.
-        assert all(1 <= len(ops) <= 4 for ops in active_ops(w, None))
-    target = torch.randn(2, *SPACE.shape)
+        assert all(1 <= len(ops) <= 4 for ops in active_ops(w, torch.ones(w.shape, dtype=torch.bool)))
+    target = torch.randn(2, *SPACE.cells[0].shape)
     (weights["normal"] * target[0] + weights["reduce"] * target[1]).sum().backward()
     for alpha in method.arch_parameters():
         assert alpha.grad is not None and bool(torch.isfinite(alpha.grad).all())
@@ -121,7 +121,7 @@ def test_exact_cover_probability_matches_enumeration():
 
 def _probabilities(entries: dict[tuple[int, int], dict[str, float]]) -> torch.Tensor:
     """A `[14, 8]` probability matrix: rows listed by (node, input), the others all `none`."""
-    probs = torch.zeros(SPACE.shape)
+    probs = torch.zeros(SPACE.cells[0].shape)
     probs[:, PRIMITIVES.index("none")] = 1.0
     for (node, source), row in entries.items():
         probs[edge_index(node, source)] = 0.0
@@ -235,12 +235,12 @@ def test_architecture_step_runs_every_op_but_none():
 
 def test_child_validation_shares_weight_one_among_an_edges_kept_ops():
     method = _method()
-    discretised = torch.zeros(SPACE.shape)
+    discretised = torch.zeros(SPACE.cells[0].shape)
     sep, skip, pool = (PRIMITIVES.index(op) for op in ("sep_conv_3x3", "skip_connect", "max_pool_3x3"))
     discretised[0, sep] = discretised[0, skip] = 1.0  # two ops on edge 0: 1/2 each, as their EGS code
     discretised[3, pool] = 1.0  # one op: 1
     child = method.child_weights(arch(discretised, discretised))
-    expected = torch.zeros(SPACE.shape)
+    expected = torch.zeros(SPACE.cells[0].shape)
     expected[0, sep] = expected[0, skip] = 0.5
     expected[3, pool] = 1.0
     assert torch.equal(child["normal"], expected) and torch.equal(child["reduce"], expected)

@@ -262,8 +262,8 @@ def _small_method(**options):
 def test_derivation_never_chooses_an_op_the_schedule_removed():
     method = _small_method()
     op = {name: k for k, name in enumerate(PRIMITIVES)}
-    saliency = torch.full(SMALL.shape, 0.01)
-    available = torch.ones(SMALL.shape, dtype=torch.bool)
+    saliency = torch.full(SMALL.cells[0].shape, 0.01)
+    available = torch.ones(SMALL.cells[0].shape, dtype=torch.bool)
     for edge, name, value, kept in [(0, "sep_conv_3x3", 0.9, False), (0, "skip_connect", 0.5, True),
                                     (1, "dil_conv_3x3", 0.4, True), (2, "max_pool_3x3", 0.95, False),
                                     (2, "sep_conv_5x5", 0.3, True), (3, "avg_pool_3x3", 0.35, True),
@@ -271,8 +271,8 @@ def test_derivation_never_chooses_an_op_the_schedule_removed():
         saliency[edge, op[name]] = value
         available[edge, op[name]] = kept
     with torch.no_grad():
-        method.saliency.copy_(saliency.expand(2, *SMALL.shape))
-        method.available.copy_(available.expand(2, *SMALL.shape))
+        method.saliency.copy_(saliency.expand(2, *SMALL.cells[0].shape))
+        method.available.copy_(available.expand(2, *SMALL.cells[0].shape))
     # By hand, available ops only: node 2 keeps edge 0's skip (0.5) and edge 1's dil_conv_3x3 (0.4); node 3
     # keeps edge 3's avg_pool (0.35) and edge 2's sep_conv_5x5 (0.3). Raw saliency would pick sep_conv_3x3
     # and max_pool_3x3.

@@ -6,19 +6,19 @@ import copy
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli, tiny_params
-from space_support import cnn_cells
+from space_support import bound, cnn_cells
 from torch import nn
 
 from pipeline.config import DrnasMethod, DrnasStage, SearchTraining, load_params
 from pipeline.errors import ConfigError
-from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods import StepContext, create_method
 from pipeline.methods.drnas import concentration
 from pipeline.search.loop import SearchJob, run_search
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
 from pipeline.space.supernet import MixedOp, Supernet
 from pipeline.space.widen import EdgeMapping, draw_edge_mapping, widen_mixed_op, widen_optimizer, widen_tensor
 
-SPACE = SearchSpace(PRIMITIVES_NO_NONE, nodes=2)
+SPACE = bound("darts_no_none", nodes=2)
 STAGES = [{"epochs": 1, "partial_k": 4, "keep_ops": 7}, {"epochs": 2, "partial_k": 2, "keep_ops": 4}]
 
 
@@ -118,7 +118,7 @@ def test_pruning_keeps_the_top_concentrations_and_pruned_ops_are_not_computed():
             eta[:, favourites] += 1.0
     method.prune(3)
     for mask in (method.mask_normal, method.mask_reduce):
-        assert mask.sum(-1).tolist() == [3] * SPACE.num_edges
+        assert mask.sum(-1).tolist() == [3] * SPACE.cells[0].num_edges
         assert bool(mask[:, favourites].all())
     weights = method.forward_weights()
     assert _on_simplex(weights["normal"]) and bool((weights["normal"][~method.mask_normal] == 0).all())
@@ -236,7 +236,7 @@ def test_stage_start_prunes_and_widens_the_supernet_and_its_optimizer():
             assert edge.partial_k == k
             widths = {m.num_features for m in edge.ops.modules() if isinstance(m, nn.BatchNorm2d)}
             assert widths == {edge.channels // k}
-        assert method.mask_normal.sum(-1).tolist() == [kept] * SPACE.num_edges
+        assert method.mask_normal.sum(-1).tolist() == [kept] * SPACE.cells[0].num_edges
         nn.functional.cross_entropy(net(torch.randn(4, 1, 8, 8), method.forward_weights()),
                                     torch.tensor([0, 1, 2, 0])).backward()
         optimizer.step()
@@ -273,7 +273,7 @@ def test_progressive_search_crosses_a_stage_boundary_and_resumes_exactly(tmp_pat
     prepared = prepare_digits(tmp_path)
     straight, _ = run_search(_job(tmp_path, prepared, tmp_path / "straight"))
     masks = torch.tensor(straight["method_state"]["mask_normal"])
-    assert masks.sum(-1).tolist() == [4] * SPACE.num_edges
+    assert masks.sum(-1).tolist() == [4] * SPACE.cells[0].num_edges
     # Stopped before the boundary, the resumed run widens with the checkpointed RNG; stopped after it,
     # the restored supernet must be rebuilt at stage 1's width before its tensors load.
     for stop in (0, 1):

@@ -31,11 +31,11 @@ def test_edge_weights_are_a_softmax_over_each_nodes_inputs():
     with torch.no_grad():
         method.beta_normal.normal_()
     edges = method.forward_weights().edge_scale("normal")
-    assert edges.shape == (SPACE.num_edges,)
+    assert edges.shape == (SPACE.cells[0].num_edges,)
     for start, size in ((0, 2), (2, 3), (5, 4)):  # nodes 2, 3, 4 see 2, 3, 4 inputs
         assert torch.allclose(edges[start:start + size], method.beta_normal[start:start + size].softmax(0))
     uniform = torch.tensor([1 / 2] * 2 + [1 / 3] * 3 + [1 / 4] * 4)
-    assert torch.allclose(node_softmax(torch.zeros(9), 3), uniform)
+    assert torch.allclose(node_softmax(torch.zeros(9), (2, 3, 4)), uniform)
 
 
 def test_edge_weights_get_gradients_and_can_be_switched_off():
@@ -96,7 +96,8 @@ def test_child_validation_scales_each_kept_edge_by_its_learnt_edge_weight():
     method = _method()
     with torch.no_grad():
         method.beta_normal.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]))
-    one_hot = arch(torch.eye(SPACE.num_edges, SPACE.num_ops), torch.eye(SPACE.num_edges, SPACE.num_ops))
+    eye = torch.eye(*SPACE.cells[0].shape)
+    one_hot = arch(eye, eye)
     child = method.child_weights(one_hot)
     assert torch.equal(child["normal"], one_hot["normal"])
     e = math.e
