@@ -60,8 +60,8 @@ def _arch_weights(path: Path) -> None:
     lines = []
     for epoch in range(3):
         edge = [(1.0 + epoch * (i == 4)) / (8 + epoch) for i in range(8)]
-        lines.append(json.dumps({"epoch": epoch, "normal": [edge] * 14, "reduce": [edge[::-1]] * 14,
-                                 "primitives": PRIMITIVES}))
+        lines.append(json.dumps({"epoch": epoch, "weights": {"normal": [edge] * 14, "reduce": [edge[::-1]] * 14},
+                                 "edge_ops": {"normal": [PRIMITIVES] * 14, "reduce": [PRIMITIVES] * 14}}))
     path.write_text("\n".join(lines) + "\n")
 
 
