@@ -15,13 +15,14 @@ import yaml
 from search_e2e import prepare_digits, search_via_cli
 
 from pipeline.cli import main
-from pipeline.config import SearchTraining, load_params, params_from_dict
+from pipeline.config import DartsMethod, SearchTraining, load_params, params_from_dict
 from pipeline.search import loop
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.space.base import get_space
 from pipeline.space.primitives import PARAMETER_FREE, build_op
 from pipeline.space.supernet import MixedOp
+from pipeline.stages.bench import build_harness
 
 # Zela et al.'s spaces retyped from automl/RobustDARTS src/spaces.py, node by node (edges from c_{k-2},
 # c_{k-1}, then the earlier nodes), in shorthand; the module under test transcribes the same source.
@@ -51,9 +52,27 @@ def _published(space: str) -> dict[str, list[list[str]]]:
 
 
 @pytest.mark.parametrize("space", ["s1", "s2", "s3", "s4"])
-def test_rdarts_spaces_offer_the_published_candidates_on_every_edge(space):
-    shown = get_space(space).describe(SearchTraining())
+def test_spaces_show_json_lists_the_published_candidates_of_every_edge(space, capsys):
+    params = Path(__file__).resolve().parents[1] / "params.yaml"  # the DARTS cell: search.nodes 4
+    assert main(["spaces", "show", space, "--json", "--params", str(params)]) == 0
+    shown = json.loads(capsys.readouterr().out)
     assert {cell["name"]: cell["edges"] for cell in shown["cells"]} == _published(space)
+
+
+def test_s1_supernet_searches_its_own_pair_on_every_edge_and_derives_a_valid_genotype(one_thread):
+    config = DartsMethod(algorithm="darts", space="s1")
+    harness = build_harness(config, layers=3, channels=4, batch=2, image_size=8, nodes=4)
+    for _ in range(2):
+        assert torch.isfinite(harness.step())
+    for cell in harness.net.cells:
+        kind = "reduce" if cell.reduction else "normal"
+        assert [list(edge.primitives) for edge in cell.edges] == _published("s1")[kind]
+    genotype = harness.method.derive()
+    for kind in ("normal", "reduce"):
+        offered = _published("s1")[kind]
+        for node, pairs in enumerate(getattr(genotype, kind), start=2):
+            for op, source in pairs:
+                assert op in offered[sum(range(2, node)) + source]  # edge (source -> node)
 
 
 def test_s1_refuses_a_cell_its_pairs_do_not_cover():

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline.tables.collect import collect_retrain_runs
 from pipeline.tables.grid import Grid
+from pipeline.tables.produce import WRITERS
 from pipeline.tables.robustness import (
     drnas_table6,
     paper_name,
@@ -100,6 +101,10 @@ def test_table4_reports_the_selected_seed_beside_the_paper(results):
         ["r_darts_l2", None, 2.78, None, 3.31, None, 2.51, None, 3.56],
         ["drnas", None, 2.74, None, 2.47, None, 2.40, None, 2.59],
     ])
+    # Every format renders; CSV keeps plain numbers, LaTeX bolds the best of our S1 errors.
+    assert "\ncifar10,r_darts_dp,ours,2.5," in WRITERS["csv"](table)
+    assert "| cifar10 | r_darts_dp | 2.50 |" in WRITERS["md"](table)
+    assert r"\textbf{2.50}" in WRITERS["tex"](table)
     status = dict(zip(table.frame["method"], table.frame["status"], strict=True))
     assert status["darts_2nd"] == "ok" and status["drnas"] == "paper only"
     assert status["r_darts_dp"].startswith("r_darts_dp_s1_p2: seed 1: missing")

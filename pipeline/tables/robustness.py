@@ -25,7 +25,7 @@ from pipeline.tables.collect import read_json
 from pipeline.tables.grid import Grid
 from pipeline.tables.paths import genotype_path, select_dir
 from pipeline.tables.reference import paper_simplified_param_free, paper_simplified_spaces
-from pipeline.tables.table import Column, Table, typed_frame
+from pipeline.tables.table import OURS, PAPER, SOURCE, Column, Table, typed_frame
 
 DRNAS_TABLE6_METHODS = ("darts_2nd", "r_darts_dp", "r_darts_l2", "drnas")
 _SELECT_NOTE = ("Ours: per dataset, method and space, the architecture of the (variant, seed) whose short "
@@ -87,13 +87,13 @@ def _one_value(runs: pd.DataFrame, results: Path, grid: Grid, dataset: str, vari
 
 def _space_table(name: str, title: str, notes: tuple[str, ...], rows: list[dict[str, Any]],
                  spaces: tuple[str, ...], decimals: int) -> Table:
-    keys = ["dataset", "method", *[key for s in spaces for key in (s, f"{s}_paper")], "status"]
+    keys = ["dataset", "method", SOURCE, *[key for s in spaces for key in (s, f"{s}_paper")], "status"]
     columns = [Column("dataset", "dataset", kind="text"), Column("method", "method", kind="text")]
     for space in spaces:
         columns += [Column(f"{space.upper()} ours", space, decimals=decimals, better="lower"),
                     Column(f"{space.upper()} paper", f"{space}_paper", decimals=decimals)]
     columns.append(Column("status", "status", kind="text"))
-    frame = typed_frame(rows, keys, texts=("dataset", "method", "status"))
+    frame = typed_frame(rows, keys, texts=("dataset", "method", SOURCE, "status"))
     return Table(name=name, title=title, notes=notes, frame=frame, columns=tuple(columns))
 
 
@@ -120,6 +120,7 @@ def _rows(runs: pd.DataFrame, results: Path, grid: Grid, datasets: tuple[str, ..
             entry = paper.get(dataset, {}).get(method, {})
             row |= {f"{space}_paper": entry.get(space) for space in robust_spaces()}
             ran = any(name == method for _, name, _ in variants)
+            row[SOURCE] = OURS if ran else PAPER
             row["status"] = "; ".join(statuses) or ("ok" if ran else "paper only")
             rows.append(row)
     return rows
