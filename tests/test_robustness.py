@@ -16,6 +16,7 @@ from search_e2e import prepare_digits, search_via_cli
 
 from pipeline.cli import main
 from pipeline.config import DartsMethod, SearchTraining, load_params, params_from_dict
+from pipeline.errors import ConfigError
 from pipeline.search import loop
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
@@ -221,3 +222,13 @@ def test_retrain_dataset_overrides_apply_before_the_variants_own():
             ) == (8, 24)
     assert params.retrain_settings("darts_2nd", "svhn").channels == 16
     assert params.retrain_settings("darts_2nd", "digits").layers == raw["retrain"]["layers"]
+
+
+def test_drop_path_is_refused_at_validation_on_a_space_whose_supernet_has_none(monkeypatch):
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["search"]["methods"]["darts_1st_s4"]["overrides"] = {"drop_path": 0.2}
+    params_from_dict(raw)
+    monkeypatch.setattr(type(get_space("s4")), "features", frozenset())
+    with pytest.raises(ConfigError, match=r"search.methods.darts_1st_s4: search.drop_path is 0.2, but the supernet "
+                                          r"of space 's4' has no drop path"):
+        params_from_dict(raw)

@@ -270,8 +270,8 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     with StopRequest() as stop:
         while state.epoch < settings.epochs and state.early_stop is None:
             epoch_start = time.perf_counter()
-            if settings.drop_path:
-                _set_drop_path(parts.net, search_drop_path_prob(state.epoch, settings.epochs, settings.drop_path), job)
+            if settings.drop_path:  # params validation checked that the space's supernet has drop path
+                parts.net.set_drop_path(search_drop_path_prob(state.epoch, settings.epochs, settings.drop_path))
             ctx = StepContext(net=parts.net, criterion=parts.criterion, w_optimizer=parts.w_optimizer,
                               a_optimizer=parts.a_optimizer, epoch=state.epoch, epochs=settings.epochs,
                               lr=parts.scheduler.get_last_lr()[0], device=parts.device,
@@ -320,14 +320,6 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             if job.on_epoch_end is not None:
                 job.on_epoch_end(row, arch_row)
     return _summary(parts, job, state, settings.epochs), state
-
-
-def _set_drop_path(net: nn.Module, prob: float, job: SearchJob) -> None:
-    """ScheduledDropPath for this epoch, on a supernet that supports it (the DARTS-cell spaces' do)."""
-    if not hasattr(net, "set_drop_path"):
-        raise PipelineError(f"search {job.dataset}/{job.method}: search.drop_path is set, but the supernet of this "
-                            f"variant's space ({type(net).__name__}) has no drop path; set drop_path: 0")
-    net.set_drop_path(prob)
 
 
 def _early_stop(settings: SearchTraining, history: list[dict[str, Any]], job: SearchJob) -> dict[str, Any] | None:
