@@ -25,7 +25,7 @@ from pipeline.tables.collect import read_json
 from pipeline.tables.grid import Grid
 from pipeline.tables.paths import genotype_path, select_dir
 from pipeline.tables.reference import paper_simplified_param_free, paper_simplified_spaces
-from pipeline.tables.table import OURS, PAPER, SOURCE, Column, Table, typed_frame
+from pipeline.tables.table import OURS, PAPER, PAPER_ONLY, SOURCE, Column, Table, typed_frame
 
 DRNAS_TABLE6_METHODS = ("darts_2nd", "r_darts_dp", "r_darts_l2", "drnas")
 _SELECT_NOTE = ("Ours: per dataset, method and space, the architecture of the (variant, seed) whose short "
@@ -121,7 +121,7 @@ def _rows(runs: pd.DataFrame, results: Path, grid: Grid, datasets: tuple[str, ..
             row |= {f"{space}_paper": entry.get(space) for space in robust_spaces()}
             ran = any(name == method for _, name, _ in variants)
             row[SOURCE] = OURS if ran else PAPER
-            row["status"] = "; ".join(statuses) or ("ok" if ran else "paper only")
+            row["status"] = "; ".join(statuses) or ("ok" if ran else PAPER_ONLY)
             rows.append(row)
     return rows
 
