@@ -16,10 +16,11 @@ from workflow_support import BIN, REPO, copy_repo, run, sha256, tool_env, write_
 pytestmark = pytest.mark.slow
 
 DVC = str(BIN / "dvc")
-# Plumbing every stage shares that cannot change a result (CLI and argument helpers, validation, error
-# types, atomic writes, provenance records, tracking); as a dep it would rerun everything on any edit.
+# Plumbing every stage shares that cannot change a result (CLI and argument helpers, validation, importing
+# the params file's plugins, error types, atomic writes, provenance records, tracking); as a dep it would
+# rerun everything on any edit.
 PLUMBING = {"pipeline/__init__.py", "pipeline/__main__.py", "pipeline/cli.py", "pipeline/stages/common.py",
-            "pipeline/config.py", "pipeline/errors.py", "pipeline/atomic.py", "pipeline/provenance.py",
+            "pipeline/config.py", "pipeline/plugins.py", "pipeline/errors.py", "pipeline/atomic.py", "pipeline/provenance.py",
             "pipeline/tracking.py"}
 # Package data a stage reads without importing it.
 DATA = {"pipeline/reference"}
