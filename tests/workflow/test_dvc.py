@@ -20,8 +20,8 @@ DVC = str(BIN / "dvc")
 # the params file's plugins, error types, atomic writes, provenance records, tracking); as a dep it would
 # rerun everything on any edit.
 PLUMBING = {"pipeline/__init__.py", "pipeline/__main__.py", "pipeline/cli.py", "pipeline/stages/common.py",
-            "pipeline/config.py", "pipeline/plugins.py", "pipeline/errors.py", "pipeline/atomic.py", "pipeline/provenance.py",
-            "pipeline/tracking.py"}
+            "pipeline/config.py", "pipeline/plugins.py", "pipeline/errors.py", "pipeline/atomic.py",
+            "pipeline/provenance.py", "pipeline/tracking.py"}
 # Package data a stage reads without importing it.
 DATA = {"pipeline/reference"}
 
