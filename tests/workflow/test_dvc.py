@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 from snakemake_plan import plan
-from workflow_support import BIN, REPO, copy_repo, run, sha256, tool_env, write_params, write_tiny_params
+from workflow_support import (
+    BIN,
+    REPO,
+    assert_each_variant_searched_its_space,
+    copy_repo,
+    run,
+    sha256,
+    tool_env,
+    write_params,
+    write_tiny_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -158,6 +168,7 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
 
     run([DVC, "repro"], cwd=root, timeout=900, env=tool_env())
     assert _status(root) == {}
+    assert_each_variant_searched_its_space(root)
 
     before = _cached_files(root)
     assert any(path.endswith("checkpoint.pt") for path in before)
