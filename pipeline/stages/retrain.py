@@ -112,7 +112,8 @@ def train_genotype(args: argparse.Namespace, params: Params, genotype: Any, meth
             progress=args.progress,
         )
         return train_and_report(job, ctx, stage=stage, params=params, dataset=args.dataset, method=method,
-                                input_size=info.image_size, in_channels=info.in_channels, headline=headline)
+                                input_size=info.image_size, in_channels=info.in_channels,
+                                tags={"space": genotype.search_space}, headline=headline)
 
 
 def retrain_slice(params: Params, settings: RetrainConfig, genotype: Any, dataset: str, method: str,
