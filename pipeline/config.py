@@ -622,6 +622,9 @@ def check_space(name: str, method: MethodBase, training: SearchTraining) -> tupl
         if feature not in space.features:
             raise ValueError(f"{where}: method '{algorithm}' cannot run on space '{space.name}': {why} needs the "
                              f"space feature '{feature}', which '{space.name}' does not offer")
+    if training.drop_path and "drop_path" not in space.features:
+        raise ValueError(f"{where}: search.drop_path is {training.drop_path}, but the supernet of space "
+                         f"'{space.name}' has no drop path (space feature 'drop_path'); set it to 0")
     try:
         cells = space.cells(training)
     except ValueError as exc:
@@ -633,12 +636,6 @@ def _check_method(name: str, method: MethodBase, training: SearchTraining) -> No
     """Constraints that tie a method's options to the space and the search settings."""
     where = f"search.methods.{name}"
     num_edges, num_ops = check_space(name, method, training)
-    if training.drop_path:
-        from pipeline.space.base import get_space
-
-        if "drop_path" not in get_space(method.space).features:
-            raise ValueError(f"{where}: search.drop_path is {training.drop_path}, but the supernet of space "
-                             f"'{method.space}' has no drop path (space feature 'drop_path'); set it to 0")
     if isinstance(method, DdsasMethod):
         low, high = num_edges + 1, num_edges * num_ops
         if not low <= method.num_sampled <= high:
