@@ -518,8 +518,8 @@ class Params(Section):
                         f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
                     )
         for name in self.search.methods:
-            settings = self.search_settings(name)
-            _check_method(name, self.search.methods[name], settings)
+            self.search_settings(name)
+            _check_method(name, self.search.methods[name], self.search_settings(name))
         for stage, settings_of in (("retrain", self.retrain_settings), ("transfer", self.transfer_settings)):
             for name in getattr(self, stage).method_overrides:
                 if name not in self.search.methods:
