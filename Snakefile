@@ -16,6 +16,7 @@ include: "rules/prepare.smk"
 include: "rules/search.smk"
 include: "rules/derive.smk"
 include: "rules/retrain.smk"
+include: "rules/select.smk"
 include: "rules/transfer.smk"
 include: "rules/tables.smk"
 

@@ -23,6 +23,7 @@ STAGES: dict[str, str] = {
     "search": "Search an architecture: one method variant, dataset and seed.",
     "derive": "Derive the genotype JSON of a finished search.",
     "retrain": "Train the evaluation network of a genotype from scratch and test it.",
+    "select": "Short retrain of a genotype scored on the search's validation half (S1-S4 selection protocol).",
     "transfer": "Train the ImageNet network of a genotype (mobile setting) and report top-1/top-5.",
     "tables": "Paper-shaped tables and figures from every metrics file of the grid.",
     "inspect": "Params, mult-adds and a rendering of a genotype's network.",

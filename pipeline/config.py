@@ -44,6 +44,10 @@ class GridConfig(Section):
         [0], min_length=1, description="Search seeds; each gives one genotype, retrained with the same seed."
     )
     transfer: bool = Field(True, description="Also train each genotype on ImageNet (the transfer stage).")
+    select: bool = Field(
+        False, description="Also run the select stage (a short retrain of every seed's genotype, scored on the "
+                            "search's validation half) and report the selected seed in the S1-S4 tables."
+    )
     imagenet_methods: list[str] = Field(
         [], description="Variants also searched directly on ImageNet (data.imagenet_root; per-class samples of "
                         "prepare.imagenet_search) and evaluated by the transfer stage, with grid.seeds."
@@ -106,6 +110,7 @@ class ResourcesConfig(Section):
     search: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a search job.")
     derive: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a derive job.")
     retrain: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a retrain job.")
+    select: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a select job.")
     transfer: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a transfer job.")
     tables: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of the tables job.")
 
@@ -183,6 +188,28 @@ class AnalysisConfig(Section):
     hessian_iterations: Annotated[int, Field(ge=1)] = Field(20, description="Power-iteration steps.")
 
 
+class EarlyStopConfig(Section):
+    """DARTS-ES (Zela et al., ICLR 2020, Section 4.3; pipeline/search/early_stop.py has the rule)."""
+
+    window: Annotated[int, Field(ge=1)] = Field(
+        5, description="w: epochs averaged (centred) into each lambda-bar; odd (paper: 5)."
+    )
+    lag: Annotated[int, Field(ge=1)] = Field(
+        5, description="k: stop at i when lambda-bar(i - k) / lambda-bar(i) < threshold; return epoch i - k (paper: 5)."
+    )
+    threshold: Annotated[float, Field(gt=0, lt=1)] = Field(0.75, description="T of the rule (paper: 0.75).")
+    start_epoch: Annotated[int, Field(ge=0)] = Field(
+        0, description="No stop returns an epoch before this one (released code's es_start_epoch: 10)."
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _odd(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"the window is centred on its epoch, so it must be odd; got {value}")
+        return value
+
+
 class SearchTraining(Section):
     """The training settings of a search; a method variant may override any of them."""
 
@@ -206,6 +233,14 @@ class SearchTraining(Section):
     )
     weights: WeightOptimConfig = Field(default_factory=WeightOptimConfig, description="Weight optimiser.")
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
+    drop_path: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="ScheduledDropPath in the supernet (R-DARTS(DP)): each edge's output is dropped with a "
+                         "probability ramped linearly from 0 at the first epoch to this at the last (0: off)."
+    )
+    early_stop: EarlyStopConfig | None = Field(
+        None, description="DARTS-ES: stop when the Hessian eigenvalue grows past the rule; null: run every epoch. "
+                          "Measures the eigenvalue every epoch (search.analysis' batches and iterations)."
+    )
 
 
 SkippedOps = Literal["frozen", "zero_grad", "computed"]
@@ -379,6 +414,28 @@ class RetrainConfig(Section):
     method_overrides: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Per method variant: retrain keys it changes (e.g. drnas: {drop_path: 0.3})."
     )
+    dataset_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per dataset: retrain keys it changes, applied before method_overrides "
+                                          "(Zela et al.'s S1-S4 protocol: cifar100 and svhn {layers: 8, channels: 16})."
+    )
+
+    @field_validator("dataset_overrides")
+    @classmethod
+    def _known_override_datasets(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in value:
+            if name not in DATASETS:
+                raise ValueError(f"unknown dataset '{name}'{_did_you_mean(name, DATASETS)}; known: {list(DATASETS)}")
+        return value
+
+
+class SelectConfig(Section):
+    """The selection protocol of Zela et al. used by SDARTS Table 4: every seed's genotype is retrained from
+    scratch for a few epochs and the one with the best validation accuracy is the method's architecture."""
+
+    epochs: Annotated[int, Field(gt=0)] = Field(
+        10, description="Epochs of the short retrain (the papers say 'a few'; no number is given)."
+    )
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
 
 
 class TransferConfig(Section):
@@ -430,7 +487,7 @@ class TablesConfig(Section):
 
 
 # The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
-THREADED_STAGES = ("search", "retrain", "transfer")
+THREADED_STAGES = ("search", "retrain", "select", "transfer")
 
 
 class Params(Section):
@@ -447,6 +504,7 @@ class Params(Section):
     search: SearchConfig = Field(default_factory=SearchConfig, description="The search stage.")
     derive: DeriveConfig = Field(default_factory=DeriveConfig, description="The derive stage.")
     retrain: RetrainConfig = Field(default_factory=RetrainConfig, description="The retrain stage.")
+    select: SelectConfig = Field(default_factory=SelectConfig, description="The select stage (short retrains).")
     transfer: TransferConfig = Field(default_factory=TransferConfig, description="The transfer stage.")
     tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
 
@@ -468,6 +526,9 @@ class Params(Section):
                     raise ValueError(f"{stage}.method_overrides: '{name}' is not a method under search.methods"
                                      f"{_did_you_mean(name, self.search.methods)}")
                 settings_of(name)
+        for dataset in self.retrain.dataset_overrides:
+            for name in self.search.methods:
+                self.retrain_settings(name, dataset)
         for stage in THREADED_STAGES:
             cpus = getattr(self.resources, stage).cpus_per_task
             if self.runtime.threads > cpus:
@@ -487,9 +548,21 @@ class Params(Section):
         base = self.search.model_dump(include=set(SearchTraining.model_fields))
         return _merged(SearchTraining, base, self.method(name).overrides, f"search.methods.{name}.overrides")
 
-    def retrain_settings(self, name: str) -> RetrainConfig:
-        """The retrain settings of variant `name` (retrain.method_overrides applied)."""
-        return _with_method_overrides(self.retrain, name, "retrain")
+    def retrain_settings(self, name: str, dataset: str | None = None) -> RetrainConfig:
+        """The retrain settings of variant `name` on `dataset`: retrain.dataset_overrides of the dataset, then
+        retrain.method_overrides of the variant (None: no dataset's)."""
+        base = self.retrain.model_dump(exclude={"method_overrides", "dataset_overrides"})
+        where = f"retrain.dataset_overrides.{dataset}"
+        on_dataset = _merged(RetrainConfig, base, self.retrain.dataset_overrides.get(dataset or "", {}), where)
+        on_dataset.method_overrides = self.retrain.method_overrides
+        return _with_method_overrides(on_dataset, name, "retrain")
+
+    def select_settings(self, name: str, dataset: str) -> RetrainConfig:
+        """The short retrain of the select stage: the retrain settings of `name` on `dataset`, shortened."""
+        settings = self.retrain_settings(name, dataset)
+        settings.epochs = self.select.epochs
+        settings.max_steps_per_epoch = self.select.max_steps_per_epoch
+        return settings
 
     def transfer_settings(self, name: str) -> TransferConfig:
         """The transfer settings of variant `name` (transfer.method_overrides applied)."""
@@ -507,7 +580,7 @@ class Params(Section):
 
 def _with_method_overrides(section: Any, name: str, key: str) -> Any:
     """`section` with the overrides of variant `name` applied; the result holds no overrides of its own."""
-    base = section.model_dump(exclude={"method_overrides"})
+    base = section.model_dump(exclude={"method_overrides", "dataset_overrides"})
     return _merged(type(section), base, section.method_overrides.get(name, {}), f"{key}.method_overrides.{name}")
 
 
@@ -549,6 +622,9 @@ def check_space(name: str, method: MethodBase, training: SearchTraining) -> tupl
         if feature not in space.features:
             raise ValueError(f"{where}: method '{algorithm}' cannot run on space '{space.name}': {why} needs the "
                              f"space feature '{feature}', which '{space.name}' does not offer")
+    if training.drop_path and "drop_path" not in space.features:
+        raise ValueError(f"{where}: search.drop_path is {training.drop_path}, but the supernet of space "
+                         f"'{space.name}' has no drop path (space feature 'drop_path'); set it to 0")
     try:
         cells = space.cells(training)
     except ValueError as exc:

@@ -94,7 +94,16 @@ def derive_slice(wildcards):
 def retrain_slice(wildcards):
     # The effective settings of this method: retrain.method_overrides of other methods do not matter.
     return {
-        "retrain": _dump(PARAMS.retrain_settings(wildcards.method)),
+        "retrain": _dump(PARAMS.retrain_settings(wildcards.method, wildcards.dataset)),
+        "data": _dump(PARAMS.data),
+        "runtime": _dump(PARAMS.runtime),
+    }
+
+
+def select_slice(wildcards):
+    # The short retrain's effective settings on this dataset, as for retrain.
+    return {
+        "select": _dump(PARAMS.select_settings(wildcards.method, wildcards.dataset)),
         "data": _dump(PARAMS.data),
         "runtime": _dump(PARAMS.runtime),
     }
@@ -165,6 +174,7 @@ def grid_outputs():
     outputs = [f"results/search/{cell}/summary.json" for cell in cells + direct]
     outputs += [f"results/genotypes/{cell}.json" for cell in cells + direct]
     outputs += [f"results/retrain/{cell}/metrics.json" for cell in cells]
+    outputs += [f"results/select/{cell}/metrics.json" for cell in cells] if PARAMS.grid.select else []
     transferred = (cells if TRANSFER else []) + direct
     outputs += [f"results/transfer/imagenet/{cell}/metrics.json" for cell in transferred]
     return outputs

@@ -51,7 +51,8 @@ def test_every_space_and_method_pair_searches_and_derives_a_valid_genotype(space
     try:
         check_space("v", config, TRAINING)
     except ValueError as exc:  # a refusal must name both, and come from the space or the method's needs
-        assert f"method '{algorithm}' cannot run on space '{space}'" in str(exc)
+        assert (f"method '{algorithm}' cannot run on space '{space}'" in str(exc)
+                or f"space '{space}' with these search settings" in str(exc))  # S1 exists for 4 nodes only
         return
     torch.manual_seed(0)
     harness = build_harness(config, layers=3, channels=4, batch=2, image_size=8, nodes=2)

@@ -15,7 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,12 @@ from pipeline.device import (
     reset_peak_memory,
     seed_everything,
 )
-from pipeline.errors import NumericalError, Preempted
+from pipeline.errors import NumericalError, PipelineError, Preempted
 from pipeline.inputs import training_inputs
 from pipeline.methods import SearchMethod, StepContext, create_method
 from pipeline.provenance import params_sha256
+from pipeline.search.drop_path import search_drop_path_prob
+from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.search.metrics import accuracy_counts
 from pipeline.search.step import search_step
 from pipeline.space.base import ArchWeights, BoundSpace
@@ -85,6 +87,8 @@ class SearchState:
     epoch_totals: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     arch_history: list[dict[str, Any]] = field(default_factory=list)
+    # Set when DARTS-ES stopped the search (pipeline/search/early_stop.py): a rerun must not continue it.
+    early_stop: dict[str, Any] | None = None
 
 
 @dataclass
@@ -262,8 +266,10 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     steps_per_epoch = len(parts.train_loader) if not max_steps else min(max_steps, len(parts.train_loader))
     analysis = job.params.search.analysis
     with StopRequest() as stop:
-        while state.epoch < settings.epochs:
+        while state.epoch < settings.epochs and state.early_stop is None:
             epoch_start = time.perf_counter()
+            if settings.drop_path:  # params validation checked that the space's supernet has drop path
+                parts.net.set_drop_path(search_drop_path_prob(state.epoch, settings.epochs, settings.drop_path))
             ctx = StepContext(net=parts.net, criterion=parts.criterion, w_optimizer=parts.w_optimizer,
                               a_optimizer=parts.a_optimizer, epoch=state.epoch, epochs=settings.epochs,
                               lr=parts.scheduler.get_last_lr()[0], device=parts.device,
@@ -305,12 +311,30 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             row["epoch_time_s"] = round(time.perf_counter() - epoch_start, 3)
             state.history.append(row)
             state.arch_history.append(arch_row)
+            state.early_stop = _early_stop(settings, state.history, job)
             state.epoch += 1
             state.step_in_epoch = 0
             save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
             if job.on_epoch_end is not None:
                 job.on_epoch_end(row, arch_row)
     return _summary(parts, job, state, settings.epochs), state
+
+
+def _early_stop(settings: SearchTraining, history: list[dict[str, Any]], job: SearchJob) -> dict[str, Any] | None:
+    """DARTS-ES' decision after the last epoch of `history` (None: go on, or no early stopping asked)."""
+    rule = settings.early_stop
+    if rule is None:
+        return None
+    if any("hessian_eig" not in row for row in history):
+        raise PipelineError(f"search {job.dataset}/{job.method}: early_stop needs the Hessian eigenvalue of every "
+                            "epoch, and this method has no architecture parameters to measure it on")
+    stop = eigenvalue_stop([row["hessian_eig"] for row in history], window=rule.window, lag=rule.lag,
+                           threshold=rule.threshold, start_epoch=rule.start_epoch)
+    if stop is None:
+        return None
+    log.info("DARTS-ES: stopped after epoch %d, returning the architecture of epoch %d (ratio %.3f)",
+             stop.stopped_after_epoch, stop.returned_epoch, stop.ratio)
+    return asdict(stop)
 
 
 def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tensor],
@@ -350,8 +374,9 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         **space.analyses(genotype),
         **method.epoch_metrics(),
     }
-    # Random search has no architecture parameters, hence no Hessian to measure.
-    if analysis.hessian_every and method.arch_parameters() and (state.epoch + 1) % analysis.hessian_every == 0:
+    # Random search has no architecture parameters, hence no Hessian to measure. DARTS-ES needs it every epoch.
+    every = 1 if job.params.search_settings(job.method).early_stop is not None else analysis.hessian_every
+    if every and method.arch_parameters() and (state.epoch + 1) % every == 0:
         row["hessian_eig"] = dominant_hessian_eigenvalue(
             parts.net, method, parts.valid_loader, parts.criterion, parts.device,
             batches=analysis.hessian_batches, iterations=analysis.hessian_iterations,
@@ -361,6 +386,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         "epoch": state.epoch,
         "edge_ops": {spec.name: [list(ops) for ops in spec.edge_ops] for spec in method.space.cells},
         "weights": {cell: probs[cell].detach().cpu().double().tolist() for cell in probs},
+        # The epoch's derived genotype: DARTS-ES returns an earlier epoch's architecture.
+        "genotype": space.genotype_to_json(genotype),
     }
     return row, arch_row
 
@@ -371,7 +398,10 @@ def _cells_only(genotype_json: dict[str, Any]) -> dict[str, Any]:
 
 
 def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> dict[str, Any]:
-    genotype = parts.method.derive()
+    if state.early_stop is None:
+        genotype = parts.method.space.space.genotype_to_json(parts.method.derive())
+    else:
+        genotype = state.arch_history[state.early_stop["returned_epoch"]]["genotype"]
     last = state.history[-1] if state.history else {}
     return {
         "wall_time_s": round(state.wall_time_s, 3),
@@ -384,7 +414,8 @@ def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> 
         "final_valid_acc": last.get("valid_acc", math.nan),
         "final_child_valid_acc": last.get("child_valid_acc", math.nan),
         "search_child_gap": last.get("valid_acc", math.nan) - last.get("child_valid_acc", math.nan),
-        "genotype": parts.method.space.space.genotype_to_json(genotype),
+        "genotype": genotype,
+        "early_stop": state.early_stop,
         "method_state": _method_state_summary(parts.method),
         "params_sha256": params_sha256(job.params.search_slice(job.method)),
     }

@@ -38,7 +38,7 @@ class CnnSpace(SearchSpace):
 
     genotype_type = Genotype
     derive_rules = ("top2",)
-    features = frozenset({"darts_cell", "partial_channels", "widening", "node_inputs"})
+    features = frozenset({"darts_cell", "partial_channels", "widening", "node_inputs", "drop_path"})
     # The candidates of every edge of both cell types, unless `edge_ops` is overridden.
     primitives: ClassVar[tuple[str, ...]] = ()
 

@@ -25,7 +25,8 @@ PRIMITIVES: tuple[str, ...] = (
 )
 # SDARTS' "s5" space and DrNAS search without `none`.
 PRIMITIVES_NO_NONE: tuple[str, ...] = PRIMITIVES[1:]
-PARAMETER_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
+# `noise` (R-DARTS' S4) has no weights either; SDARTS Table 5 counts it among the parameter-free ops.
+PARAMETER_FREE: frozenset[str] = frozenset({"none", "noise", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
 
 
 class Zero(nn.Module):
@@ -39,6 +40,27 @@ class Zero(nn.Module):
         if self.stride == 1:
             return x.mul(0.0)
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class Noise(nn.Module):
+    """The `noise` op of R-DARTS' space S4: standard normal noise N(0, 1) of the output shape, whatever the
+    input (spatially subsampled like `none` when strided), in training and evaluation alike.
+
+    Zela et al. (ICLR 2020) add it as a harmful candidate a robust search must learn to avoid; the released
+    operations (automl/RobustDARTS, src/operations.py, `NoiseOp(stride, 0., 1.)`) draw fresh noise on
+    every forward with mean 0 and std 1 and keep no state, so it carries no gradient to its input.
+    """
+
+    MEAN = 0.0
+    STD = 1.0
+
+    def __init__(self, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x[:, :, :: self.stride, :: self.stride].shape
+        return torch.randn(shape, dtype=x.dtype, device=x.device).mul_(self.STD).add_(self.MEAN)
 
 
 class Identity(nn.Module):
@@ -123,6 +145,7 @@ OpFactory = Callable[[int, int, bool], nn.Module]
 
 OPS: dict[str, OpFactory] = {
     "none": lambda c, stride, affine: Zero(stride),
+    "noise": lambda c, stride, affine: Noise(stride),
     # Pools are followed by BN in search networks (affine=False); `pool_bn` in build_op controls it.
     "max_pool_3x3": lambda c, stride, affine: _pool("max", c, stride, with_bn=False),
     "avg_pool_3x3": lambda c, stride, affine: _pool("avg", c, stride, with_bn=False),
@@ -137,7 +160,7 @@ OPS: dict[str, OpFactory] = {
 def build_op(name: str, c: int, stride: int, *, affine: bool, pool_bn: bool) -> nn.Module:
     """Construct op `name`; `pool_bn` appends BN after pooling (search networks; DrNAS also retrains so)."""
     if name not in OPS:
-        raise KeyError(f"unknown operation '{name}'; known: {', '.join(PRIMITIVES)}")
+        raise KeyError(f"unknown operation '{name}'; known: {', '.join(OPS)}")
     if pool_bn and name in ("max_pool_3x3", "avg_pool_3x3"):
         return _pool(name[:3], c, stride, with_bn=True)
     return OPS[name](c, stride, affine)

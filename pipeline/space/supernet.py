@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 from torch import nn
 
+from pipeline.nets.cell import drop_path
 from pipeline.space.base import ArchWeights, CellSpec
 from pipeline.space.primitives import FactorizedReduce, ReLUConvBN, build_op
 
@@ -60,6 +61,8 @@ class MixedOp(nn.Module):
         self.ops = nn.ModuleList(build_op(p, op_channels, stride, affine=False, pool_bn=True) for p in primitives)
         # Bypassed channels must shrink with the edge on reduction edges (PC-DARTS uses a 2x2 max pool).
         self.bypass = nn.MaxPool2d(2, 2) if stride == 2 and partial_k > 1 else None
+        # ScheduledDropPath during search (R-DARTS(DP)); `Supernet.set_drop_path` sets it each epoch.
+        self.drop_prob = 0.0
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int],
                 apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
@@ -74,11 +77,12 @@ class MixedOp(nn.Module):
             out = term if out is None else out + term
         if out is None:
             out = op_input[:, :, :: self.stride, :: self.stride].mul(0.0)
-        if k == 1:
-            return out
-        rest = x[:, self.channels // k :]
-        rest = self.bypass(rest) if self.bypass is not None else rest
-        return channel_shuffle(torch.cat([out, rest], dim=1), k)
+        if k > 1:
+            rest = x[:, self.channels // k :]
+            rest = self.bypass(rest) if self.bypass is not None else rest
+            out = channel_shuffle(torch.cat([out, rest], dim=1), k)
+        # R-DARTS drops each edge's whole mixed output, in training mode only (its Cell.forward).
+        return drop_path(out, self.drop_prob) if self.training else out
 
 
 class SearchCell(nn.Module):
@@ -183,6 +187,12 @@ class Supernet(nn.Module):
     @property
     def num_edges(self) -> int:
         return num_edges(self.nodes)
+
+    def set_drop_path(self, prob: float) -> None:
+        """Drop each edge's output with probability `prob` in training forwards (0: never)."""
+        for module in self.modules():
+            if isinstance(module, MixedOp):
+                module.drop_prob = prob
 
     def weights(self) -> Iterator[nn.Parameter]:
         """The network weights (the supernet owns no architecture parameters)."""

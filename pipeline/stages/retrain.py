@@ -10,6 +10,7 @@ stopped command resumes it.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from pipeline.stages.common import add_params_argument, add_run_control_argument
 
 if TYPE_CHECKING:
     from torch import nn
+    from torch.utils.data import Dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,21 +57,37 @@ def cells_of(genotype: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipeline.data import build_dataset, get_dataset_info
-    from pipeline.inputs import training_inputs
-    from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
+    from pipeline.data import build_dataset
 
     params = load_params(args.params)
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
-    settings = params.retrain_settings(method)
-    info = get_dataset_info(args.dataset)
+    settings = params.retrain_settings(method, args.dataset)
     splits = (args.prepared or Path("results/data") / args.dataset) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
     indices_file = splits if splits.exists() else None
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}
     train_set = build_dataset(args.dataset, "train", augment=True, cutout=settings.cutout, **data_args)
     test_set = build_dataset(args.dataset, "test", augment=False, **data_args)
+    metrics = train_genotype(
+        args, params, genotype, method, settings, train_set, test_set, splits, stage="retrain",
+        headline=lambda last: {"test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"]})
+    if metrics is not None:
+        print(f"retrain finished: {args.out}/metrics.json (test error {metrics['test_error']:.2f}%, "
+              f"{metrics['params_m']:.2f} M params)")
+    return 0
+
+
+def train_genotype(args: argparse.Namespace, params: Params, genotype: Any, method: str, settings: RetrainConfig,
+                   train_set: Dataset, test_set: Dataset, splits: Path, *, stage: str,
+                   headline: Callable[[dict[str, Any]], dict[str, float]]) -> dict[str, Any] | None:
+    """Train `genotype`'s CIFAR-style evaluation network on `train_set`, testing on `test_set` every epoch
+    (retrain: the test split; select: the search's validation half); rank 0's metrics."""
+    from pipeline.data import get_dataset_info
+    from pipeline.inputs import training_inputs
+    from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
+
+    info = get_dataset_info(args.dataset)
 
     def build_model() -> nn.Module:
         return get_space(genotype.search_space).build_network(
@@ -78,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
     with distributed_context(params.runtime.device) as ctx:
         job = TrainJob(
-            kind="retrain",
+            kind=stage,
             settings=TrainSettings(
                 epochs=settings.epochs, batch_size=settings.batch_size,
                 schedule=LrSchedule("cosine", settings.lr, settings.epochs, lr_min=settings.lr_min),
@@ -93,15 +111,9 @@ def run(args: argparse.Namespace) -> int:
             restart_on_change=args.restart_on_change,
             progress=args.progress,
         )
-        metrics = train_and_report(
-            job, ctx, stage="retrain", params=params, dataset=args.dataset, method=method,
-            input_size=info.image_size, in_channels=info.in_channels, tags={"space": genotype.search_space},
-            headline=lambda last: {"test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"]},
-        )
-    if metrics is not None:
-        print(f"retrain finished: {args.out}/metrics.json (test error {metrics['test_error']:.2f}%, "
-              f"{metrics['params_m']:.2f} M params)")
-    return 0
+        return train_and_report(job, ctx, stage=stage, params=params, dataset=args.dataset, method=method,
+                                input_size=info.image_size, in_channels=info.in_channels,
+                                tags={"space": genotype.search_space}, headline=headline)
 
 
 def retrain_slice(params: Params, settings: RetrainConfig, genotype: Any, dataset: str, method: str,

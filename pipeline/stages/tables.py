@@ -55,4 +55,5 @@ def grid_of(params: Params) -> Grid:
         transfer=params.grid.transfer,
         method_specs={name: spec.model_dump(mode="json") for name, spec in params.search.methods.items()},
         imagenet_methods=tuple(params.grid.imagenet_methods),
+        select=params.grid.select,
     )

@@ -27,6 +27,8 @@ class Grid:
     method_specs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Variants searched directly on ImageNet; the transfer stage is their evaluation.
     imagenet_methods: tuple[str, ...] = ()
+    # Whether the select stage ran: the S1-S4 tables then report one selected seed per variant.
+    select: bool = False
 
     def retrain_pairs(self) -> list[tuple[str, str]]:
         """(dataset, method) of every search that is retrained on its dataset."""

@@ -22,3 +22,7 @@ def retrain_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
 
 def transfer_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
     return results / "transfer" / "imagenet" / dataset / method / f"seed{seed}"
+
+
+def select_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
+    return results / "select" / dataset / method / f"seed{seed}"

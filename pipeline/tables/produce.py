@@ -32,6 +32,7 @@ from pipeline.tables.figures import (
 from pipeline.tables.grid import Grid
 from pipeline.tables.paths import genotype_path, search_dir
 from pipeline.tables.render import to_csv, to_latex, to_markdown
+from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
 from pipeline.tables.table import Table
 
 WRITERS: dict[str, Callable[[Table], str]] = {"md": to_markdown, "csv": to_csv, "tex": to_latex}
@@ -46,13 +47,16 @@ class Figures:
 
 
 def build_tables(results: Path, grid: Grid) -> list[Table]:
-    """Per dataset its error table and any ablation table, then ImageNet when the grid trains cells on it."""
+    """Per dataset its error table and any ablation table, the S1-S4 tables when the grid searches those
+    spaces, then ImageNet when the grid trains cells on it."""
     runs = collect_retrain_runs(results, grid)
     tables: list[Table] = []
     for dataset in grid.datasets:
         tables.append(dataset_table(runs, dataset, grid))
         tables += [table for table in (data_sampling_table(runs, dataset, grid),
                                        drnas_partial_table(runs, dataset, grid)) if table is not None]
+    tables += [table for build in (robustness_error_table, param_free_table, drnas_table6)
+               if (table := build(runs, results, grid)) is not None]
     if grid.transfer_pairs():
         tables.append(imagenet_table(collect_transfer_runs(results, grid), grid))
     return tables

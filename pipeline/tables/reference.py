@@ -6,6 +6,7 @@ source of truth (design.md) and nothing here repeats a number.
 
 from __future__ import annotations
 
+import copy
 import functools
 from importlib import resources
 from typing import Any
@@ -21,6 +22,11 @@ _ERROR_SECTIONS = ("cifar10", "cifar100")
 def _load() -> dict[str, Any]:
     package, name = _PACKAGE_FILE
     return yaml.safe_load(resources.files(package).joinpath(name).read_text(encoding="utf-8"))
+
+
+def paper_results() -> dict[str, Any]:
+    """Every section of the file (a copy), for checks that walk all of it rather than one table."""
+    return copy.deepcopy(_load())
 
 
 def paper_errors(dataset: str) -> dict[str, dict[str, Any]]:
@@ -46,3 +52,16 @@ def paper_drnas_partial(dataset: str) -> tuple[str, list[dict[str, Any]]]:
     section = _load()["drnas_partial_channels_nb201"]
     source = dataset if dataset in section else "cifar10"
     return source, list(section[source])
+
+
+def paper_simplified_spaces() -> dict[str, dict[str, dict[str, Any]]]:
+    """SDARTS Table 4 / DrNAS Table 6: dataset -> method -> {space: test error %, source}."""
+    return dict(_load()["simplified_spaces"])
+
+
+def paper_simplified_param_free() -> dict[str, dict[str, Any]]:
+    """SDARTS Table 5 on CIFAR-10: method -> {space: % parameter-free ops in the normal cell, source}; the
+    numbers the paper's text states, then those computed from the authors' released cells."""
+    computed = dict(_load()["simplified_spaces_parameter_free_released_cells_cifar10"])
+    stated = dict(_load()["simplified_spaces_parameter_free_cifar10"])
+    return computed | stated

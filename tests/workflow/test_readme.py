@@ -159,6 +159,11 @@ CHECKS: dict[str, Check] = {
         ("python -m pipeline retrain --genotype darts_v2.json --dataset digits --seed 0 "
          f"--out results/retrain/{_RUN}",),
         "trains a network (the real chain: tests/test_chain.py)", parse_only=True),
+    "python -m pipeline select --genotype G --dataset D --seed S --out results/select/D/M/seedS": Instance(
+        (f"python -m pipeline select --genotype darts_v2.json --dataset digits --seed 0 --out results/select/{_RUN}",),
+        "trains a network (for real: tests/test_robustness.py)", parse_only=True),
+    "snakemake all_tables --configfile configs/robustness.yaml --profile slurm": DryRun(
+        "-n", grid="configs/robustness.yaml"),
     "python -m pipeline transfer --genotype G --seed S --out results/transfer/imagenet/D/M/seedS": Instance(
         (f"python -m pipeline transfer --genotype darts_v2.json --seed 0 --out results/transfer/imagenet/{_RUN}",),
         "trains an ImageNet network (the real chain: tests/test_chain.py)", parse_only=True),

@@ -1,0 +1,32 @@
+# select: the short retrain of every seed's genotype, scored on the search's validation half; the S1-S4
+# tables report the best-scoring seed per dataset and variant. Runs when grid.select is true.
+
+
+rule select:
+    input:
+        params=PARAMS_INPUT,
+        genotype=rules.derive.output.genotype,
+        manifest=rules.search.input.manifest,
+    output:
+        # metrics.json is written last; checkpoint.pt stays undeclared so retries resume (see search.smk).
+        history="results/select/{dataset}/{method}/seed{seed}/history.csv",
+        metrics="results/select/{dataset}/{method}/seed{seed}/metrics.json",
+    log:
+        "logs/select/{dataset}/{method}/seed{seed}.log",
+    benchmark:
+        "benchmarks/select/{dataset}/{method}/seed{seed}.tsv",
+    params:
+        slice=select_slice,
+        launch=launcher("select"),
+    threads: res("select").cpus_per_task
+    resources:
+        gpu=res("select").gpu,
+        mem_mb=res("select").mem_mb,
+        runtime=res("select").runtime,
+        cpus_per_task=res("select").cpus_per_task,
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "exec {params.launch} select --params {input.params:q} --genotype {input.genotype:q}"
+        " --dataset {wildcards.dataset} --seed {wildcards.seed} --restart-on-change"
+        " --out $(dirname {output.metrics:q}) > {log:q} 2>&1"
