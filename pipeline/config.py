@@ -322,11 +322,22 @@ class PcDartsMethod(MethodBase):
     )
 
 
+class GdasMethod(MethodBase):
+    algorithm: Literal["gdas"] = Field(description="Selects this method; its options follow.")
+    tau_start: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
+    )
+    tau_end: Annotated[float, Field(gt=0)] = Field(
+        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1)."
+    )
+
+
 MethodConfig = Annotated[
-    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod],  # noqa: UP007
+    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod,  # noqa: UP007
+          GdasMethod],
     Field(discriminator="algorithm"),
 ]
-ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts")
+ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts", "gdas")
 
 
 class SearchConfig(SearchTraining):

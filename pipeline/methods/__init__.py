@@ -1,6 +1,6 @@
 """Search methods, one module each, registered by the `algorithm` name used in params.yaml."""
 
-from pipeline.methods import darts, data_egs, ddsas, drnas, pc_darts, random_search, sdarts
+from pipeline.methods import darts, data_egs, ddsas, drnas, gdas, pc_darts, random_search, sdarts
 from pipeline.methods.base import (
     SearchMethod,
     SearchSpace,
@@ -19,6 +19,7 @@ __all__ = [
     "data_egs",
     "ddsas",
     "drnas",
+    "gdas",
     "list_methods",
     "pc_darts",
     "random_search",
