@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.errors import ConfigError
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn")
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "imagenet16_120")
 # ImageNet is searched directly only by the variants in grid.imagenet_methods (the DrNAS / DDSAS protocol).
 IMAGENET = "imagenet"
 SEARCH_SPACES: tuple[str, ...] = ("darts", "darts_no_none")
