@@ -11,6 +11,7 @@ import torch
 
 from pipeline.config import GdasMethod
 from pipeline.methods.gdas import gumbel_hard, linear_tau
+from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import build_harness
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -80,9 +81,9 @@ def test_a_search_step_follows_the_temperature_schedule_and_moves_every_alpha():
     harness.step()
     for old, new in zip(before, method.arch_parameters(), strict=True):
         assert bool((new != old).all())  # Adam moves every logit: each has a gradient
-    for weights in (method.forward_weights().normal, method.eval_weights().reduce):
+    for weights in (method.forward_weights()["normal"], method.eval_weights()["reduce"]):
         assert torch.equal((weights != 0).sum(-1), torch.ones(weights.shape[0], dtype=torch.long))
-    assert method.eval_weights().normal.argmax(-1).tolist() == method.alpha_normal.argmax(-1).tolist()
+    assert method.eval_weights()["normal"].argmax(-1).tolist() == method.alpha_normal.argmax(-1).tolist()
     genotype = method.derive()
     assert all(len(node) == 2 for node in genotype.normal)
 
@@ -98,6 +99,6 @@ def test_the_supernet_runs_one_op_per_edge_under_a_sample():
                 op.register_forward_hook(lambda module, args, out, name=name: calls.append(name))
     weights = harness.method.forward_weights()
     harness.net(harness.valid[0], weights)
-    none = harness.net.primitives.index("none")
-    expected = sum(int((weights.for_cell(cell.reduction)[0].argmax(-1) != none).sum()) for cell in harness.net.cells)
+    none = PRIMITIVES.index("none")
+    expected = sum(int((weights[cell.cell_type].argmax(-1) != none).sum()) for cell in harness.net.cells)
     assert len(calls) == expected  # `none` adds nothing and is never run

@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import GdasMethod, SearchTraining
-from pipeline.methods.base import SearchSpace, StepContext, register_method
+from pipeline.methods.base import StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
-from pipeline.space.supernet import ArchWeights
+from pipeline.space.base import ArchWeights, BoundSpace
 
 
 def gumbel_hard(alpha: torch.Tensor, tau: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -52,7 +52,7 @@ class Gdas(AlphaMethod):
 
     config: GdasMethod
 
-    def __init__(self, config: GdasMethod, space: SearchSpace, training: SearchTraining) -> None:
+    def __init__(self, config: GdasMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
         # A buffer: a search resumed mid-epoch samples at the temperature it stopped at.
         self.register_buffer("tau", torch.tensor(config.tau_start))
@@ -62,14 +62,12 @@ class Gdas(AlphaMethod):
 
     def forward_weights(self) -> ArchWeights:
         tau = float(self.tau)
-        return ArchWeights(gumbel_hard(self.alpha_normal, tau), gumbel_hard(self.alpha_reduce, tau))
+        return ArchWeights({cell: gumbel_hard(alpha, tau) for cell, alpha in self.alphas.items()})
 
     def eval_weights(self) -> ArchWeights:
         """The most likely op of every edge, one-hot: the supernet's validation measures one network."""
-        def most_likely(alpha: torch.Tensor) -> torch.Tensor:
-            return F.one_hot(alpha.argmax(-1), alpha.shape[-1]).to(alpha.dtype)
-
-        return ArchWeights(most_likely(self.alpha_normal.detach()), most_likely(self.alpha_reduce.detach()))
+        return ArchWeights({cell: F.one_hot(alpha.detach().argmax(-1), alpha.shape[-1]).to(alpha.dtype)
+                            for cell, alpha in self.alphas.items()})
 
     def mixing_probabilities(self) -> ArchWeights:
         return self.softmax_weights()
