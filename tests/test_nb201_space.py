@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pipeline.errors import GenotypeError
+from pipeline.space.base import ArchWeights
 from pipeline.space.nb201.arch import EDGES, Nb201Arch, derive_argmax, load_arch, save_arch
 from pipeline.space.nb201.network import Nb201Network, count
 from pipeline.space.nb201.ops import NB201_OPS, ResidualReduction, build_op
@@ -20,18 +21,8 @@ from pipeline.space.nb201.supernet import Nb201Supernet
 OPTIMUM = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-class Weights:
-    """The two things the supernet reads of the team's `ArchWeights`: one cell type's weights, scales."""
-
-    def __init__(self, cell: torch.Tensor, scales: torch.Tensor | None = None, compute_all: bool = False):
-        self.cell, self.scales, self.compute_all = cell, scales, compute_all
-
-    def __getitem__(self, name):
-        assert name == "cell"
-        return self.cell
-
-    def edge_scale(self, name):
-        return self.scales
+def cell_weights(cell: torch.Tensor) -> ArchWeights:
+    return ArchWeights({"cell": cell})
 
 
 # -- architecture strings ---------------------------------------------------------------------------------
@@ -218,14 +209,14 @@ def test_supernet_with_one_hot_weights_is_the_derived_network(one_thread):
                 # Affine BN at its initial scale 1 and shift 0 is the supernet's non-affine BN.
                 block.edges[f"{node}<-{source}"].load_state_dict(chosen.state_dict(), strict=False)
     x = torch.randn(3, 3, 8, 8)
-    assert torch.allclose(supernet(x, Weights(_one_hot(arch))), net(x), atol=1e-5)
+    assert torch.allclose(supernet(x, cell_weights(_one_hot(arch))), net(x), atol=1e-5)
 
 
 def test_supernet_does_not_compute_zero_weight_ops(one_thread):
     supernet = Nb201Supernet(num_classes=3, channels=4, cells_per_stage=1)
     weights = torch.zeros(len(EDGES), len(NB201_OPS))
     weights[:, NB201_OPS.index("nor_conv_1x1")] = 1.0
-    supernet(torch.randn(2, 3, 8, 8), Weights(weights)).sum().backward()
+    supernet(torch.randn(2, 3, 8, 8), cell_weights(weights)).sum().backward()
     conv3 = NB201_OPS.index("nor_conv_3x3")
     conv1 = NB201_OPS.index("nor_conv_1x1")
     cell = supernet.cells[0]
@@ -238,7 +229,7 @@ def test_supernet_partial_channels_and_fewer_candidates(one_thread):
     supernet = Nb201Supernet(num_classes=3, channels=4, cells_per_stage=1, partial_k=2,
                              edge_ops=(no_none,) * len(EDGES))
     weights = torch.softmax(torch.randn(len(EDGES), len(no_none)), -1).requires_grad_()
-    supernet(torch.randn(2, 3, 8, 8), Weights(weights)).sum().backward()
+    supernet(torch.randn(2, 3, 8, 8), cell_weights(weights)).sum().backward()
     assert supernet.cells[0].edges[0].ops[no_none.index("nor_conv_3x3")][1].in_channels == 2
     assert weights.grad is not None and bool((weights.grad != 0).all())
 

@@ -50,12 +50,13 @@ class Nb201Network(MacroNetwork):
 
 
 def count(arch: Nb201Arch, *, num_classes: int, input_size: int, channels: int = 16,
-          cells_per_stage: int = 5) -> dict[str, float]:
+          cells_per_stage: int = 5, in_channels: int = 3) -> dict[str, float]:
     """Parameters and mult-adds (millions) of the evaluation network.
 
     Parameters are the benchmark's 'params' (MB there means millions). Mult-adds follow the project's
     convention (convs and linear layers); the benchmark's 'flops' also count the classifier's bias, so
     they exceed ours by num_classes / 1e6.
     """
-    net = Nb201Network(arch, num_classes=num_classes, channels=channels, cells_per_stage=cells_per_stage)
-    return {"params": count_parameters_m(net), "mult_adds": mult_adds_m(net, input_size)}
+    net = Nb201Network(arch, num_classes=num_classes, channels=channels, cells_per_stage=cells_per_stage,
+                       in_channels=in_channels)
+    return {"params": count_parameters_m(net), "mult_adds": mult_adds_m(net, input_size, in_channels)}

@@ -12,27 +12,17 @@ classifier are as in the evaluation network.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Protocol
 
 import torch
 from torch import nn
 
+from pipeline.space.base import ArchWeights
 from pipeline.space.nb201.arch import EDGES, NODES
 from pipeline.space.nb201.macro import MacroNetwork
 from pipeline.space.nb201.ops import NB201_OPS, build_op
 from pipeline.space.supernet import channel_shuffle
 
 CELL = "cell"
-
-
-class CellWeights(Protocol):
-    """What the supernet reads of `ArchWeights`: the weights (and optional edge scales) of one cell type."""
-
-    compute_all: bool
-
-    def __getitem__(self, cell: str) -> torch.Tensor: ...
-
-    def edge_scale(self, cell: str) -> torch.Tensor | None: ...
 
 
 class MixedEdge(nn.Module):
@@ -111,7 +101,7 @@ class Nb201Supernet(MacroNetwork):
                 mask[edge, none] = False
         return [row.nonzero().flatten().tolist() for row in mask]
 
-    def forward(self, x: torch.Tensor, arch: CellWeights) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch: ArchWeights) -> torch.Tensor:
         weights, edge_scales = arch[CELL], arch.edge_scale(CELL)
         active = self.active_ops(weights, arch.compute_all)
         return self.run(x, lambda cell, h: cell(h, weights, edge_scales, active))
