@@ -112,3 +112,16 @@ def test_the_space_counts_the_benchmark_network_and_refuses_what_it_lacks() -> N
         space.build_network(all_conv, settings, num_classes=10, in_channels=3, auxiliary=True)
     with pytest.raises(ValueError, match="no 'imagenet' network"):
         space.build_network(all_conv, settings, num_classes=10, in_channels=3, auxiliary=False, network="imagenet")
+
+
+def test_inspect_prints_the_benchmark_network_and_names_the_size_it_needs(tmp_path: Path, capsys) -> None:
+    from pipeline.cli import main
+
+    path = tmp_path / "seed0.json"
+    get_space("nb201").save_genotype(path, Nb201Arch.from_string(OPTIMUM))
+    assert main(["inspect", str(path), "--dataset", "cifar10", "--layers", "15", "--channels", "16"]) == 0
+    out = capsys.readouterr().out
+    # 1.288506 M by the hand count of tests/test_nb201_space.py (4 conv3x3 edges per cell)
+    assert "params     1.29 M" in out and "node 3 <- skip_connect(node 0)" in out
+    assert main(["inspect", str(path), "--dataset", "cifar10"]) == 2
+    assert "nb201: layers = 20 must be a multiple of 3" in capsys.readouterr().err

@@ -13,7 +13,8 @@ import torch
 
 from pipeline.errors import GenotypeError
 from pipeline.space.base import ArchWeights
-from pipeline.space.nb201.arch import EDGES, Nb201Arch, derive_argmax, load_arch, save_arch
+from pipeline.space.genotype import load_genotype
+from pipeline.space.nb201.arch import EDGES, Nb201Arch, derive_argmax, save_arch
 from pipeline.space.nb201.network import Nb201Network, count
 from pipeline.space.nb201.ops import NB201_OPS, ResidualReduction, build_op
 from pipeline.space.nb201.supernet import Nb201Supernet
@@ -37,7 +38,7 @@ def test_arch_string_round_trips(text, tmp_path):
     assert arch.to_string() == text
     assert Nb201Arch.from_json(json.loads(json.dumps(arch.to_json()))) == arch
     save_arch(tmp_path / "seed0.json", arch)
-    assert load_arch(tmp_path / "seed0.json") == arch
+    assert load_genotype(tmp_path / "seed0.json") == arch
     assert (tmp_path / "seed0.txt").read_text().strip() == text
     assert json.loads((tmp_path / "seed0.json").read_text()) == {"arch": text, "search_space": "nb201"}
 

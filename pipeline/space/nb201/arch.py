@@ -130,20 +130,6 @@ def save_arch(path: Path | str, arch: Nb201Arch) -> None:
     atomic_write_text(path.with_suffix(".txt"), arch.to_string() + "\n")
 
 
-def load_arch(path: Path | str) -> Nb201Arch:
-    """Read and validate a genotype JSON file; every failure names the file."""
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GenotypeError(f"{path}: genotype file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GenotypeError(f"{path}: cannot read genotype file: {exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise GenotypeError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    return Nb201Arch.from_json(obj, str(path))
-
-
 def derive_argmax(probabilities: torch.Tensor, edge_ops: tuple[tuple[str, ...], ...]) -> Nb201Arch:
     """The candidate of largest weight on every edge (`edge_ops[e]` names the columns), `none` included.
 
