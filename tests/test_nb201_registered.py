@@ -2,7 +2,7 @@
 
 Which methods NB201 cannot host is stated here independently of the code: DATA (multi-pair genotypes of
 the DARTS cell) and DDSAS (its subspace bookkeeping and saliency derivation assume the DARTS cell) until
-they learn the space, and DrNAS' progressive stages (they widen the DARTS supernet's ops).
+they learn the space.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError, GenotypeError
 from pipeline.methods import create_method, list_methods
 from pipeline.space.base import BoundSpace, genotype_from_json, get_space
 from pipeline.space.nb201.arch import Nb201Arch
+from pipeline.space.nb201.ops import NB201_OPS
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,11 +67,23 @@ def test_every_admitted_method_searches_nb201_and_derives_an_arch_string(algorit
     assert fresh.derive() == arch
 
 
-def test_drnas_progressive_stages_are_refused_on_nb201() -> None:
+def test_drnas_progressive_stages_prune_and_widen_the_nb201_supernet() -> None:
+    # DrNAS Table 1 on NB201: partial channels K per stage, fewer ops per edge at each stage start.
     variant = {"algorithm": "drnas", "space": "nb201", "warmup_epochs": 0,
-               "stages": [{"epochs": 1, "partial_k": 2, "keep_ops": 5}, {"epochs": 1, "partial_k": 1, "keep_ops": 3}]}
-    with pytest.raises(ConfigError, match=r"progressive stages needs the space feature 'widening'"):
-        params_from_dict(_params_with(variant))
+               "stages": [{"epochs": 1, "partial_k": 4, "keep_ops": 5}, {"epochs": 1, "partial_k": 2, "keep_ops": 3}]}
+    params_from_dict(_params_with(variant))
+    torch.manual_seed(0)
+    harness = build_harness(CONFIG_CLASSES["drnas"](**variant), layers=3, channels=8, batch=2, image_size=8)
+    conv3 = NB201_OPS.index("nor_conv_3x3")
+    edge = harness.net.cells[0].edges[0]
+    assert edge.ops[conv3][1].in_channels == 2  # 8 / K=4
+    harness.step()
+    harness.ctx.epoch = 1
+    harness.method.on_epoch_start(harness.ctx)
+    assert edge.ops[conv3][1].in_channels == 4 and edge.partial_k == 2  # widened to 8 / K=2
+    assert harness.method.mask_cell.sum(-1).tolist() == [3] * 6
+    assert torch.isfinite(harness.step())
+    assert isinstance(harness.method.derive(), Nb201Arch)
 
 
 def test_settings_that_do_not_make_the_benchmark_network_are_refused() -> None:

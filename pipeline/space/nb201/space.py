@@ -3,9 +3,9 @@
 One searched cell type, "cell", with six edges of the five NB201 operations (fewer when a variant
 excludes some). `settings.layers` counts the searched cells of the whole network, three stages of
 layers / 3 (the benchmark's network is `layers: 15`, `channels: 16`). The space offers partial channels
-(PC-DARTS, DrNAS' fixed K) and per-node edge weights (PC-DARTS' edge normalisation); it lacks what only
-the DARTS cell has ("darts_cell": DATA's multi-pair genotypes, DDSAS' bookkeeping) and the widening of
-DrNAS' progressive stages, so those variants are refused at params validation.
+(PC-DARTS, DrNAS' K), the widening of DrNAS' progressive stages (its Table 1 on NB201) and per-node
+edge weights (PC-DARTS' edge normalisation); it lacks what only the DARTS cell has ("darts_cell": DATA's
+multi-pair genotypes, DDSAS' bookkeeping), so those variants are refused at params validation.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Nb201Space(SearchSpace):
 
     genotype_type = Nb201Arch
     derive_rules = ("argmax",)
-    features = frozenset({"partial_channels", "node_inputs"})
+    features = frozenset({"partial_channels", "widening", "node_inputs"})
 
     def cells(self, settings: Any) -> tuple[CellSpec, ...]:
         if settings.nodes != NODES:

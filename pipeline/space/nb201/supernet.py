@@ -26,7 +26,14 @@ CELL = "cell"
 
 
 class MixedEdge(nn.Module):
-    """The candidate ops of one edge, on the first C/K channels when `partial_k > 1`."""
+    """The candidate ops of one edge, on the first C/K channels when `partial_k > 1`.
+
+    `channels`, `partial_k`, `stride` and `bypass` are what DrNAS' widening (pipeline/space/widen.py)
+    reads and sets on a mixed op; NB201 edges keep the resolution, so `bypass` (the CNN reduction edges'
+    pooling of the channels that skip the ops) stays None.
+    """
+
+    stride = 1
 
     def __init__(self, channels: int, candidates: tuple[str, ...], partial_k: int = 1) -> None:
         super().__init__()
@@ -34,6 +41,7 @@ class MixedEdge(nn.Module):
             raise ValueError(f"partial_k={partial_k} does not divide {channels} channels")
         self.channels = channels
         self.partial_k = partial_k
+        self.bypass: nn.Module | None = None
         self.ops = nn.ModuleList(build_op(name, channels // partial_k, affine=False) for name in candidates)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: list[int]) -> torch.Tensor | None:
