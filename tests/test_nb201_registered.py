@@ -1,8 +1,7 @@
 """The `nb201` space as a registered plugin: every method the space admits searches it, the rest are refused.
 
-Which methods NB201 cannot host is stated here independently of the code: DATA (multi-pair genotypes of
-the DARTS cell) and DDSAS (its subspace bookkeeping and saliency derivation assume the DARTS cell) until
-they learn the space.
+Which methods NB201 cannot host is stated here independently of the code: DATA (its multi-pair genotypes
+are the DARTS cell's) and DDSAS' expanding space (it adds the DARTS operations in the paper's order).
 """
 
 from __future__ import annotations
@@ -27,9 +26,10 @@ from pipeline.stages.bench import build_harness
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
                   for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
-REFUSED = {"data": "darts_cell", "ddsas": "darts_cell"}
-# What a variant needs besides its algorithm to be a valid params entry on the demo's 2-epoch search.
-EXTRA = {"random": {"candidates": 2, "train_epochs": 1}}
+REFUSED = {"data": "darts_cell"}
+# What a variant needs besides its algorithm to be a valid params entry on the demo's 2-epoch search (DDSAS:
+# L = 12 of the 24 non-`none` entries, a new subspace every step).
+EXTRA = {"random": {"candidates": 2, "train_epochs": 1}, "ddsas": {"num_sampled": 12, "update_every": 1}}
 OPTIMUM = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -84,6 +84,12 @@ def test_drnas_progressive_stages_prune_and_widen_the_nb201_supernet() -> None:
     assert harness.method.mask_cell.sum(-1).tolist() == [3] * 6
     assert torch.isfinite(harness.step())
     assert isinstance(harness.method.derive(), Nb201Arch)
+
+
+def test_ddsas_expanding_space_is_refused_on_nb201() -> None:
+    variant = {"algorithm": "ddsas", "space": "nb201", "num_sampled": 12, "schedule": "expand"}
+    with pytest.raises(ConfigError, match=r"schedule: expand .* needs the space feature 'darts_cell'"):
+        params_from_dict(_params_with(variant))
 
 
 def test_settings_that_do_not_make_the_benchmark_network_are_refused() -> None:

@@ -5,7 +5,7 @@ excludes some). `settings.layers` counts the searched cells of the whole network
 layers / 3 (the benchmark's network is `layers: 15`, `channels: 16`). The space offers partial channels
 (PC-DARTS, DrNAS' K), the widening of DrNAS' progressive stages (its Table 1 on NB201) and per-node
 edge weights (PC-DARTS' edge normalisation); it lacks what only the DARTS cell has ("darts_cell": DATA's
-multi-pair genotypes, DDSAS' bookkeeping), so those variants are refused at params validation.
+multi-pair genotypes, DDSAS' expanding space), so those variants are refused at params validation.
 """
 
 from __future__ import annotations
