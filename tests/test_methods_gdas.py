@@ -81,9 +81,9 @@ def test_a_search_step_follows_the_temperature_schedule_and_moves_every_alpha():
     harness.step()
     for old, new in zip(before, method.arch_parameters(), strict=True):
         assert bool((new != old).all())  # Adam moves every logit: each has a gradient
-    for weights in (method.forward_weights()["normal"], method.eval_weights()["reduce"]):
-        assert torch.equal((weights != 0).sum(-1), torch.ones(weights.shape[0], dtype=torch.long))
-    assert method.eval_weights()["normal"].argmax(-1).tolist() == method.alpha_normal.argmax(-1).tolist()
+    weights = method.forward_weights()["normal"]
+    assert torch.equal((weights != 0).sum(-1), torch.ones(weights.shape[0], dtype=torch.long))
+    assert torch.allclose(method.eval_weights()["reduce"], method.alpha_reduce.softmax(-1))
     genotype = method.derive()
     assert all(len(node) == 2 for node in genotype.normal)
 

@@ -65,9 +65,10 @@ class Gdas(AlphaMethod):
         return ArchWeights({cell: gumbel_hard(alpha, tau) for cell, alpha in self.alphas.items()})
 
     def eval_weights(self) -> ArchWeights:
-        """The most likely op of every edge, one-hot: the supernet's validation measures one network."""
-        return ArchWeights({cell: F.one_hot(alpha.detach().argmax(-1), alpha.shape[-1]).to(alpha.dtype)
-                            for cell, alpha in self.alphas.items()})
+        """softmax(alpha): the expectation of the hard sample (Gumbel-max draws op k with probability
+        softmax(alpha)_k at any tau), so validation and the Hessian of the validation loss w.r.t. alpha
+        see the distribution the search samples from, deterministically."""
+        return self.softmax_weights()
 
     def mixing_probabilities(self) -> ArchWeights:
         return self.softmax_weights()
