@@ -179,7 +179,8 @@ def test_macro_network_shapes(one_thread):
     shapes = []
     for block in net.cells:
         block.register_forward_hook(lambda module, args, out: shapes.append(tuple(out.shape)))
-    logits = net(torch.randn(2, 3, 8, 8))
+    logits, aux = net(torch.randn(2, 3, 8, 8))
+    assert aux is None
     assert shapes == [(2, 4, 8, 8), (2, 8, 4, 4), (2, 8, 4, 4), (2, 16, 2, 2), (2, 16, 2, 2)]
     assert logits.shape == (2, 7)
     assert [type(b).__name__ for b in net.cells] == ["EvalCell", "ResidualReduction", "EvalCell",
@@ -210,7 +211,7 @@ def test_supernet_with_one_hot_weights_is_the_derived_network(one_thread):
                 # Affine BN at its initial scale 1 and shift 0 is the supernet's non-affine BN.
                 block.edges[f"{node}<-{source}"].load_state_dict(chosen.state_dict(), strict=False)
     x = torch.randn(3, 3, 8, 8)
-    assert torch.allclose(supernet(x, cell_weights(_one_hot(arch))), net(x), atol=1e-5)
+    assert torch.allclose(supernet(x, cell_weights(_one_hot(arch))), net(x)[0], atol=1e-5)
 
 
 def test_supernet_does_not_compute_zero_weight_ops(one_thread):

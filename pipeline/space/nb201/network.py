@@ -37,7 +37,14 @@ class EvalCell(nn.Module):
 
 
 class Nb201Network(MacroNetwork):
-    """The benchmark's network for `arch`: C = 16, N = 5 by default (NAS-Bench-201 Sec. 2.1)."""
+    """The benchmark's network for `arch`: C = 16, N = 5 by default (NAS-Bench-201 Sec. 2.1).
+
+    It follows the evaluation networks' contract of the training loop: `forward` returns (logits,
+    auxiliary logits), here always None (no auxiliary head), and `drop_path_prob` is the loop's knob,
+    which must stay 0 (the benchmark trains without drop path; `Nb201Space.build_network` refuses it).
+    """
+
+    drop_path_prob = 0.0
 
     def __init__(self, arch: Nb201Arch, *, num_classes: int, channels: int = 16, cells_per_stage: int = 5,
                  in_channels: int = 3) -> None:
@@ -45,8 +52,8 @@ class Nb201Network(MacroNetwork):
                          in_channels=in_channels, make_cell=lambda width: EvalCell(arch, width))
         self.arch = arch
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.run(x, lambda cell, h: cell(h))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.run(x, lambda cell, h: cell(h)), None
 
 
 def count(arch: Nb201Arch, *, num_classes: int, input_size: int, channels: int = 16,

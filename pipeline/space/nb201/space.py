@@ -82,9 +82,11 @@ class Nb201Space(SearchSpace):
 
     def build_network(self, genotype: Any, settings: Any, *, num_classes: int, in_channels: int,
                       auxiliary: bool, network: str = "cifar") -> nn.Module:
-        """The benchmark's network of `genotype`; it has no auxiliary head and no ImageNet variant."""
+        """The benchmark's network of `genotype`; it has no auxiliary head, drop path or ImageNet variant."""
         if auxiliary:
             raise ValueError("nb201: the NAS-Bench-201 network has no auxiliary head; set auxiliary_weight: 0")
+        if getattr(settings, "drop_path", 0.0):
+            raise ValueError("nb201: the NAS-Bench-201 network is trained without drop path; set drop_path: 0")
         if network != "cifar":
             raise ValueError(f"nb201: no '{network}' network; NAS-Bench-201 trains one network on every dataset")
         return Nb201Network(genotype, num_classes=num_classes, channels=settings.channels,
