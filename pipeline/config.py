@@ -377,6 +377,7 @@ class RetrainConfig(Section):
     lr: Annotated[float, Field(gt=0)] = Field(0.025, description="SGD learning rate (cosine schedule).")
     lr_min: Annotated[float, Field(ge=0)] = Field(0.0, description="Cosine schedule's final learning rate.")
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
+    nesterov: bool = Field(False, description="Nesterov momentum (NAS-Bench-201's protocol; DARTS' is plain).")
     weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
     grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip.")
     auxiliary_weight: Annotated[float, Field(ge=0)] = Field(0.4, description="Auxiliary-head loss weight (0: none).")
