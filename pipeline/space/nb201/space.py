@@ -2,10 +2,12 @@
 
 One searched cell type, "cell", with six edges of the five NB201 operations (fewer when a variant
 excludes some). `settings.layers` counts the searched cells of the whole network, three stages of
-layers / 3 (the benchmark's network is `layers: 15`, `channels: 16`). The space offers partial channels
-(PC-DARTS, DrNAS' K), the widening of DrNAS' progressive stages (its Table 1 on NB201) and per-node
-edge weights (PC-DARTS' edge normalisation); it lacks what only the DARTS cell has ("darts_cell": DATA's
-multi-pair genotypes, DDSAS' expanding space), so those variants are refused at params validation.
+layers / 3 (the benchmark's network is `layers: 15`, `channels: 16`); the cell is fixed, so the DARTS
+cell's `nodes` and `stem_multiplier` and the CNN supernet choice (`supernet`) do not apply. The space
+offers partial channels (PC-DARTS, DrNAS' K), the widening of DrNAS' progressive stages (its Table 1 on
+NB201) and per-node edge weights (PC-DARTS' edge normalisation); it lacks what only the DARTS cell
+has ("darts_cell": DATA's multi-pair genotypes, DDSAS' expanding space), so those variants are refused
+at params validation.
 """
 
 from __future__ import annotations
@@ -45,9 +47,6 @@ class Nb201Space(SearchSpace):
     features = frozenset({"partial_channels", "widening", "node_inputs"})
 
     def cells(self, settings: Any) -> tuple[CellSpec, ...]:
-        if settings.nodes != NODES:
-            raise ValueError(f"nb201: nodes = {settings.nodes}, but a NAS-Bench-201 cell has {NODES} nodes "
-                             f"(set nodes: {NODES})")
         cells_per_stage(settings)
         return (CellSpec(CELL, (NB201_OPS,) * len(EDGES), NODE_INPUTS),)
 
