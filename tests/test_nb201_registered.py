@@ -67,6 +67,22 @@ def test_every_admitted_method_searches_nb201_and_derives_an_arch_string(algorit
     assert fresh.derive() == arch
 
 
+@pytest.mark.parametrize("variant", [
+    {"algorithm": "darts", "order": 2},  # DrNAS / DDSAS Table 4 list DARTS 2nd order on NB201
+    {"algorithm": "sdarts", "perturbation": "adv", "attack_steps": 2},
+    {"algorithm": "drnas", "partial_k": 2},  # DrNAS Table 1: K = 2
+], ids=["darts_2nd", "sdarts_adv", "drnas_k2"])
+def test_the_papers_nb201_variants_search_it(variant: dict) -> None:
+    variant = {**variant, "space": "nb201"}
+    params_from_dict(_params_with(variant))
+    torch.manual_seed(0)
+    harness = build_harness(CONFIG_CLASSES[variant["algorithm"]](**variant), layers=3, channels=4, batch=2,
+                            image_size=8)
+    for _ in range(2):
+        assert torch.isfinite(harness.step())
+    assert isinstance(harness.method.derive(), Nb201Arch)
+
+
 def test_drnas_progressive_stages_prune_and_widen_the_nb201_supernet() -> None:
     # DrNAS Table 1 on NB201: partial channels K per stage, fewer ops per edge at each stage start.
     variant = {"algorithm": "drnas", "space": "nb201", "warmup_epochs": 0,
