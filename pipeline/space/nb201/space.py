@@ -27,7 +27,7 @@ from pipeline.space.nb201.ops import NB201_OPS
 from pipeline.space.nb201.supernet import CELL, Nb201Supernet
 
 # How many consecutive edges (in EDGES order) feed node 1, 2, 3.
-NODE_INPUTS = tuple(node for node in range(1, NODES))
+NODE_INPUTS = tuple(range(1, NODES))
 
 
 def cells_per_stage(settings: Any) -> int:
