@@ -90,9 +90,6 @@ class BenchmarkResult:
     params_mb: float
     flops_m: float
 
-    def as_row(self) -> dict[str, float | str]:
-        return {"arch": self.arch, **self.accuracy, "params_mb": self.params_mb, "flops_m": self.flops_m}
-
 
 class Nb201Benchmark:
     """A benchmark archive opened for queries; every architecture's result is computed once and kept."""
