@@ -11,8 +11,6 @@ classifier are as in the evaluation network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
@@ -93,10 +91,6 @@ class Nb201Supernet(MacroNetwork):
         super().__init__(channels=channels, cells_per_stage=cells_per_stage, num_classes=num_classes,
                          in_channels=in_channels, make_cell=lambda width: SearchCell(width, edge_ops, partial_k))
         self.none_index = [ops.index("none") if "none" in ops else None for ops in edge_ops]
-
-    def weights(self) -> Iterator[nn.Parameter]:
-        """The network weights (the supernet owns no architecture parameters)."""
-        return self.parameters()
 
     def active_ops(self, weights: torch.Tensor, compute_all: bool) -> list[list[int]]:
         """Per edge, the candidates to compute: non-zero weight (all with `compute_all`), never `none`.
