@@ -338,7 +338,7 @@ class GdasMethod(MethodBase):
         10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
     )
     tau_end: Annotated[float, Field(gt=0)] = Field(
-        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1)."
+        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1; its paper: 1)."
     )
 
 
