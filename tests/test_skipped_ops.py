@@ -41,9 +41,9 @@ def _weight_step(harness) -> None:
 
 def _weight_step_zeros(harness):
     """(cell, edge, op) whose weight in the last weight step was exactly 0 (DATA records its last code)."""
-    code = harness.method.last_code
+    code = harness.method.cell_tensors("last_code")
     return {(c, e, k) for c, cell in enumerate(harness.net.cells)
-            for e, k in (code[int(cell.reduction)] == 0).nonzero().tolist()}
+            for e, k in (code[cell.cell_type] == 0).nonzero().tolist()}
 
 
 @pytest.mark.parametrize("mode", ["frozen", "zero_grad", "computed"])
@@ -61,7 +61,7 @@ def test_zero_weight_ops_follow_the_sgd_rule_of_the_chosen_mode(mode):
     group = harness.ctx.w_optimizer.param_groups[0]
     lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
     zeros = _weight_step_zeros(harness)
-    none = harness.method.space.primitives.index("none")
+    none = harness.method.space.cells[0].edge_ops[0].index("none")  # the darts space: the same ops on every edge
     checked = 0
     for key in zeros:
         if key[2] == none or not before[key][0]:
