@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pipeline.errors import ConfigError
 from pipeline.plugins import import_plugins
 
-DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn")
+DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "imagenet16_120")
 # ImageNet is searched directly only by the variants in grid.imagenet_methods (the DrNAS / DDSAS protocol).
 IMAGENET = "imagenet"
 
@@ -367,11 +367,22 @@ class PcDartsMethod(MethodBase):
     )
 
 
+class GdasMethod(MethodBase):
+    algorithm: Literal["gdas"] = Field(description="Selects this method; its options follow.")
+    tau_start: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
+    )
+    tau_end: Annotated[float, Field(gt=0)] = Field(
+        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1; its paper: 1)."
+    )
+
+
 MethodConfig = Annotated[
-    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod],  # noqa: UP007
+    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod,  # noqa: UP007
+          GdasMethod],
     Field(discriminator="algorithm"),
 ]
-ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts")
+ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts", "gdas")
 
 
 class SearchConfig(SearchTraining):
@@ -402,6 +413,7 @@ class RetrainConfig(Section):
     lr: Annotated[float, Field(gt=0)] = Field(0.025, description="SGD learning rate (cosine schedule).")
     lr_min: Annotated[float, Field(ge=0)] = Field(0.0, description="Cosine schedule's final learning rate.")
     momentum: Annotated[float, Field(ge=0, lt=1)] = Field(0.9, description="SGD momentum.")
+    nesterov: bool = Field(False, description="Nesterov momentum (NAS-Bench-201's protocol; DARTS' is plain).")
     weight_decay: Annotated[float, Field(ge=0)] = Field(3e-4, description="SGD weight decay.")
     grad_clip: Annotated[float, Field(gt=0)] = Field(5.0, description="Gradient-norm clip.")
     auxiliary_weight: Annotated[float, Field(ge=0)] = Field(0.4, description="Auxiliary-head loss weight (0: none).")

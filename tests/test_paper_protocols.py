@@ -34,6 +34,9 @@ RETRAIN = {
     "data_m4": (96, 0.035, 0.2, 16, 600, False),
     "data_m7": (96, 0.035, 0.2, 16, 600, False),
     "pc_darts": (96, 0.025, 0.3, 16, 600, False),  # PC-DARTS train.py: batch 96, drop path 0.3
+    # GDAS' own code retrains 300 epochs (5 warm-up), weight decay 5e-4, Nesterov (AutoDL-Projects
+    # configs/opts/NAS-CIFAR.config); its cells are evaluated here under DARTS' protocol, like the others.
+    "gdas": DARTS_CIFAR,
 }
 
 # ImageNet transfer: (global batch, lr, schedule, warm-up epochs, warm-up base, C, BN after pools).
@@ -58,6 +61,7 @@ TRANSFER = {
     "ddsas_imagenet": DDSAS_IMAGENET,
     "data_m4": (128, 0.1, "poly", 0, "scheduled", 48, False),  # DATA Sec. 4.1: batch 128, poly lr from 0.1
     "data_m7": (128, 0.1, "poly", 0, "scheduled", 48, False),
+    "gdas": DARTS_IMAGENET,  # GDAS' code: 250 epochs, cosine from 0.1 (configs/opts/NAS-IMAGENET.config)
 }
 
 

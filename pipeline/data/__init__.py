@@ -1,10 +1,10 @@
 """Datasets, splits and deterministic loaders.
 
-Importing this package registers every dataset (digits, cifar10, cifar100, svhn, imagenet,
+Importing this package registers every dataset (digits, cifar10, cifar100, svhn, imagenet16_120, imagenet,
 imagenet_demo); `build_dataset` is the only way other modules construct one.
 """
 
-from pipeline.data import cifar, digits, imagenet, svhn  # noqa: F401  (imported to register them)
+from pipeline.data import cifar, digits, imagenet, imagenet16, svhn  # noqa: F401  (imported to register them)
 from pipeline.data.factory import build_dataset
 from pipeline.data.imagenet import folder_dataset
 from pipeline.data.registry import DatasetInfo, get_dataset_info, list_datasets, register_dataset

@@ -22,6 +22,7 @@ from pipeline.data.registry import DatasetInfo, Split, Transform, register_datas
 from pipeline.data.tensors import TensorImageDataset
 from pipeline.data.transforms import tensor_transform
 from pipeline.errors import DataError
+from pipeline.safe_pickle import AllowList, restricted_load
 
 
 def _latin1_encode(text: str, encoding: str) -> bytes:
@@ -31,44 +32,30 @@ def _latin1_encode(text: str, encoding: str) -> bytes:
     return text.encode("latin1")
 
 
-# Every global a CIFAR batch pickle refers to: numpy array reconstruction (numpy 1.x and 2.x module
-# names; `_frombuffer` is protocol 5's form) and `_codecs.encode`, which rebuilds bytes in Python 3's
-# protocol 2. Everything else in the format (dicts, lists, ints, str, bytes) needs no global at all.
-_BATCH_GLOBALS = frozenset({
-    *((module, "_reconstruct") for module in ("numpy.core.multiarray", "numpy._core.multiarray")),
-    *((module, "_frombuffer") for module in ("numpy.core.numeric", "numpy._core.numeric")),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-})
+# Every global a batch pickle (CIFAR's, and the downsampled ImageNet's of the same format) refers to:
+# numpy array reconstruction (numpy 1.x and 2.x module names; `_frombuffer` is protocol 5's form) and
+# `_codecs.encode`, which rebuilds bytes in Python 3's protocol 2. Everything else in the format (dicts,
+# lists, ints, str, bytes) needs no global at all.
+BATCH_GLOBALS: AllowList = {
+    **{(module, "_reconstruct"): None for module in ("numpy.core.multiarray", "numpy._core.multiarray")},
+    **{(module, "_frombuffer"): None for module in ("numpy.core.numeric", "numpy._core.numeric")},
+    ("numpy", "ndarray"): None,
+    ("numpy", "dtype"): None,
+    ("_codecs", "encode"): _latin1_encode,
+}
 
 
-class _BatchUnpickler(pickle.Unpickler):
-    """Builds arrays, lists, numbers and bytes; refuses any other import by name, before it happens.
-
-    The batches are pickles by their format, and pickle can call any importable function: a planted or
-    swapped file would run code as whoever prepares the data. Only `find_class` can reach code, so an
-    allow-list there closes that door.
-    """
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1_encode
-        if (module, name) not in _BATCH_GLOBALS:
-            raise pickle.UnpicklingError(f"refused to import {module}.{name}: a CIFAR batch holds only arrays, "
-                                         f"lists, numbers and bytes")
-        return super().find_class(module, name)
-
-
-def _unpickle(path: Path) -> dict[str, object]:
-    """One batch file; keys are str whether the pickle came from Python 2 (the originals) or 3."""
+def read_batch_pickle(path: Path, kind: str) -> dict[str, object]:
+    """One batch file of `kind` (for messages); keys are str whether it came from Python 2 or 3."""
     with path.open("rb") as handle:
         try:
-            batch = _BatchUnpickler(handle, encoding="latin1").load()
+            batch = restricted_load(handle, BATCH_GLOBALS, f"a {kind} batch holds only arrays, lists, numbers "
+                                    f"and bytes", encoding="latin1")
         except (pickle.UnpicklingError, EOFError, ValueError) as exc:
-            raise DataError(f"{path} is not a CIFAR batch pickle ({exc}); delete it and fetch it again") \
+            raise DataError(f"{path} is not a {kind} batch pickle ({exc}); delete it and fetch it again") \
                 from exc
     if not isinstance(batch, dict):
-        raise DataError(f"{path} is not a CIFAR batch pickle (expected a dict, found {type(batch).__name__})")
+        raise DataError(f"{path} is not a {kind} batch pickle (expected a dict, found {type(batch).__name__})")
     return {key.decode("latin1") if isinstance(key, bytes) else key: value for key, value in batch.items()}
 
 
@@ -76,7 +63,7 @@ def read_batches(paths: list[Path], label_key: str) -> tuple[torch.Tensor, torch
     """Concatenate batch files into uint8 N x 3 x 32 x 32 images and int64 labels."""
     images, labels = [], []
     for path in paths:
-        batch = _unpickle(path)
+        batch = read_batch_pickle(path, "CIFAR")
         if "data" not in batch or label_key not in batch:
             raise DataError(f"{path} has no 'data' and '{label_key}' entries; is it the right CIFAR variant?")
         images.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))

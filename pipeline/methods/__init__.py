@@ -1,6 +1,6 @@
 """Search methods, one module each, registered by the `algorithm` name used in params.yaml."""
 
-from pipeline.methods import darts, data_egs, ddsas, drnas, pc_darts, random_search, sdarts
+from pipeline.methods import darts, data_egs, ddsas, drnas, gdas, pc_darts, random_search, sdarts
 from pipeline.methods.base import (
     SearchMethod,
     StepContext,
@@ -18,6 +18,7 @@ __all__ = [
     "data_egs",
     "ddsas",
     "drnas",
+    "gdas",
     "list_methods",
     "method_class",
     "pc_darts",

@@ -5,8 +5,9 @@ Plain DARTS only exploits: gradient descent on one softmax settles early. DDSAS 
 (`saliency`, the running mean of each sampled op's unnormalised weight sigmoid(zeta) * softmax(alpha)),
 then samples the next subspace by UCB: sigmoid(zeta) + c * sqrt(log T / t). Only sampled ops get non-zero
 mixing weights, so the supernet computes (and back-propagates through) only them, which is where the
-method's speed and memory saving come from. The genotype is DARTS' top-2 rule applied to the saliency,
-which averages over every subspace an op took part in instead of trusting the last one.
+method's speed and memory saving come from. The genotype is the space's rule (DARTS' top-2, NAS-Bench-201's
+argmax per edge) applied to the saliency, which averages over every subspace an op took part in instead
+of trusting the last one.
 
 The available set can change at epoch boundaries: `shrink` drops the lowest-saliency entries, `expand`
 starts from three ops per edge and adds one op type at a time (the paper's two elastic-space runs), and
@@ -29,7 +30,6 @@ from torch import nn
 from pipeline.config import DdsasMethod, SearchTraining
 from pipeline.methods.base import SearchMethod, StepContext, register_method
 from pipeline.space.base import ArchWeights, BoundSpace
-from pipeline.space.genotype import Genotype, edge_index
 from pipeline.space.primitives import PARAMETER_FREE
 
 # The paper's expanding space: these three first, then one more op type every `schedule_every` epochs.
@@ -131,17 +131,6 @@ def shrink_available_released(available: torch.Tensor, saliency: torch.Tensor, c
     return available
 
 
-def genotype_one_hot(genotype: Genotype, space: BoundSpace) -> torch.Tensor:
-    """`[cells, num_edges, num_ops]` with a 1 for every kept (edge, op) of each DARTS cell of the genotype."""
-    code = torch.zeros(len(space.cells), *space.cells[0].shape)
-    for c, spec in enumerate(space.cells):
-        for node, pairs in enumerate(getattr(genotype, spec.name), start=2):
-            for op, source in pairs:
-                edge = edge_index(node, source)
-                code[c, edge, spec.edge_ops[edge].index(op)] = 1.0
-    return code
-
-
 @register_method("ddsas")
 class Ddsas(SearchMethod):
     """Space parameters zeta and architecture parameters alpha (`[cell, edge, op]`, one Adam) over UCB subspaces.
@@ -154,7 +143,11 @@ class Ddsas(SearchMethod):
 
     @classmethod
     def required_features(cls, config: DdsasMethod) -> dict[str, str]:  # type: ignore[override]
-        return {"darts_cell": "DDSAS' subspace bookkeeping over same-shaped cells"}
+        # The expanding space adds the DARTS operations in the paper's order; the bandit itself works on
+        # any space whose cell types share one shape.
+        if config.schedule == "expand":
+            return {"darts_cell": "schedule: expand (the DARTS ops in the paper's order)"}
+        return {}
 
     def __init__(self, config: DdsasMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
@@ -269,7 +262,8 @@ class Ddsas(SearchMethod):
     # -- analyses -------------------------------------------------------------------------------------
     def epoch_metrics(self) -> dict[str, float]:
         """Cosine distance to the previous epoch's derived architecture (exploration), subspace sizes."""
-        current = genotype_one_hot(self.derive(), self.space).to(self.previous_architecture.device)
+        chosen = self.space.space.discretise(self.derive(), self.space.cells)
+        current = torch.stack([chosen[spec.name] for spec in self.space.cells]).to(self.previous_architecture.device)
         previous = self.previous_architecture
         distance = math.nan
         if previous.any():

@@ -150,7 +150,7 @@ class SearchSpace(abc.ABC):
     genotype_type: ClassVar[type]
     # What the space offers beyond mixing weights per edge; a method variant names the features it needs
     # (`SearchMethod.required_features`) and is refused on a space without them. The CNN spaces offer
-    # "darts_cell" (DATA's multi-pair genotypes, DDSAS' analyses), "partial_channels" (PC-DARTS, DrNAS'
+    # "darts_cell" (DATA's multi-pair genotypes, DDSAS' expanding space), "partial_channels" (PC-DARTS, DrNAS'
     # K), "widening" (DrNAS' progressive stages), "node_inputs" (PC-DARTS' edge normalisation; a space
     # offering it fills `CellSpec.node_inputs`) and "drop_path" (`search.drop_path`, R-DARTS(DP): the
     # supernet has `set_drop_path(prob)`).

@@ -1,5 +1,6 @@
 """The package's own search spaces: importing this module registers them (`get_space` does it)."""
 
 from pipeline.space import cnn, rdarts_spaces
+from pipeline.space.nb201 import space as nb201
 
-__all__ = ["cnn", "rdarts_spaces"]
+__all__ = ["cnn", "nb201", "rdarts_spaces"]

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from pipeline.space.primitives import FactorizedReduce
-from pipeline.space.supernet import MixedOp, Supernet
+from pipeline.space.supernet import MixedOp
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,14 @@ def widen_mixed_op(op: MixedOp, partial_k: int, mapping: EdgeMapping) -> list[Wi
     return widened
 
 
-def widen_supernet(net: Supernet, partial_k: int) -> list[Widened]:
-    """Widen every mixed op of `net` to C/`partial_k` op channels, drawing one mapping per edge."""
+def widen_supernet(net: nn.Module, partial_k: int) -> list[Widened]:
+    """Widen every mixed op of `net` to C/`partial_k` op channels, drawing one mapping per edge.
+
+    `net.cells` are the searched cells, each with `edges` of mixed ops; blocks without edges (NAS-Bench-
+    201's residual reductions) have nothing to widen."""
     widened: list[Widened] = []
     for cell in net.cells:
-        for edge in cell.edges:
+        for edge in getattr(cell, "edges", ()):
             old, new = edge.channels // edge.partial_k, edge.channels // partial_k
             if new != old:
                 widened += widen_mixed_op(edge, partial_k, draw_edge_mapping(old, new))

@@ -32,6 +32,7 @@ from pipeline.config import (
     DataMethod,
     DdsasMethod,
     DrnasMethod,
+    GdasMethod,
     MethodBase,
     PcDartsMethod,
     RandomMethod,
@@ -64,6 +65,7 @@ def bench_variants() -> dict[str, MethodBase]:
         "data_m4_frozen": DataMethod(algorithm="data", samples=4, skipped_ops="frozen"),
         "pc_darts": PcDartsMethod(algorithm="pc_darts"),
         "random": RandomMethod(algorithm="random"),
+        "gdas": GdasMethod(algorithm="gdas"),
     }
 
 

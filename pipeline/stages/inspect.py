@@ -10,11 +10,14 @@ import argparse
 from types import SimpleNamespace
 
 from pipeline.data import get_dataset_info
+from pipeline.errors import PipelineError
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 
 # The papers' evaluation sizes: DARTS retraining on CIFAR, and the ImageNet mobile setting.
 _DEFAULT_SIZE = {"cifar": (20, 36), "imagenet": (14, 48)}
+# Datasets evaluated with the ImageNet network (ImageNet16-120 is not one: 16 px images, the small network).
+_IMAGENET_NETWORK_DATASETS = ("imagenet", "imagenet_demo")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,15 +35,18 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     info = get_dataset_info(args.dataset)
     # The ImageNet stand-ins (imagenet_demo) are what transfer retrains on, with the ImageNet network.
-    kind = "imagenet" if info.name.startswith("imagenet") else "cifar"
+    kind = "imagenet" if info.name in _IMAGENET_NETWORK_DATASETS else "cifar"
     default_layers, default_channels = _DEFAULT_SIZE[kind]
     layers = args.layers if args.layers is not None else default_layers
     channels = args.channels if args.channels is not None else default_channels
     space = get_space(genotype.search_space)
     size = info.image_size
     settings = SimpleNamespace(layers=layers, channels=channels, pool_bn=False)
-    counts = space.count(genotype, settings, num_classes=info.num_classes, in_channels=info.in_channels,
-                         input_size=size, network=kind)
+    try:
+        counts = space.count(genotype, settings, num_classes=info.num_classes, in_channels=info.in_channels,
+                             input_size=size, network=kind)
+    except ValueError as exc:  # a size or network the genotype's space does not build
+        raise PipelineError(f"{args.genotype}: {exc} (--layers, --channels)") from None
     print(f"genotype   {args.genotype} (search space: {space.name})")
     print(f"network    {kind}: {layers} cells, C={channels}, {info.num_classes} classes, "
           f"input {info.in_channels}x{size}x{size}")

@@ -100,7 +100,8 @@ def train_genotype(args: argparse.Namespace, params: Params, genotype: Any, meth
             settings=TrainSettings(
                 epochs=settings.epochs, batch_size=settings.batch_size,
                 schedule=LrSchedule("cosine", settings.lr, settings.epochs, lr_min=settings.lr_min),
-                momentum=settings.momentum, weight_decay=settings.weight_decay, grad_clip=settings.grad_clip,
+                momentum=settings.momentum, nesterov=settings.nesterov, weight_decay=settings.weight_decay,
+                grad_clip=settings.grad_clip,
                 auxiliary_weight=settings.auxiliary_weight, drop_path=settings.drop_path,
                 max_steps_per_epoch=settings.max_steps_per_epoch,
             ),

@@ -21,7 +21,8 @@ from pipeline.stages.common import add_params_argument, add_run_control_argument
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_params_argument(parser)
-    parser.add_argument("--dataset", required=True, help="dataset name (digits, cifar10, cifar100, svhn, imagenet)")
+    parser.add_argument("--dataset", required=True,
+                        help="dataset name (digits, cifar10, cifar100, svhn, imagenet16_120, imagenet)")
     parser.add_argument("--method", required=True, help="method variant defined under search.methods")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")

@@ -64,6 +64,7 @@ class TrainSettings:
     drop_path: float = 0.0
     max_steps_per_epoch: int = 0
     top5: bool = False
+    nesterov: bool = False
 
 
 @dataclass
@@ -174,8 +175,7 @@ def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
     if ctx.rank:
         # Same initial weights everywhere, but each process draws its own augmentations and drop paths.
         seed_everything(_rank_seed(job.seed, ctx.rank), job.runtime.deterministic)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.schedule.lr, momentum=settings.momentum,
-                                weight_decay=settings.weight_decay)
+    optimizer = make_optimizer(model, settings)
     state = _resume(job, ctx, model, optimizer)
     net: nn.Module = model
     if ctx.distributed:
@@ -190,6 +190,12 @@ def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
         criterion=nn.CrossEntropyLoss(label_smoothing=settings.label_smoothing),
     )
     return run, state
+
+
+def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD:
+    """SGD with the settings' momentum (Nesterov or plain) and weight decay, at the schedule's first lr."""
+    return torch.optim.SGD(model.parameters(), lr=settings.schedule.lr, momentum=settings.momentum,
+                           weight_decay=settings.weight_decay, nesterov=settings.nesterov)
 
 
 def _rank_seed(seed: int, rank: int) -> int:
