@@ -1,0 +1,87 @@
+"""The single-layer recurrent language model around a cell (quark0/darts rnn/model.py RNNModel).
+
+Embedding -> embedding dropout (whole words, `embedding_words`) -> variational dropout of the embeddings
+(`embedding`) -> the cell over time -> variational dropout of the outputs (`output`) -> a decoder tied to
+the embedding (its weight is the embedding matrix; only its bias is its own) -> log-softmax. Tying needs
+embedding size = hidden size, as in DARTS (300 in search, 850 on PTB, 700 on WikiText-2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pipeline.space.rnn.cell import INIT_RANGE, HighwayCell
+
+
+@dataclass(frozen=True)
+class Dropouts:
+    """Drop probabilities; defaults of quark0/darts rnn/train.py and train_search.py (both the same)."""
+
+    output: float = 0.75  # --dropout, on the cell's outputs before the decoder
+    hidden: float = 0.25  # --dropouth, on every state entering a W_i
+    input: float = 0.75  # --dropoutx, on x_t entering W0
+    embedding: float = 0.2  # --dropouti, variational, on the embedded words
+    embedding_words: float = 0.0  # --dropoute, whole rows of the embedding matrix
+
+
+@dataclass(frozen=True)
+class LmOutput:
+    log_probs: torch.Tensor  # [T, B, vocab]
+    hidden: torch.Tensor  # [B, H], the state to carry into the next window
+    raw_outputs: torch.Tensor  # [T, B, H], the cell's outputs before dropout (temporal regularisation)
+    dropped_outputs: torch.Tensor  # [T, B, H], after dropout (activation regularisation)
+
+
+def locked_dropout(x: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
+    """Variational dropout of `[T, B, D]`: one mask per sequence, the same at every time step."""
+    if not training or not drop:
+        return x
+    keep = 1.0 - drop
+    mask = torch.bernoulli(torch.full((1, x.shape[1], x.shape[2]), keep, dtype=x.dtype, device=x.device))
+    return x * (mask / keep)
+
+
+def embedded_dropout(embedding: nn.Embedding, tokens: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
+    """Embed with whole vocabulary rows dropped (every occurrence of a dropped word is zero)."""
+    weight = embedding.weight
+    if training and drop:
+        keep = 1.0 - drop
+        weight = weight * (torch.bernoulli(torch.full((weight.shape[0], 1), keep, dtype=weight.dtype,
+                                                      device=weight.device)) / keep)
+    return F.embedding(tokens, weight)
+
+
+class RNNLanguageModel(nn.Module):
+    def __init__(self, vocab_size: int, embedding_size: int, cell: HighwayCell, dropouts: Dropouts) -> None:
+        super().__init__()
+        if embedding_size != cell.hidden_size:
+            raise ValueError(f"the decoder is tied to the embedding, so the embedding size {embedding_size} must "
+                             f"equal the hidden size {cell.hidden_size}")
+        self.dropouts = dropouts
+        self.encoder = nn.Embedding(vocab_size, embedding_size)
+        self.cell = cell
+        self.decoder = nn.Linear(embedding_size, vocab_size)
+        self.decoder.weight = self.encoder.weight
+        nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)
+        nn.init.zeros_(self.decoder.bias)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.cell.hidden_size
+
+    def init_hidden(self, batch: int) -> torch.Tensor:
+        return self.encoder.weight.new_zeros(batch, self.hidden_size)
+
+    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor | None = None) -> LmOutput:
+        """`tokens [T, B]` -> log-probabilities of the next word at every position."""
+        drops = self.dropouts
+        embedded = embedded_dropout(self.encoder, tokens, drops.embedding_words, self.training)
+        embedded = locked_dropout(embedded, drops.embedding, self.training)
+        raw, hidden = self.cell(embedded, hidden, weights)
+        dropped = locked_dropout(raw, drops.output, self.training)
+        log_probs = F.log_softmax(self.decoder(dropped), dim=-1)
+        return LmOutput(log_probs=log_probs, hidden=hidden, raw_outputs=raw, dropped_outputs=dropped)
