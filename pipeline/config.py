@@ -18,12 +18,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.plugins import import_plugins
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn")
 # ImageNet is searched directly only by the variants in grid.imagenet_methods (the DrNAS / DDSAS protocol).
 IMAGENET = "imagenet"
-SEARCH_SPACES: tuple[str, ...] = ("darts", "darts_no_none")
-_OPS_PER_SPACE = {"darts": 8, "darts_no_none": 7}
 
 
 class Section(BaseModel):
@@ -215,12 +214,22 @@ _COMPUTED_LIKE_CODE = ("Weight step, ops whose mixing weight is exactly 0 (defau
 
 
 class MethodBase(Section):
-    primitives: Literal["darts", "darts_no_none"] = Field(
-        "darts", description="Search space: the 8 DARTS ops, or the 7 without `none` (SDARTS s5, DrNAS)."
+    space: str = Field(
+        "darts", description="Search space, a registered name (python -m pipeline spaces): darts (the 8 DARTS "
+                             "ops), darts_no_none (the 7 without `none`: SDARTS s5, DrNAS), ... (docs/spaces.md)."
     )
     overrides: dict[str, Any] = Field(
         default_factory=dict, description="Search training keys this variant changes (e.g. epochs, layers)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_primitives(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "primitives" in data:
+            raise ValueError(f"primitives: this key was renamed to space (the same names work: "
+                             f"space: {data['primitives']}); spaces are listed by python -m pipeline spaces")
+        return data
+
     skipped_ops: SkippedOps = Field(
         "frozen", description="Weight step, ops whose mixing weight is exactly 0: frozen (not computed, no gradient: "
                               "no momentum, weight decay or BN-statistics update), zero_grad (not computed, zero "
@@ -424,6 +433,10 @@ THREADED_STAGES = ("search", "retrain", "transfer")
 
 
 class Params(Section):
+    plugins: list[str] = Field(
+        [], description="Python modules imported before validation, so the spaces and methods they register "
+                        "can be named here (docs/spaces.md, Plugins); importable from the working directory."
+    )
     grid: GridConfig = Field(default_factory=GridConfig, description="The run grid.")
     data: DataConfig = Field(default_factory=DataConfig, description="Data locations.")
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig, description="Device and determinism.")
@@ -515,11 +528,36 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _check_method(name: str, method: MethodBase, training: SearchTraining) -> None:
-    """Constraints that tie a method's options to the search settings."""
+def _check_space(name: str, method: MethodBase, training: SearchTraining) -> tuple[int, int]:
+    """The variant's space exists, fits the method, and has the features the method's options need.
+    Returns the (edges, candidates) shape of the space's first cell type."""
+    from pipeline.methods import method_class
+    from pipeline.space.base import get_space
+
     where = f"search.methods.{name}"
-    num_edges = sum(range(2, training.nodes + 2))
-    num_ops = _OPS_PER_SPACE[method.primitives]
+    try:
+        space = get_space(method.space)
+    except KeyError as exc:
+        raise ValueError(f"{where}.space: {exc.args[0]}") from None
+    algorithm = method.algorithm  # type: ignore[attr-defined]
+    refusal = space.compatible(algorithm)
+    if refusal:
+        raise ValueError(f"{where}: method '{algorithm}' cannot run on space '{space.name}': {refusal}")
+    for feature, why in method_class(algorithm).required_features(method).items():
+        if feature not in space.features:
+            raise ValueError(f"{where}: method '{algorithm}' cannot run on space '{space.name}': {why} needs the "
+                             f"space feature '{feature}', which '{space.name}' does not offer")
+    try:
+        cells = space.cells(training)
+    except ValueError as exc:
+        raise ValueError(f"{where}: space '{space.name}' with these search settings: {exc}") from None
+    return cells[0].shape
+
+
+def _check_method(name: str, method: MethodBase, training: SearchTraining) -> None:
+    """Constraints that tie a method's options to the space and the search settings."""
+    where = f"search.methods.{name}"
+    num_edges, num_ops = _check_space(name, method, training)
     if isinstance(method, DdsasMethod):
         low, high = num_edges + 1, num_edges * num_ops
         if not low <= method.num_sampled <= high:
@@ -567,6 +605,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def params_from_dict(raw: Any, source: str = "params") -> Params:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    import_plugins(raw.get("plugins", []), source)
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

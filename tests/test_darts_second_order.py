@@ -6,7 +6,7 @@ from torch.func import functional_call
 
 from pipeline.config import DartsMethod, SearchTraining
 from pipeline.methods import SearchSpace, StepContext, create_method
-from pipeline.search.unrolled import unrolled_arch_gradients
+from pipeline.methods.unrolled import unrolled_arch_gradients
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet
 

@@ -3,16 +3,15 @@
 from pipeline.methods import darts, data_egs, ddsas, drnas, pc_darts, random_search, sdarts
 from pipeline.methods.base import (
     SearchMethod,
-    SearchSpace,
     StepContext,
     create_method,
     list_methods,
+    method_class,
     register_method,
 )
 
 __all__ = [
     "SearchMethod",
-    "SearchSpace",
     "StepContext",
     "create_method",
     "darts",
@@ -20,6 +19,7 @@ __all__ = [
     "ddsas",
     "drnas",
     "list_methods",
+    "method_class",
     "pc_darts",
     "random_search",
     "register_method",

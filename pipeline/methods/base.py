@@ -18,37 +18,16 @@ import torch
 from torch import nn
 
 from pipeline.config import MethodBase, SearchTraining
-from pipeline.space.genotype import Genotype, derive_top2
-from pipeline.space.supernet import ArchWeights, Supernet, num_edges
+from pipeline.space.base import ArchWeights, BoundSpace, CellSpec
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class SearchSpace:
-    """The operations and cell size a method searches over."""
-
-    primitives: tuple[str, ...]
-    nodes: int = 4
-
-    @property
-    def num_edges(self) -> int:
-        return num_edges(self.nodes)
-
-    @property
-    def num_ops(self) -> int:
-        return len(self.primitives)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.num_edges, self.num_ops)
 
 
 @dataclass
 class StepContext:
     """What the loop shares with a method on each step. Methods may replace `w_optimizer` (DrNAS widening)."""
 
-    net: Supernet
+    net: nn.Module
     criterion: nn.Module
     w_optimizer: torch.optim.Optimizer
     a_optimizer: torch.optim.Optimizer | None
@@ -65,11 +44,38 @@ class SearchMethod(nn.Module, abc.ABC):
 
     algorithm: ClassVar[str]
 
-    def __init__(self, config: MethodBase, space: SearchSpace, training: SearchTraining) -> None:
+    def __init__(self, config: MethodBase, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__()
         self.config = config
         self.space = space
         self.training_settings = training
+
+    def per_cell(self, prefix: str, make: Callable[[CellSpec], torch.Tensor], *,
+                 buffer: bool = False, persistent: bool = True) -> dict[str, torch.Tensor]:
+        """One parameter (or buffer) per cell type of the space, registered as `{prefix}_{cell}`.
+
+        The names keep the checkpoint keys of the CNN spaces (`alpha_normal`, `alpha_reduce`) while the
+        method itself never names a cell type. Returns them by cell-type name, in the space's order.
+        """
+        tensors: dict[str, torch.Tensor] = {}
+        for spec in self.space.cells:
+            name = f"{prefix}_{spec.name}"
+            if buffer:
+                self.register_buffer(name, make(spec), persistent=persistent)
+            else:
+                self.register_parameter(name, nn.Parameter(make(spec)))
+            tensors[spec.name] = getattr(self, name)
+        return tensors
+
+    def cell_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The current `{prefix}_{cell}` tensors by cell-type name (buffers may be replaced by assignment)."""
+        return {spec.name: getattr(self, f"{prefix}_{spec.name}") for spec in self.space.cells}
+
+    @classmethod
+    def required_features(cls, config: MethodBase) -> dict[str, str]:
+        """Space features (`SearchSpace.features`) these options need, each with the option that needs it;
+        params validation refuses the variant on a space without them."""
+        return {}
 
     # -- what the supernet needs --------------------------------------------------------------------
     def supernet_options(self) -> dict[str, Any]:
@@ -159,14 +165,9 @@ class SearchMethod(nn.Module, abc.ABC):
         return {}
 
     # -- results ------------------------------------------------------------------------------------
-    def derive(self) -> Genotype:
-        """The DARTS top-2 genotype of `mixing_probabilities`."""
-        probs = self.mixing_probabilities()
-        edge_scores = None
-        if probs.normal_edges is not None and probs.reduce_edges is not None:
-            edge_scores = (probs.normal_edges, probs.reduce_edges)
-        return derive_top2(probs.normal, probs.reduce, self.space.primitives, nodes=self.space.nodes,
-                           edge_scores=edge_scores)
+    def derive(self) -> Any:
+        """The space's default derivation (DARTS top-2 on the CNN spaces) of `mixing_probabilities`."""
+        return self.space.derive(self.mixing_probabilities())
 
 
 _REGISTRY: dict[str, type[SearchMethod]] = {}
@@ -185,12 +186,16 @@ def register_method(algorithm: str) -> Callable[[type[SearchMethod]], type[Searc
     return decorate
 
 
-def create_method(config: MethodBase, space: SearchSpace, training: SearchTraining) -> SearchMethod:
-    """The one factory for search methods."""
-    algorithm = config.algorithm  # type: ignore[attr-defined]
+def method_class(algorithm: str) -> type[SearchMethod]:
+    """The class registered for `algorithm`."""
     if algorithm not in _REGISTRY:
         raise KeyError(f"no search method registered for algorithm '{algorithm}'; known: {list_methods()}")
-    return _REGISTRY[algorithm](config, space, training)
+    return _REGISTRY[algorithm]
+
+
+def create_method(config: MethodBase, space: BoundSpace, training: SearchTraining) -> SearchMethod:
+    """The one factory for search methods."""
+    return method_class(config.algorithm)(config, space, training)  # type: ignore[attr-defined]
 
 
 def list_methods() -> list[str]:

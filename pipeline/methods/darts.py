@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from pipeline.config import DartsMethod, SearchTraining
-from pipeline.methods.base import Batch, SearchMethod, SearchSpace, StepContext, register_method
-from pipeline.search.unrolled import unrolled_arch_gradients
-from pipeline.space.supernet import ArchWeights
+from pipeline.methods.base import Batch, SearchMethod, StepContext, register_method
+from pipeline.methods.unrolled import unrolled_arch_gradients
+from pipeline.space.base import ArchWeights, BoundSpace
 
 
 class AlphaMethod(SearchMethod):
     """Methods whose architecture state is one logit per (edge, op) and cell type, initialised at 1e-3 N(0,1)."""
 
-    def __init__(self, config, space: SearchSpace, training: SearchTraining, init_mean: float = 0.0) -> None:
+    def __init__(self, config, space: BoundSpace, training: SearchTraining, init_mean: float = 0.0) -> None:
         super().__init__(config, space, training)
-        self.alpha_normal = nn.Parameter(init_mean + 1e-3 * torch.randn(space.shape))
-        self.alpha_reduce = nn.Parameter(init_mean + 1e-3 * torch.randn(space.shape))
+        self.alphas = self.per_cell("alpha", lambda spec: init_mean + 1e-3 * torch.randn(spec.shape))
 
     def softmax_weights(self) -> ArchWeights:
-        return ArchWeights(self.alpha_normal.softmax(-1), self.alpha_reduce.softmax(-1))
+        return ArchWeights({cell: alpha.softmax(-1) for cell, alpha in self.alphas.items()})
 
 
 @register_method("darts")

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.config import DataMethod, SearchTraining
-from pipeline.methods.base import SearchSpace, StepContext, register_method
+from pipeline.methods.base import StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
+from pipeline.space.base import ArchWeights, BoundSpace, CellSpec
 from pipeline.space.genotype import Genotype, Node, edge_index
-from pipeline.space.supernet import ArchWeights
 
 # Keeps log(p) finite when relu(alpha) is 0: such ops are (almost) never drawn, and an edge whose alphas
 # are all non-positive samples uniformly instead of producing NaN (the released code adds 1e-10 too).
@@ -72,17 +72,18 @@ def best_cover_size(sorted_probs: Sequence[float], draws: int) -> int:
     return max(sizes, key=lambda i: (exact_cover_probability(sorted_probs[:i], draws), -i))
 
 
-def _derive_cell(probs: torch.Tensor, primitives: Sequence[str], nodes: int, draws: int) -> tuple[Node, ...]:
-    none = primitives.index("none") if "none" in primitives else None
+def _derive_cell(probs: torch.Tensor, spec: CellSpec, draws: int) -> tuple[Node, ...]:
     cell = []
-    for node in range(2, nodes + 2):
-        rows = probs[[edge_index(node, source) for source in range(node)]]
+    for node in range(2, len(spec.node_inputs) + 2):
+        edges = [edge_index(node, source) for source in range(node)]
         entries: list[tuple[float, str, int]] = [
-            (float(rows[source, op]), primitives[op], source)
-            for source in range(node) for op in range(len(primitives)) if op != none
+            (float(probs[edge, i]), op, source)
+            for source, edge in enumerate(edges) for i, op in enumerate(spec.edge_ops[edge]) if op != "none"
         ]
-        if none is not None:
-            entries.append((float(rows[:, none].sum()), "none", -1))
+        none_mass = [float(probs[edge, i]) for edge in edges for i, op in enumerate(spec.edge_ops[edge])
+                     if op == "none"]
+        if none_mass:
+            entries.append((math.fsum(none_mass), "none", -1))
         total = math.fsum(p for p, _, _ in entries)
         # Stable sort: ties keep edge-then-op order, so the result does not depend on float noise alone.
         entries = sorted(((p / total, op, source) for p, op, source in entries), key=lambda e: -e[0])
@@ -95,14 +96,14 @@ def _derive_cell(probs: torch.Tensor, primitives: Sequence[str], nodes: int, dra
     return tuple(cell)
 
 
-def derive_multi(weights: ArchWeights, primitives: Sequence[str], nodes: int, draws: int) -> Genotype:
-    """DATA's rule: per node, the top-i (edge, op) pairs of the jointly normalised probabilities (all `none`
-    merged into one entry), i chosen to maximise the probability of M draws landing exactly on them."""
-    cells = [_derive_cell(w.detach().double().cpu(), primitives, nodes, draws)
-             for w in (weights.normal, weights.reduce)]
-    concat = tuple(range(2, nodes + 2))
-    space = "darts" if "none" in primitives else "darts_no_none"
-    return Genotype(cells[0], concat, cells[1], concat, search_space=space)
+def derive_multi(weights: ArchWeights, space: BoundSpace, draws: int) -> Genotype:
+    """DATA's rule on a DARTS cell: per node, the top-i (edge, op) pairs of the jointly normalised
+    probabilities (all `none` merged into one entry), i chosen to maximise the probability of M draws
+    landing exactly on them."""
+    normal, reduce = (_derive_cell(weights[cell].detach().double().cpu(), space.cell(cell), draws)
+                      for cell in ("normal", "reduce"))
+    concat = tuple(range(2, len(normal) + 2))
+    return Genotype(normal, concat, reduce, concat, search_space=space.name)
 
 
 @register_method("data")
@@ -111,11 +112,15 @@ class Data(AlphaMethod):
 
     config: DataMethod
 
-    def __init__(self, config: DataMethod, space: SearchSpace, training: SearchTraining) -> None:
+    @classmethod
+    def required_features(cls, config: DataMethod) -> dict[str, str]:  # type: ignore[override]
+        return {"darts_cell": "DATA's multi-pair derivation"}
+
+    def __init__(self, config: DataMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training, init_mean=1.0)
         # Buffers: a search resumed mid-epoch must sample at the same temperature.
         self.register_buffer("tau", torch.tensor(self._tau_at(0)))
-        self.register_buffer("last_code", torch.zeros(2, *space.shape), persistent=False)
+        self.per_cell("last_code", lambda spec: torch.zeros(spec.shape), buffer=True, persistent=False)
 
     def _tau_at(self, epoch: int) -> float:
         c = self.config
@@ -128,14 +133,13 @@ class Data(AlphaMethod):
         self.tau.fill_(self._tau_at(ctx.epoch))
 
     def probabilities(self) -> ArchWeights:
-        return ArchWeights(relu_probabilities(self.alpha_normal), relu_probabilities(self.alpha_reduce))
+        return ArchWeights({cell: relu_probabilities(alpha) for cell, alpha in self.alphas.items()})
 
     def forward_weights(self) -> ArchWeights:
-        p = self.probabilities()
         tau, samples = float(self.tau), self.config.samples
-        codes = ArchWeights(ensemble_gumbel_softmax(p.normal, samples, tau),
-                            ensemble_gumbel_softmax(p.reduce, samples, tau))
-        self.last_code.copy_(torch.stack([codes.normal, codes.reduce]).detach())
+        codes = self.probabilities().map(lambda p: ensemble_gumbel_softmax(p, samples, tau))
+        for cell, last in self.cell_tensors("last_code").items():
+            last.copy_(codes[cell].detach())
         return codes
 
     def architecture_step_weights(self) -> ArchWeights:
@@ -155,16 +159,15 @@ class Data(AlphaMethod):
         def per_edge(weights: torch.Tensor) -> torch.Tensor:
             return weights / weights.sum(-1, keepdim=True).clamp_min(1.0)
 
-        return ArchWeights(per_edge(discretised.normal), per_edge(discretised.reduce))
+        return discretised.map(per_edge)
 
     def regularization(self) -> torch.Tensor | float:
         """l1_weight * mean |p - last sampled code| per cell type (the released code's weight is 0.1)."""
         if not self.config.l1_weight:
             return 0.0
         p = self.probabilities()
-        l1 = F.l1_loss(p.normal, self.last_code[0]) + F.l1_loss(p.reduce, self.last_code[1])
+        l1 = sum(F.l1_loss(p[cell], last) for cell, last in self.cell_tensors("last_code").items())
         return self.config.l1_weight * l1
 
     def derive(self) -> Genotype:
-        return derive_multi(self.mixing_probabilities(), self.space.primitives, self.space.nodes,
-                            self.config.samples)
+        return derive_multi(self.mixing_probabilities(), self.space, self.config.samples)

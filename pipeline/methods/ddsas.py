@@ -21,17 +21,17 @@ start. Derivation uses only available ops in both (an op the schedule removed is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from pipeline.config import DdsasMethod, SearchTraining
-from pipeline.methods.base import SearchMethod, SearchSpace, StepContext, register_method
+from pipeline.methods.base import SearchMethod, StepContext, register_method
+from pipeline.space.base import ArchWeights, BoundSpace
 from pipeline.space.genotype import Genotype, edge_index
 from pipeline.space.primitives import PARAMETER_FREE
-from pipeline.space.supernet import ArchWeights
 
-CELLS = ("normal", "reduce")
 # The paper's expanding space: these three first, then one more op type every `schedule_every` epochs.
 EXPAND_START = ("none", "skip_connect", "sep_conv_3x3")
 EXPAND_ORDER = ("max_pool_3x3", "dil_conv_3x3", "avg_pool_3x3", "sep_conv_5x5", "dil_conv_5x5")
@@ -67,14 +67,14 @@ def select_subspace(ucb: torch.Tensor, tie_break: torch.Tensor, available: torch
     """
     num_edges, num_ops = ucb.shape
     avail = available.tolist()
-    counted = non_none.tolist()
+    counted = non_none.expand(num_edges, num_ops).tolist()
     chosen = [[False] * num_ops for _ in range(num_edges)]
     order = [divmod(flat, num_ops) for flat in _ranking(ucb, tie_break)]
     connected = [False] * num_edges
     for edge, op in order:
         if not avail[edge][op] or connected[edge]:
             continue
-        if counted[op]:
+        if counted[edge][op]:
             chosen[edge][op] = connected[edge] = True
         elif released_code:
             chosen[edge][op] = True
@@ -82,13 +82,14 @@ def select_subspace(ucb: torch.Tensor, tie_break: torch.Tensor, available: torch
         count, budget = 0, budget - num_edges
     else:
         count = sum(connected)
-        budget = min(budget, sum(a and n for row in avail for a, n in zip(row, counted, strict=True)))
+        budget = min(budget, sum(a and n for row, kept in zip(avail, counted, strict=True)
+                                 for a, n in zip(row, kept, strict=True)))
     for edge, op in order:
         if count >= budget:
             break
         if avail[edge][op] and not chosen[edge][op]:
             chosen[edge][op] = True
-            count += counted[op]
+            count += counted[edge][op]
     return torch.tensor(chosen)
 
 
@@ -97,6 +98,7 @@ def shrink_available(available: torch.Tensor, saliency: torch.Tensor, non_none: 
     """`available` without its `count` lowest-saliency entries, never the last non-`none` op of an edge."""
     available = available.clone()
     num_ops = available.shape[1]
+    non_none = non_none.expand_as(available)
     removed = 0
     for flat in torch.sort(saliency.flatten(), stable=True).indices.tolist():
         if removed == count:
@@ -104,7 +106,7 @@ def shrink_available(available: torch.Tensor, saliency: torch.Tensor, non_none: 
         edge, op = divmod(flat, num_ops)
         if not available[edge, op]:
             continue
-        if non_none[op] and int((available[edge] & non_none).sum()) == 1:
+        if non_none[edge, op] and int((available[edge] & non_none[edge]).sum()) == 1:
             continue
         available[edge, op] = False
         removed += 1
@@ -129,13 +131,14 @@ def shrink_available_released(available: torch.Tensor, saliency: torch.Tensor, c
     return available
 
 
-def genotype_one_hot(genotype: Genotype, space: SearchSpace) -> torch.Tensor:
-    """`[2, num_edges, num_ops]` with a 1 for every kept (edge, op) of the normal and reduction cells."""
-    code = torch.zeros(2, *space.shape)
-    for c, cell in enumerate((genotype.normal, genotype.reduce)):
-        for node, pairs in enumerate(cell, start=2):
+def genotype_one_hot(genotype: Genotype, space: BoundSpace) -> torch.Tensor:
+    """`[cells, num_edges, num_ops]` with a 1 for every kept (edge, op) of each DARTS cell of the genotype."""
+    code = torch.zeros(len(space.cells), *space.cells[0].shape)
+    for c, spec in enumerate(space.cells):
+        for node, pairs in enumerate(getattr(genotype, spec.name), start=2):
             for op, source in pairs:
-                code[c, edge_index(node, source), space.primitives.index(op)] = 1.0
+                edge = edge_index(node, source)
+                code[c, edge, spec.edge_ops[edge].index(op)] = 1.0
     return code
 
 
@@ -149,14 +152,18 @@ class Ddsas(SearchMethod):
 
     config: DdsasMethod
 
-    def __init__(self, config: DdsasMethod, space: SearchSpace, training: SearchTraining) -> None:
+    @classmethod
+    def required_features(cls, config: DdsasMethod) -> dict[str, str]:  # type: ignore[override]
+        return {"darts_cell": "DDSAS' subspace bookkeeping over same-shaped cells"}
+
+    def __init__(self, config: DdsasMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
-        shape = (len(CELLS), *space.shape)
+        # One `[cells, edges, ops]` tensor: every cell type of the space must have the same shape.
+        shape = (len(space.cells), *space.cells[0].shape)
         self.alpha = nn.Parameter(1e-3 * torch.randn(shape))
         # Near zero, like alpha: every op starts with sigmoid(zeta) ~ 0.5, no prior preference.
         self.zeta = nn.Parameter(1e-3 * torch.randn(shape))
-        self.register_buffer("non_none", torch.tensor([op != "none" for op in space.primitives]),
-                             persistent=False)
+        self.register_buffer("non_none", self._op_mask(lambda op: op != "none"), persistent=False)
         self.register_buffer("saliency", torch.zeros(shape))
         # The released code starts both counters at 1: its saliency is n/(n+1) of the running mean and
         # its UCB bonus is finite (c * sqrt(log 1 / 1) = 0 before any evaluation).
@@ -168,6 +175,10 @@ class Ddsas(SearchMethod):
         self.register_buffer("sampled", torch.zeros(shape, dtype=torch.bool))
         self.register_buffer("previous_architecture", torch.zeros(shape))
         self._resample()
+
+    def _op_mask(self, keep: Callable[[str], bool]) -> torch.Tensor:
+        """`[cells, edges, ops]`: True where `keep(op)` for that edge's candidate."""
+        return torch.stack([spec.mask(keep) for spec in self.space.cells])
 
     @property
     def released_bookkeeping(self) -> bool:
@@ -187,13 +198,15 @@ class Ddsas(SearchMethod):
     def forward_weights(self) -> ArchWeights:
         u = self.unnormalised_weights()
         w = u / u.sum(-1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
-        return ArchWeights(w[0], w[1])
+        return self._by_cell(w)
 
     def mixing_probabilities(self) -> ArchWeights:
         """The saliency of the available ops (0 for removed ones): what the genotype is derived from and
         arch_weights.jsonl records. An op a shrink removed can never be chosen (as in the released code)."""
-        derived = self.saliency * self.available
-        return ArchWeights(derived[0], derived[1])
+        return self._by_cell(self.saliency * self.available)
+
+    def _by_cell(self, stacked: torch.Tensor) -> ArchWeights:
+        return ArchWeights({spec.name: stacked[c] for c, spec in enumerate(self.space.cells)})
 
     # -- the bandit -----------------------------------------------------------------------------------
     @torch.no_grad()
@@ -211,8 +224,8 @@ class Ddsas(SearchMethod):
     def _resample(self) -> None:
         ucb = ucb_scores(self.zeta, self.counts, int(self.iterations), self.config.ucb_c)
         tie_break = torch.sigmoid(self.zeta)
-        for c in range(len(CELLS)):
-            mask = select_subspace(ucb[c], tie_break[c], self.available[c], self.non_none, self.config.num_sampled,
+        for c in range(len(self.space.cells)):
+            mask = select_subspace(ucb[c], tie_break[c], self.available[c], self.non_none[c], self.config.num_sampled,
                                    released_code=self.released_bookkeeping)
             self.sampled[c] = mask.to(self.sampled.device)
 
@@ -228,18 +241,16 @@ class Ddsas(SearchMethod):
         every = self.config.schedule_every
         if self.config.schedule == "expand":
             added = EXPAND_ORDER[: epoch // every]
-            ops = torch.tensor([op in EXPAND_START or op in added for op in self.space.primitives])
-            return ops.to(current.device).expand_as(current).clone()
+            return self._op_mask(lambda op: op in EXPAND_START or op in added).to(current.device)
         if self.config.schedule == "parametric_first":
-            ops = torch.tensor([epoch >= every or op not in PARAMETER_FREE for op in self.space.primitives])
-            return ops.to(current.device).expand_as(current).clone()
+            return self._op_mask(lambda op: epoch >= every or op not in PARAMETER_FREE).to(current.device)
         if self.config.schedule == "shrink" and epoch > 0 and epoch % every == 0:
             count = self.config.shrink_count
             if self.released_bookkeeping:
                 return torch.stack([shrink_available_released(current[c], self.saliency[c], count)
-                                    for c in range(len(CELLS))])
-            return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none, count)
-                                for c in range(len(CELLS))])
+                                    for c in range(len(self.space.cells))])
+            return torch.stack([shrink_available(current[c], self.saliency[c], self.non_none[c], count)
+                                for c in range(len(self.space.cells))])
         return current
 
     def on_epoch_start(self, ctx: StepContext) -> None:

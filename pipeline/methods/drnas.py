@@ -23,16 +23,14 @@ from itertools import accumulate
 from typing import Any
 
 import torch
-from torch import nn
 from torch.distributions import Dirichlet, kl_divergence
 from torch.nn import functional as F
 
 from pipeline.config import DrnasMethod, SearchTraining
-from pipeline.methods.base import SearchMethod, SearchSpace, StepContext, register_method
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.methods.base import SearchMethod, StepContext, register_method
+from pipeline.space.base import ArchWeights, BoundSpace
+from pipeline.space.supernet import Supernet
 from pipeline.space.widen import widen_optimizer, widen_supernet
-
-_CELLS = ("normal", "reduce")
 
 
 def concentration(eta: torch.Tensor) -> torch.Tensor:
@@ -80,18 +78,30 @@ class Drnas(SearchMethod):
 
     config: DrnasMethod
 
-    def __init__(self, config: DrnasMethod, space: SearchSpace, training: SearchTraining) -> None:
+    @classmethod
+    def required_features(cls, config: DrnasMethod) -> dict[str, str]:  # type: ignore[override]
+        needs = {}
+        if config.partial_k > 1 or any(stage.partial_k > 1 for stage in config.stages):
+            needs["partial_channels"] = "partial_k > 1"
+        if config.stages:
+            needs["widening"] = "progressive stages"
+        return needs
+
+    def __init__(self, config: DrnasMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
-        self.eta_normal = nn.Parameter(1e-3 * torch.randn(space.shape))
-        self.eta_reduce = nn.Parameter(1e-3 * torch.randn(space.shape))
-        self.register_buffer("mask_normal", torch.ones(space.shape, dtype=torch.bool))
-        self.register_buffer("mask_reduce", torch.ones(space.shape, dtype=torch.bool))
+        self.per_cell("eta", lambda spec: 1e-3 * torch.randn(spec.shape))
+        self.per_cell("mask", lambda spec: torch.ones(spec.shape, dtype=torch.bool), buffer=True)
         # The stage the supernet is in; -1 until the first epoch enters stage 0. Saved with the method.
         self.register_buffer("stage", torch.tensor(-1))
         self.stage_starts = [0, *accumulate(s.epochs for s in config.stages)][:-1] if config.stages else [0]
 
-    def _pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [(self.eta_normal, self.mask_normal), (self.eta_reduce, self.mask_reduce)]
+    def _pairs(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """(eta, mask) per cell type; masks are looked up afresh because pruning replaces them."""
+        masks = self.cell_tensors("mask")
+        return {cell: (eta, masks[cell]) for cell, eta in self.cell_tensors("eta").items()}
+
+    def _per_cell(self, fn: Any) -> ArchWeights:
+        return ArchWeights({cell: fn(eta, mask) for cell, (eta, mask) in self._pairs().items()})
 
     # -- weights ------------------------------------------------------------------------------------
     def supernet_options(self) -> dict[str, Any]:
@@ -101,25 +111,25 @@ class Drnas(SearchMethod):
         return self.config.stages[stage].partial_k if self.config.stages else self.config.partial_k
 
     def forward_weights(self) -> ArchWeights:
-        return ArchWeights(*(sample_mixing_weights(eta, mask) for eta, mask in self._pairs()))
+        return self._per_cell(sample_mixing_weights)
 
     def eval_weights(self) -> ArchWeights:
         """The Dirichlet mean: validation accuracy is measured deterministically."""
-        return ArchWeights(*(dirichlet_mean(eta, mask) for eta, mask in self._pairs()))
+        return self._per_cell(dirichlet_mean)
 
     def mixing_probabilities(self) -> ArchWeights:
         if self.config.derive == "softmax":
-            return ArchWeights(*(masked_softmax(eta, mask) for eta, mask in self._pairs()))
+            return self._per_cell(masked_softmax)
         return self.eval_weights()
 
     def regularization(self) -> torch.Tensor:
         if self.config.regularizer == "l2":
-            return 0.5 * self.config.reg_lambda * sum(eta.pow(2).sum() for eta, _ in self._pairs())
-        total = torch.zeros((), device=self.eta_normal.device)
-        for eta, mask in self._pairs():
+            return 0.5 * self.config.reg_lambda * sum(eta.pow(2).sum() for eta, _ in self._pairs().values())
+        total = 0.0
+        for eta, mask in self._pairs().values():
             beta = concentration(eta).gather(1, kept_indices(mask))
             total = total + kl_divergence(Dirichlet(beta), Dirichlet(torch.ones_like(beta))).sum()
-        return self.config.reg_lambda * total
+        return self.config.reg_lambda * total  # type: ignore[return-value]
 
     # -- schedule -----------------------------------------------------------------------------------
     def stage_of(self, epoch: int) -> int:
@@ -139,9 +149,9 @@ class Drnas(SearchMethod):
 
     def prune(self, keep: int) -> None:
         """Keep the `keep` ops of each edge with the largest concentration (a no-op when as many remain)."""
-        for name, (eta, mask) in zip(("mask_normal", "mask_reduce"), self._pairs(), strict=True):
+        for cell, (eta, mask) in self._pairs().items():
             if int(mask[0].sum()) > keep:
-                setattr(self, name, top_concentration_mask(eta, mask, keep))
+                setattr(self, f"mask_{cell}", top_concentration_mask(eta, mask, keep))
 
     def prepare_supernet_for_restore(self, net: Supernet, parts: Any) -> None:
         """Give a freshly built supernet the width of the checkpointed stage, so its saved tensors fit.
@@ -157,7 +167,7 @@ class Drnas(SearchMethod):
         """Entropy of each edge's Dirichlet mean (low: the distribution settled), mean and max per cell."""
         metrics: dict[str, float] = {}
         with torch.no_grad():
-            for cell, (eta, mask) in zip(_CELLS, self._pairs(), strict=True):
+            for cell, (eta, mask) in self._pairs().items():
                 entropy = edge_entropy(dirichlet_mean(eta, mask))
                 metrics[f"entropy_{cell}_mean"] = float(entropy.mean())
                 metrics[f"entropy_{cell}_max"] = float(entropy.max())

@@ -9,21 +9,20 @@ architecture is frozen for the first `warmup_epochs` (15 in the paper and code) 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
 
 from pipeline.config import PcDartsMethod, SearchTraining
-from pipeline.methods.base import SearchSpace, register_method
+from pipeline.methods.base import register_method
 from pipeline.methods.darts import AlphaMethod
-from pipeline.space.supernet import ArchWeights
+from pipeline.space.base import ArchWeights, BoundSpace
 
 
-def node_softmax(beta: torch.Tensor, nodes: int) -> torch.Tensor:
-    """Per intermediate node, softmax over its incoming edges (node i has i + 2 inputs), in edge order."""
-    sizes = [i + 2 for i in range(nodes)]
-    return torch.cat([chunk.softmax(0) for chunk in beta.split(sizes)])
+def node_softmax(beta: torch.Tensor, node_inputs: Sequence[int]) -> torch.Tensor:
+    """Per mixed node, softmax over its incoming edges (`node_inputs[k]` consecutive edges), in edge order."""
+    return torch.cat([chunk.softmax(0) for chunk in beta.split(list(node_inputs))])
 
 
 @register_method("pc_darts")
@@ -32,11 +31,17 @@ class PcDarts(AlphaMethod):
 
     config: PcDartsMethod
 
-    def __init__(self, config: PcDartsMethod, space: SearchSpace, training: SearchTraining) -> None:
+    @classmethod
+    def required_features(cls, config: PcDartsMethod) -> dict[str, str]:  # type: ignore[override]
+        needs = {"partial_channels": f"partial_k {config.partial_k}"} if config.partial_k > 1 else {}
+        if config.edge_normalization:
+            needs["node_inputs"] = "edge_normalization"
+        return needs
+
+    def __init__(self, config: PcDartsMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
         if config.edge_normalization:
-            self.beta_normal = nn.Parameter(1e-3 * torch.randn(space.num_edges))
-            self.beta_reduce = nn.Parameter(1e-3 * torch.randn(space.num_edges))
+            self.betas = self.per_cell("beta", lambda spec: 1e-3 * torch.randn(spec.num_edges))
 
     def supernet_options(self) -> dict[str, Any]:
         return {"partial_k": self.config.partial_k}
@@ -44,14 +49,13 @@ class PcDarts(AlphaMethod):
     def forward_weights(self) -> ArchWeights:
         weights = self.softmax_weights()
         if self.config.edge_normalization:
-            weights.normal_edges = node_softmax(self.beta_normal, self.space.nodes)
-            weights.reduce_edges = node_softmax(self.beta_reduce, self.space.nodes)
+            weights.edge_scales = {cell: node_softmax(beta, self.space.cell(cell).node_inputs)
+                                   for cell, beta in self.betas.items()}
         return weights
 
     def child_weights(self, discretised: ArchWeights) -> ArchWeights:
         """The kept ops scaled by their edge's weight, as the supernet mixes every edge it trained."""
-        edges = self.forward_weights()
-        return ArchWeights(discretised.normal, discretised.reduce, edges.normal_edges, edges.reduce_edges)
+        return ArchWeights(discretised.cells, self.forward_weights().edge_scales)
 
     def updates_architecture(self, epoch: int) -> bool:
         return epoch >= self.config.warmup_epochs

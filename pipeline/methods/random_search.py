@@ -1,43 +1,29 @@
 """Random search: the baseline every differentiable method has to beat (DARTS' and DATA's tables).
 
-N genotypes are drawn uniformly from the space (per node two distinct inputs, a uniform non-`none` op on
-each). Each is then trained from freshly initialised weights for `train_epochs` short epochs, as the
-supernet discretised to its one-hot weights (so only its ops run), with the same per-candidate cosine
-learning-rate schedule, and scored by the validation accuracy the loop measures at the end of its last
-epoch. The best-scoring candidate is the result.
+N genotypes are drawn uniformly from the space: each is the space's own derivation of i.i.d. uniform
+scores (the argmax of i.i.d. scores is uniform, so on a DARTS cell top-2 picks two distinct inputs per
+node uniformly and a uniform non-`none` op on each; on NAS-Bench-201 a uniform op per edge). This works on
+every space without knowing its cells. Each is then trained from freshly initialised weights for
+`train_epochs` short epochs, as the supernet discretised to its one-hot weights (so only its ops run),
+with the same per-candidate cosine learning-rate schedule, and scored by the validation accuracy the loop
+measures at the end of its last epoch. The best-scoring candidate is the result.
 
 Candidate k occupies search epochs [k * train_epochs, (k + 1) * train_epochs); the params schema requires
-epochs = candidates x train_epochs. Candidates, scores and the current index are buffers, so a resumed
-search continues with the same candidates.
+epochs = candidates x train_epochs. The candidates' scores, their validation accuracies and the current
+index are buffers, so a resumed search continues with the same candidates.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 
 from pipeline.config import RandomMethod, SearchTraining
-from pipeline.methods.base import SearchMethod, SearchSpace, StepContext, register_method
-from pipeline.space.genotype import Genotype, num_edges
-from pipeline.space.supernet import ArchWeights
-
-CELLS = ("normal", "reduce")
-
-
-def sample_codes(count: int, space: SearchSpace) -> torch.Tensor:
-    """`count` uniform genotypes as a long tensor `[count, cell, node, pair, (op, input)]` (torch's RNG)."""
-    ops = [i for i, op in enumerate(space.primitives) if op != "none"]
-    codes = torch.zeros(count, len(CELLS), space.nodes, 2, 2, dtype=torch.long)
-    for k in range(count):
-        for c in range(len(CELLS)):
-            for j in range(space.nodes):
-                inputs = torch.randperm(j + 2)[:2]
-                choices = torch.randint(len(ops), (2,))
-                for pair in range(2):
-                    codes[k, c, j, pair] = torch.tensor([ops[int(choices[pair])], int(inputs[pair])])
-    return codes
+from pipeline.methods.base import SearchMethod, StepContext, register_method
+from pipeline.space.base import ArchWeights, BoundSpace
 
 
 def reset_weights(net: nn.Module) -> None:
@@ -53,32 +39,22 @@ class RandomSearch(SearchMethod):
 
     config: RandomMethod
 
-    def __init__(self, config: RandomMethod, space: SearchSpace, training: SearchTraining) -> None:
+    def __init__(self, config: RandomMethod, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__(config, space, training)
-        self.register_buffer("candidates", sample_codes(config.candidates, space))
+        # Candidate k is the derivation of these i.i.d. U(0, 1) scores (torch's RNG, so seeded).
+        self.per_cell("draws", lambda spec: torch.rand(config.candidates, *spec.shape), buffer=True)
         self.register_buffer("scores", torch.full((config.candidates,), math.nan))
         self.register_buffer("current", torch.zeros((), dtype=torch.long))
-        offsets = torch.tensor([num_edges(j) for j in range(space.nodes)])
-        self.register_buffer("node_offsets", offsets, persistent=False)
 
     # -- candidates -----------------------------------------------------------------------------------
-    def genotype_of(self, index: int) -> Genotype:
-        code = self.candidates[index].tolist()
-        cells = [tuple(tuple((self.space.primitives[op], source) for op, source in node) for node in cell)
-                 for cell in code]
-        concat = tuple(range(2, self.space.nodes + 2))
-        space = "darts" if "none" in self.space.primitives else "darts_no_none"
-        return Genotype(cells[0], concat, cells[1], concat, search_space=space)
+    def genotype_of(self, index: int) -> Any:
+        draws = self.cell_tensors("draws")
+        return self.space.derive(ArchWeights({cell: d[index] for cell, d in draws.items()}))
 
     def one_hot(self, index: int) -> ArchWeights:
         """The supernet discretised to candidate `index`: weight 1 on its pairs, exactly 0 elsewhere."""
-        code = self.candidates[index]
-        ops, sources = code[..., 0], code[..., 1]
-        edges = self.node_offsets.view(1, -1, 1) + sources
-        cells = torch.arange(len(CELLS), device=code.device).view(-1, 1, 1).expand_as(edges)
-        weights = torch.zeros(len(CELLS), *self.space.shape, device=code.device)
-        weights[cells, edges, ops] = 1.0
-        return ArchWeights(weights[0], weights[1])
+        device = self.scores.device
+        return self.space.space.discretise(self.genotype_of(index), self.space.cells).map(lambda w: w.to(device))
 
     def best_index(self) -> int:
         """The best-scoring candidate so far (the current one before any is scored)."""
@@ -121,5 +97,5 @@ class RandomSearch(SearchMethod):
         return {"candidate": int(self.current), "candidate_valid_acc": float(self.scores[int(self.current)]),
                 "best_candidate": self.best_index()}
 
-    def derive(self) -> Genotype:
+    def derive(self) -> Any:
         return self.genotype_of(self.best_index())

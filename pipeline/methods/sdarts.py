@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from pipeline.config import SdartsMethod
 from pipeline.methods.base import Batch, StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
-from pipeline.space.supernet import ArchWeights
+from pipeline.space.base import ArchWeights
 
 
 def epsilon_at(epoch: int, epochs: int, start: float, end: float) -> float:
@@ -69,12 +69,10 @@ class Sdarts(AlphaMethod):
         return epsilon_at(ctx.epoch, ctx.epochs, self.config.epsilon_start, self.config.epsilon_end)
 
     def weight_step_weights(self, ctx: StepContext, train_batch: Batch) -> ArchWeights:
-        clean = self.softmax_weights()
-        clean = ArchWeights(clean.normal.detach(), clean.reduce.detach())
+        clean = self.softmax_weights().detached()
         epsilon = self.epsilon(ctx)
         if self.config.perturbation == "rs":
-            return ArchWeights(random_perturbation(clean.normal, epsilon),
-                               random_perturbation(clean.reduce, epsilon))
+            return clean.map(lambda w: random_perturbation(w, epsilon))
         return self.adversarial_weights(ctx, train_batch, clean, epsilon)
 
     def adversarial_weights(self, ctx: StepContext, batch: Batch, clean: ArchWeights,
@@ -82,7 +80,8 @@ class Sdarts(AlphaMethod):
         """ADV: sign-gradient ascent from a random start; the clean weights when the loss did not rise."""
         steps = self.config.attack_steps
         step_size = 2.0 * epsilon / steps
-        centers = (clean.normal, clean.reduce)
+        cells = list(clean.cells)
+        centers = [clean[cell] for cell in cells]
         was_training = ctx.net.training
         ctx.net.eval()
         try:
@@ -92,11 +91,11 @@ class Sdarts(AlphaMethod):
             for _ in range(steps):
                 leaves = [w.requires_grad_() for w in current]
                 # Every op runs: the ascent must be able to revive an op the clipping zeroed.
-                loss = _loss(ctx, batch, ArchWeights(*leaves, compute_all=True))
+                loss = _loss(ctx, batch, ArchWeights(dict(zip(cells, leaves, strict=True)), compute_all=True))
                 grads = torch.autograd.grad(loss, leaves)
                 current = [clip_to_simplex(project_linf(w.detach() + step_size * g.sign(), c, epsilon), c)
                            for w, g, c in zip(leaves, grads, centers, strict=True)]
-            attacked = ArchWeights(*current)
+            attacked = ArchWeights(dict(zip(cells, current, strict=True)))
             with torch.no_grad():
                 attacked_loss = _loss(ctx, batch, attacked)
         finally:

@@ -44,13 +44,11 @@ from pipeline.device import (
 )
 from pipeline.errors import NumericalError
 from pipeline.inputs import training_inputs
-from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method
+from pipeline.methods import SearchMethod, StepContext, create_method
 from pipeline.provenance import params_sha256
-from pipeline.search.metrics import accuracy_counts, child_weights, genotype_analyses
-from pipeline.space.fast_supernet import supernet_class
-from pipeline.space.genotype import genotype_to_dict
-from pipeline.space.primitives import SPACES
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.search.metrics import accuracy_counts
+from pipeline.search.step import search_step
+from pipeline.space.base import ArchWeights, BoundSpace
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +91,7 @@ class SearchState:
 @dataclass
 class _Parts:
     device: torch.device
-    net: Supernet
+    net: nn.Module
     method: SearchMethod
     w_optimizer: torch.optim.Optimizer
     a_optimizer: torch.optim.Optimizer | None
@@ -126,19 +124,17 @@ def _build(job: SearchJob) -> _Parts:
                                **loader_args)
     valid_loader = make_loader(search_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
                                drop_last=True, **loader_args)
-    space = SearchSpace(SPACES[method_cfg.primitives], nodes=settings.nodes)
+    space = BoundSpace.of(method_cfg.space, settings)
     method = create_method(method_cfg, space, settings)
-    net = supernet_class(settings.supernet)(
-        channels=settings.channels, num_classes=info.num_classes, layers=settings.layers,
-        primitives=space.primitives, nodes=settings.nodes, stem_multiplier=settings.stem_multiplier,
-        in_channels=info.in_channels, stem="imagenet" if job.dataset == IMAGENET else "cifar",
-        **method.supernet_options())
+    stem = {"stem": "imagenet"} if job.dataset == IMAGENET else {}
+    net = space.space.build_supernet(settings, num_classes=info.num_classes, in_channels=info.in_channels,
+                                     cells=space.cells, **stem, **method.supernet_options())
     net.to(device)
     method.to(device)
     if params.runtime.channels_last and device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     w = settings.weights
-    w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
+    w_optimizer = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(w_optimizer, lambda epoch: weight_lr_at(epoch, settings) / w.lr)
     arch_params = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
@@ -322,29 +318,12 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
 def _step(parts: _Parts, ctx: StepContext, train: tuple[torch.Tensor, torch.Tensor],
           valid: tuple[torch.Tensor, torch.Tensor], state: SearchState, job: SearchJob,
           totals: dict[str, Any]) -> None:
-    method = parts.method
-    if method.updates_architecture(state.epoch):
-        arch_snapshot = [p.detach().clone() for p in method.arch_parameters()]
-        method.architecture_step(ctx, train, valid)
-        for param in method.arch_parameters():
-            if not _check_finite("architecture parameter", param, state, job):
-                with torch.no_grad():
-                    for p, old in zip(method.arch_parameters(), arch_snapshot, strict=True):
-                        p.copy_(old)
-                break
-    weights = method.weight_step_supernet_weights(ctx, train)
-    ctx.w_optimizer.zero_grad(set_to_none=True)
-    with ctx.autocast():
-        logits = parts.net(train[0], weights).float()
-    loss = parts.criterion(logits, train[1])
-    if not _check_finite("training loss", loss.detach(), state, job):
+    done = search_step(parts.method, ctx, train, valid, update_architecture=parts.method.updates_architecture(
+        state.epoch), grad_clip=parts.grad_clip, finite=lambda what, value: _check_finite(what, value, state, job))
+    if done is None:
         return
-    loss.backward()
-    method.complete_skipped_gradients(parts.net)
-    nn.utils.clip_grad_norm_(parts.net.weights(), parts.grad_clip)
-    ctx.w_optimizer.step()
-    method.after_weight_step(ctx)
-    hits, count = accuracy_counts(logits.detach(), train[1])
+    logits, loss = done
+    hits, count = accuracy_counts(logits, train[1])
     totals["loss"] += loss.item() * count
     totals["correct"] += hits
     totals["seen"] += count
@@ -356,7 +335,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
     valid_loss, valid_acc = _evaluate(parts, method.eval_weights(), max_steps, autocast)
     method.on_validation(state.epoch, valid_acc)
     genotype = method.derive()
-    child = method.child_weights(child_weights(genotype, method.space, parts.device))
+    space = method.space.space
+    child = method.child_weights(space.discretise(genotype, method.space.cells).map(lambda w: w.to(parts.device)))
     _, child_acc = _evaluate(parts, child, max_steps, autocast)
     seen = max(totals["seen"], 1)
     row: dict[str, Any] = {
@@ -368,9 +348,8 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
         "valid_acc": valid_acc,
         "child_valid_acc": child_acc,
         "epoch_time_s": 0.0,
-        "genotype": json.dumps(genotype_to_dict(genotype)["normal"] + genotype_to_dict(genotype)["reduce"],
-                               separators=(",", ":")),
-        **genotype_analyses(genotype),
+        "genotype": json.dumps(_cells_only(space.genotype_to_json(genotype)), separators=(",", ":")),
+        **space.analyses(genotype),
         **method.epoch_metrics(),
     }
     # Random search has no architecture parameters, hence no Hessian to measure.
@@ -382,11 +361,15 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
     probs = method.mixing_probabilities()
     arch_row = {
         "epoch": state.epoch,
-        "primitives": list(method.space.primitives),
-        "normal": probs.normal.detach().cpu().double().tolist(),
-        "reduce": probs.reduce.detach().cpu().double().tolist(),
+        "edge_ops": {spec.name: [list(ops) for ops in spec.edge_ops] for spec in method.space.cells},
+        "weights": {cell: probs[cell].detach().cpu().double().tolist() for cell in probs},
     }
     return row, arch_row
+
+
+def _cells_only(genotype_json: dict[str, Any]) -> dict[str, Any]:
+    """The genotype's architecture for a history.csv cell: no space name, no provenance."""
+    return {key: value for key, value in genotype_json.items() if key not in ("search_space", "provenance")}
 
 
 def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> dict[str, Any]:
@@ -403,7 +386,7 @@ def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> 
         "final_valid_acc": last.get("valid_acc", math.nan),
         "final_child_valid_acc": last.get("child_valid_acc", math.nan),
         "search_child_gap": last.get("valid_acc", math.nan) - last.get("child_valid_acc", math.nan),
-        "genotype": genotype_to_dict(genotype),
+        "genotype": parts.method.space.space.genotype_to_json(genotype),
         "method_state": _method_state_summary(parts.method),
         "params_sha256": params_sha256(job.params.search_slice(job.method)),
     }

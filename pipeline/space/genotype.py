@@ -22,7 +22,7 @@ import torch
 
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import GenotypeError
-from pipeline.space.primitives import PARAMETER_FREE, SPACES
+from pipeline.space.primitives import PARAMETER_FREE
 
 Pair = tuple[str, int]
 Node = tuple[Pair, ...]
@@ -53,29 +53,55 @@ class Genotype:
         """Number of intermediate nodes per cell."""
         return len(self.normal)
 
+    def to_json(self) -> dict[str, Any]:
+        return genotype_to_dict(self)
+
+    @classmethod
+    def from_json(cls, obj: Any, source: str = "genotype") -> Genotype:
+        try:
+            return genotype_from_dict(obj)
+        except GenotypeError as exc:
+            raise GenotypeError(f"{source}: {exc}") from None
+
+
+def _cnn_space(name: Any) -> Any:
+    """The registered DARTS-cell space `name` (imported here: the spaces import this module)."""
+    from pipeline.space.base import get_space, list_spaces
+    from pipeline.space.cnn import CnnSpace
+
+    try:
+        space = get_space(name) if isinstance(name, str) else None
+    except KeyError:
+        space = None
+    if not isinstance(space, CnnSpace):
+        known = [n for n in list_spaces() if isinstance(get_space(n), CnnSpace)]
+        raise GenotypeError(f"search_space: {name!r} is not a registered DARTS-cell space; expected one of {known}")
+    return space
+
 
 def _validate(g: Genotype) -> None:
-    if g.search_space not in SPACES:
-        raise GenotypeError(f"search_space: '{g.search_space}' is unknown; expected one of {sorted(SPACES)}")
+    space = _cnn_space(g.search_space)
     if not isinstance(g.provenance, dict):
         raise GenotypeError(f"provenance: expected an object, got {type(g.provenance).__name__}")
-    known = SPACES[g.search_space]
     for cell in _CELLS:
         nodes = getattr(g, cell)
         if not isinstance(nodes, tuple) or not nodes:
             raise GenotypeError(f"{cell}: expected a non-empty list of nodes")
-        for k, node in enumerate(nodes):
-            _validate_node(cell, k + 2, node, known, g.search_space)
     if len(g.normal) != len(g.reduce):
         raise GenotypeError(
             f"reduce: has {len(g.reduce)} nodes but normal has {len(g.normal)}; both cells of a search space "
             "have the same node count"
         )
     for cell in _CELLS:
+        for k, node in enumerate(getattr(g, cell)):
+            _validate_node(cell, k + 2, node, lambda source, c=cell, n=k + 2: space.candidates(c, n, source, g.nodes),
+                           g.search_space)
+    for cell in _CELLS:
         _validate_concat(f"{cell}_concat", getattr(g, f"{cell}_concat"), len(g.normal))
 
 
-def _validate_node(cell: str, node: int, pairs: Node, known: tuple[str, ...], space: str) -> None:
+def _validate_node(cell: str, node: int, pairs: Node, candidates: Any, space: str) -> None:
+    """`candidates(source)`: the operations the edge (source -> node) offers in `space`."""
     where = f"{cell} cell, node {node}"
     if not isinstance(pairs, tuple) or not pairs:
         raise GenotypeError(f"{where}: expected a non-empty list of [operation, input] pairs")
@@ -86,14 +112,15 @@ def _validate_node(cell: str, node: int, pairs: Node, known: tuple[str, ...], sp
         op, source = pair
         if op == "none":
             raise GenotypeError(f"{at}: 'none' is not allowed in a derived genotype (it contributes nothing)")
-        if not isinstance(op, str) or op not in known:
-            raise GenotypeError(
-                f"{at}: unknown operation {op!r} for search space '{space}'; "
-                f"expected one of {', '.join(o for o in known if o != 'none')}"
-            )
         if isinstance(source, bool) or not isinstance(source, int) or not 0 <= source < node:
             raise GenotypeError(
                 f"{at} ({op}): input {source!r} is out of range; node {node} reads nodes 0..{node - 1}"
+            )
+        known = candidates(source)
+        if not isinstance(op, str) or op not in known:
+            raise GenotypeError(
+                f"{at}: unknown operation {op!r} for search space '{space}' on the edge from node {source}; "
+                f"expected one of {', '.join(o for o in known if o != 'none')}"
             )
 
 
@@ -172,8 +199,11 @@ def save_genotype(path: Path | str, g: Genotype) -> None:
     atomic_write_text(path, _genotype_json(genotype_to_dict(g)))
 
 
-def load_genotype(path: Path | str) -> Genotype:
-    """Read and validate a genotype file; every failure names the file."""
+def load_genotype(path: Path | str) -> Any:
+    """Read and validate a genotype file of any registered space (its `search_space` picks the parser);
+    every failure names the file."""
+    from pipeline.space.base import genotype_from_json
+
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -186,10 +216,7 @@ def load_genotype(path: Path | str) -> Genotype:
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno}, column {exc.colno}"
         raise GenotypeError(f"{path}: not valid JSON ({where}: {exc.msg})") from None
-    try:
-        return genotype_from_dict(obj)
-    except GenotypeError as exc:
-        raise GenotypeError(f"{path}: {exc}") from None
+    return genotype_from_json(obj, str(path))
 
 
 def _node_name(index: int) -> str:
@@ -230,74 +257,62 @@ def _as_matrix(name: str, weights: Any, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def _space_of(primitives: Sequence[str]) -> str:
-    space = "darts" if "none" in primitives else "darts_no_none"
-    unknown = [op for op in primitives if op not in SPACES[space]]
-    if unknown or len(set(primitives)) != len(primitives):
-        raise GenotypeError(f"primitives {list(primitives)}: unknown or repeated operations {unknown}")
-    return space
-
-
-def _top2_cell(weights: np.ndarray, primitives: Sequence[str], nodes: int) -> tuple[Node, ...]:
-    candidates = [i for i, op in enumerate(primitives) if op != "none"]
+def _top2_cell(weights: np.ndarray, edge_ops: Sequence[Sequence[str]], nodes: int) -> tuple[Node, ...]:
     cell = []
     for node in range(2, nodes + 2):
-        rows = [weights[edge_index(node, source), candidates] for source in range(node)]
+        best: list[tuple[float, str]] = []
+        for source in range(node):
+            edge = edge_index(node, source)
+            scored = [(weights[edge, i], op) for i, op in enumerate(edge_ops[edge]) if op != "none"]
+            # max keeps the first of equal weights: the lower candidate index wins, as numpy's argmax.
+            best.append(max(scored, key=lambda pair: pair[0]) if scored else (-np.inf, "none"))
         # Stable sort: on a tie the lower input wins, as in DARTS' own `sorted`.
-        ranked = sorted(range(node), key=lambda source: -rows[source].max())[:2]
-        cell.append(tuple((primitives[candidates[int(rows[s].argmax())]], s) for s in ranked))
+        ranked = sorted(range(node), key=lambda source: -best[source][0])[:2]
+        if any(best[s][1] == "none" for s in ranked):
+            raise GenotypeError(f"node {node}: fewer than two inputs offer an operation other than 'none'")
+        cell.append(tuple((best[s][1], s) for s in ranked))
     return tuple(cell)
 
 
 def derive_top2(
-    weights_normal: Any,
-    weights_reduce: Any,
-    primitives: Sequence[str],
+    weights: Mapping[str, Any],
+    edge_ops: Mapping[str, Sequence[Sequence[str]]],
+    search_space: str,
     *,
-    nodes: int = 4,
-    edge_scores: tuple[Any, Any] | None = None,
+    edge_scores: Mapping[str, Any] | None = None,
 ) -> Genotype:
     """The DARTS rule: per node keep the 2 inputs whose best non-`none` weight is largest, each with its
     argmax non-`none` op.
 
-    Weights are `[num_edges, len(primitives)]` arrays or tensors in docs/architecture.md edge order.
-    `edge_scores`, a (normal, reduce) pair of `[num_edges]` vectors, multiplies each edge's weights before
-    ranking (PC-DARTS edge normalisation). Pairs are listed best edge first, as DARTS prints them.
+    `weights[cell]` is a `[num_edges, num_candidates]` array or tensor (docs/architecture.md edge order)
+    whose column i on edge e weighs `edge_ops[cell][e][i]`, for both cell types. `edge_scores[cell]`, a
+    `[num_edges]` vector, multiplies each edge's weights before ranking (PC-DARTS edge normalisation).
+    Pairs are listed best edge first, as DARTS prints them.
     """
-    space = _space_of(primitives)
-    shape = (num_edges(nodes), len(primitives))
     cells = []
-    for i, (cell, weights) in enumerate((("normal", weights_normal), ("reduce", weights_reduce))):
-        matrix = _as_matrix(f"{cell} weights", weights, shape)
+    for cell in _CELLS:
+        ops = edge_ops[cell]
+        nodes = _nodes_of(len(ops))
+        shape = (len(ops), len(ops[0]))
+        matrix = _as_matrix(f"{cell} weights", weights[cell], shape)
         if edge_scores is not None:
-            matrix = matrix * _as_matrix(f"{cell} edge scores", edge_scores[i], shape[:1])[:, None]
-        cells.append(_top2_cell(matrix, primitives, nodes))
-    concat = tuple(range(2, nodes + 2))
-    return Genotype(cells[0], concat, cells[1], concat, search_space=space)
+            matrix = matrix * _as_matrix(f"{cell} edge scores", edge_scores[cell], shape[:1])[:, None]
+        cells.append(_top2_cell(matrix, ops, nodes))
+    concat = tuple(range(2, len(cells[0]) + 2))
+    return Genotype(cells[0], concat, cells[1], concat, search_space=search_space)
+
+
+def _nodes_of(edges: int) -> int:
+    """The node count of a DARTS cell with `edges` edges."""
+    nodes = 0
+    while num_edges(nodes) < edges:
+        nodes += 1
+    if num_edges(nodes) != edges:
+        raise GenotypeError(f"{edges} edges do not make a DARTS cell (2, 5, 9, 14, ... edges)")
+    return nodes
 
 
 def param_free_ratio(g: Genotype) -> float:
     """Share of parameter-free ops among the normal cell's pairs: the skip-collapse signal of history.csv."""
     pairs = [op for node in g.normal for op, _ in node]
     return sum(op in PARAMETER_FREE for op in pairs) / len(pairs)
-
-
-# The DARTS paper's CIFAR-10 cell (second order, "DARTS_V2"; Liu et al., ICLR 2019, Figure 4 and 5).
-GENOTYPE_DARTS_V2 = Genotype(
-    normal=(
-        (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-        (("sep_conv_3x3", 0), ("sep_conv_3x3", 1)),
-        (("sep_conv_3x3", 1), ("skip_connect", 0)),
-        (("skip_connect", 0), ("dil_conv_3x3", 2)),
-    ),
-    normal_concat=(2, 3, 4, 5),
-    reduce=(
-        (("max_pool_3x3", 0), ("max_pool_3x3", 1)),
-        (("skip_connect", 2), ("max_pool_3x3", 1)),
-        (("max_pool_3x3", 0), ("skip_connect", 2)),
-        (("skip_connect", 2), ("max_pool_3x3", 1)),
-    ),
-    reduce_concat=(2, 3, 4, 5),
-    search_space="darts",
-    provenance={"source": "Liu, Simonyan, Yang. DARTS: Differentiable Architecture Search. ICLR 2019"},
-)

@@ -25,7 +25,6 @@ PRIMITIVES: tuple[str, ...] = (
 )
 # SDARTS' "s5" space and DrNAS search without `none`.
 PRIMITIVES_NO_NONE: tuple[str, ...] = PRIMITIVES[1:]
-SPACES: dict[str, tuple[str, ...]] = {"darts": PRIMITIVES, "darts_no_none": PRIMITIVES_NO_NONE}
 PARAMETER_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
 
 

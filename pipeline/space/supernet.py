@@ -15,31 +15,12 @@ of SDARTS and DATA run every op, so their optimisers also see (zero) gradients o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from pipeline.space.base import ArchWeights, CellSpec
 from pipeline.space.primitives import FactorizedReduce, ReLUConvBN, build_op
-
-
-@dataclass
-class ArchWeights:
-    """Mixing weights for one forward pass: `[num_edges, num_ops]` per cell type.
-
-    `normal_edges` / `reduce_edges` (shape `[num_edges]`) scale each edge's output: PC-DARTS' edge
-    normalisation. Edge order is node by node, inputs in order (see docs/architecture.md).
-    `compute_all`: run every op but `none`, zero weights included (see the module docstring).
-    """
-
-    normal: torch.Tensor
-    reduce: torch.Tensor
-    normal_edges: torch.Tensor | None = None
-    reduce_edges: torch.Tensor | None = None
-    compute_all: bool = False
-
-    def for_cell(self, reduction: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        return (self.reduce, self.reduce_edges) if reduction else (self.normal, self.normal_edges)
 
 
 def num_edges(nodes: int) -> int:
@@ -47,14 +28,13 @@ def num_edges(nodes: int) -> int:
     return sum(range(2, nodes + 2))
 
 
-def active_ops(weights: torch.Tensor, none_index: int | None, compute_all: bool = False) -> list[list[int]]:
-    """Per edge, the ops to compute: non-zero weight (every op with `compute_all`), never `none`.
+def active_ops(weights: torch.Tensor, computable: torch.Tensor, compute_all: bool = False) -> list[list[int]]:
+    """Per edge, the ops to compute: non-zero weight (every op with `compute_all`), never `none`
+    (`computable`: the `[num_edges, num_candidates]` mask of the candidates that are not `none`).
 
     One device sync per cell type (none with `compute_all`).
     """
-    mask = torch.ones(weights.shape, dtype=torch.bool) if compute_all else (weights != 0).cpu()
-    if none_index is not None:
-        mask[:, none_index] = False
+    mask = computable.clone() if compute_all else (weights != 0).cpu() & computable
     return [row.nonzero().flatten().tolist() for row in mask]
 
 
@@ -102,11 +82,17 @@ class MixedOp(nn.Module):
 
 
 class SearchCell(nn.Module):
-    """A DARTS cell: two preprocessed inputs, `nodes` intermediate nodes, concat of the nodes."""
+    """A DARTS cell: two preprocessed inputs, `nodes` intermediate nodes, concat of the nodes.
 
-    def __init__(self, *, nodes: int, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
-                 reduction_prev: bool, primitives: Sequence[str], partial_k: int = 1) -> None:
+    `spec` gives the candidates of each edge (S1 of Zela et al. has a different pair on every edge)."""
+
+    def __init__(self, *, spec: CellSpec, c_prev_prev: int, c_prev: int, channels: int, reduction: bool,
+                 reduction_prev: bool, partial_k: int = 1) -> None:
         super().__init__()
+        nodes = len(spec.node_inputs)
+        if spec.num_edges != num_edges(nodes):
+            raise ValueError(f"cell '{spec.name}': {spec.num_edges} edges do not make a DARTS cell of {nodes} nodes")
+        self.cell_type = spec.name
         self.reduction = reduction
         self.nodes = nodes
         self.preprocess0 = (
@@ -116,7 +102,7 @@ class SearchCell(nn.Module):
         )
         self.preprocess1 = ReLUConvBN(c_prev, channels, 1, 1, 0, affine=False)
         self.edges = nn.ModuleList(
-            MixedOp(channels, 2 if reduction and j < 2 else 1, primitives, partial_k)
+            MixedOp(channels, 2 if reduction and j < 2 else 1, spec.edge_ops[num_edges(i) + j], partial_k)
             for i in range(nodes)
             for j in range(i + 2)
         )
@@ -139,14 +125,18 @@ class SearchCell(nn.Module):
 class Supernet(nn.Module):
     """The one-shot network of the search phase (CIFAR stem, or the ImageNet 3-conv stride-8 stem)."""
 
-    def __init__(self, *, channels: int, num_classes: int, layers: int, primitives: Sequence[str],
-                 nodes: int = 4, stem_multiplier: int = 3, in_channels: int = 3, partial_k: int = 1,
+    def __init__(self, *, channels: int, num_classes: int, layers: int, cells: Sequence[CellSpec],
+                 stem_multiplier: int = 3, in_channels: int = 3, partial_k: int = 1,
                  stem: str = "cifar") -> None:
         super().__init__()
-        self.primitives = tuple(primitives)
-        self.nodes = nodes
+        specs = {spec.name: spec for spec in cells}
+        if set(specs) != {"normal", "reduce"}:
+            raise ValueError(f"a DARTS supernet needs cell types normal and reduce, got {sorted(specs)}")
+        self.cell_specs = specs
+        self.nodes = nodes = len(specs["normal"].node_inputs)
         self.layers = layers
-        self.none_index = self.primitives.index("none") if "none" in self.primitives else None
+        # Per cell type, the candidates that may be computed: never `none` (its output is zero).
+        self.computable = {name: spec.mask(lambda op: op != "none") for name, spec in specs.items()}
         self.stem0: nn.Module
         self.stem1: nn.Module | None = None
         if stem == "cifar":
@@ -181,8 +171,8 @@ class Supernet(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_cur *= 2
-            cell = SearchCell(nodes=nodes, c_prev_prev=c_prev_prev, c_prev=c_prev, channels=c_cur,
-                              reduction=reduction, reduction_prev=reduction_prev, primitives=primitives,
+            cell = SearchCell(spec=specs["reduce" if reduction else "normal"], c_prev_prev=c_prev_prev,
+                              c_prev=c_prev, channels=c_cur, reduction=reduction, reduction_prev=reduction_prev,
                               partial_k=partial_k)
             self.cells.append(cell)
             reduction_prev = reduction
@@ -199,13 +189,12 @@ class Supernet(nn.Module):
         return self.parameters()
 
     def forward(self, x: torch.Tensor, arch: ArchWeights) -> torch.Tensor:
-        active = {reduction: active_ops(arch.for_cell(reduction)[0], self.none_index, arch.compute_all)
-                  for reduction in (False, True)}
+        active = {name: active_ops(arch[name], mask, arch.compute_all) for name, mask in self.computable.items()}
         s0 = self.stem0(x)
         s1 = s0 if self.stem1 is None else self.stem1(s0)
         for cell in self.cells:
-            weights, edge_weights = arch.for_cell(cell.reduction)
-            s0, s1 = s1, self.run_cell(cell, s0, s1, weights, edge_weights, active[cell.reduction])
+            name = cell.cell_type
+            s0, s1 = s1, self.run_cell(cell, s0, s1, arch[name], arch.edge_scale(name), active[name])
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     def run_cell(self, cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,

@@ -40,11 +40,11 @@ from pipeline.config import (
 )
 from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
-from pipeline.methods import SearchMethod, SearchSpace, StepContext, create_method, list_methods
+from pipeline.methods import SearchMethod, StepContext, create_method, list_methods
 from pipeline.provenance import git_commit
-from pipeline.space.fast_supernet import SUPERNETS, supernet_class
-from pipeline.space.primitives import SPACES
-from pipeline.space.supernet import Supernet
+from pipeline.search.step import search_step
+from pipeline.space.base import BoundSpace
+from pipeline.space.fast_supernet import SUPERNETS
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -54,9 +54,9 @@ def bench_variants() -> dict[str, MethodBase]:
     return {
         "darts_1st": DartsMethod(algorithm="darts", order=1),
         "darts_2nd": DartsMethod(algorithm="darts", order=2),
-        "sdarts_rs": SdartsMethod(algorithm="sdarts", primitives="darts_no_none", perturbation="rs"),
-        "sdarts_adv": SdartsMethod(algorithm="sdarts", primitives="darts_no_none", perturbation="adv"),
-        "drnas": DrnasMethod(algorithm="drnas", primitives="darts_no_none"),
+        "sdarts_rs": SdartsMethod(algorithm="sdarts", space="darts_no_none", perturbation="rs"),
+        "sdarts_adv": SdartsMethod(algorithm="sdarts", space="darts_no_none", perturbation="adv"),
+        "drnas": DrnasMethod(algorithm="drnas", space="darts_no_none"),
         "ddsas": DdsasMethod(algorithm="ddsas", num_sampled=28),
         "data_m4": DataMethod(algorithm="data", samples=4),
         "data_m7": DataMethod(algorithm="data", samples=7),
@@ -75,7 +75,7 @@ def _algorithm(config: MethodBase) -> str:
 class Harness:
     """A supernet, a method and its optimisers on fixed batches: the search loop's step without data."""
 
-    net: Supernet
+    net: nn.Module
     method: SearchMethod
     ctx: StepContext
     train: Batch
@@ -89,18 +89,12 @@ class Harness:
         warm-up the real search would spend without it (DrNAS), so its cost is always measured.
         """
         ctx, method = self.ctx, self.method
-        if method.arch_parameters():
-            method.architecture_step(ctx, self.train, self.valid)
-        weights = method.weight_step_supernet_weights(ctx, self.train)
-        ctx.w_optimizer.zero_grad(set_to_none=True)
-        loss = ctx.criterion(ctx.net(self.train[0], weights), self.train[1])
-        loss.backward()
-        method.complete_skipped_gradients(ctx.net)
-        nn.utils.clip_grad_norm_(ctx.net.parameters(), self.grad_clip)
-        ctx.w_optimizer.step()
-        method.after_weight_step(ctx)
+        done = search_step(method, ctx, self.train, self.valid, update_architecture=bool(method.arch_parameters()),
+                           grad_clip=self.grad_clip)
+        assert done is not None  # no finiteness check: every step completes
+        _, loss = done
         ctx.global_step += 1
-        return loss.detach()
+        return loss
 
 
 def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
@@ -109,15 +103,14 @@ def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int,
     """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
     device = device or torch.device("cpu")
     training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet)
-    space = SearchSpace(SPACES[config.primitives], nodes=nodes)
+    space = BoundSpace.of(config.space, training)
     method = create_method(config, space, training)
-    net = supernet_class(training.supernet)(
-        channels=channels, num_classes=num_classes, layers=layers, primitives=space.primitives, nodes=nodes,
-        stem_multiplier=training.stem_multiplier, in_channels=in_channels, **method.supernet_options())
+    net = space.space.build_supernet(training, num_classes=num_classes, in_channels=in_channels, cells=space.cells,
+                                     **method.supernet_options())
     net.to(device)
     method.to(device)
     w = training.weights
-    w_optimizer = torch.optim.SGD(net.weights(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
+    w_optimizer = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
     arch = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch, lr=training.arch.lr, betas=training.arch.betas,
                                     weight_decay=training.arch.weight_decay) if arch else None)

@@ -15,7 +15,7 @@ from typing import Any
 from pipeline import tracking
 from pipeline.config import load_params
 from pipeline.errors import GenotypeError, PipelineError
-from pipeline.space.genotype import Genotype, genotype_from_dict, render_genotype, save_genotype
+from pipeline.space.base import genotype_from_json, get_space
 from pipeline.stages.common import add_params_argument
 
 PROVENANCE_KEYS = ("method", "dataset", "seed", "git_commit", "params_sha256")
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="genotype file, e.g. results/genotypes/D/M/seedS.json")
 
 
-def genotype_of_search(search_dir: Path) -> Genotype:
+def genotype_of_search(search_dir: Path) -> Any:
     """The final genotype in `search_dir`/summary.json, carrying the search's provenance."""
     path = search_dir / "summary.json"
     if not path.exists():
@@ -37,24 +37,25 @@ def genotype_of_search(search_dir: Path) -> Genotype:
         summary = json.loads(path.read_text(encoding="utf-8"))
         searched = summary["provenance"]
         record = {key: searched[key] for key in PROVENANCE_KEYS}
-        return genotype_from_dict({**summary["genotype"], "provenance": record})
+        return genotype_from_json({**summary["genotype"], "provenance": record}, "genotype")
     except (ValueError, KeyError, TypeError) as exc:
         raise PipelineError(f"{path}: not a search summary with a genotype and provenance "
                             f"({type(exc).__name__}: {exc})") from None
     except GenotypeError as exc:
-        raise GenotypeError(f"{path}: genotype: {exc}") from None
+        raise GenotypeError(f"{path}: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     genotype = genotype_of_search(args.search_dir)
     record: dict[str, Any] = dict(genotype.provenance)
+    space = get_space(genotype.search_space)
     with tracking.stage_run("derive", dataset=record["dataset"], method=record["method"], seed=record["seed"],
-                            params=params.derive.model_dump(mode="json"), tags={},
+                            params=params.derive.model_dump(mode="json"), tags={"space": space.name},
                             enabled=params.tracking.enabled, uri=params.tracking.uri,
                             experiment=params.tracking.experiment, out_dir=args.out.parent) as logger:
-        save_genotype(args.out, genotype)
+        space.save_genotype(args.out, genotype)
         logger.log_artifact(args.out)
     print(f"genotype of {args.search_dir} -> {args.out}")
-    print(render_genotype(genotype))
+    print(space.render(genotype))
     return 0

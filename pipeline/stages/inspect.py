@@ -7,10 +7,11 @@ retraining run on it; reads nothing but the genotype and the dataset's metadata.
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 from pipeline.data import get_dataset_info
-from pipeline.nets import NetworkCIFAR, NetworkImageNet, count_parameters_m, mult_adds_m
-from pipeline.space.genotype import load_genotype, render_genotype
+from pipeline.space.base import get_space
+from pipeline.space.genotype import load_genotype
 
 # The papers' evaluation sizes: DARTS retraining on CIFAR, and the ImageNet mobile setting.
 _DEFAULT_SIZE = {"cifar": (20, 36), "imagenet": (14, 48)}
@@ -35,14 +36,15 @@ def run(args: argparse.Namespace) -> int:
     default_layers, default_channels = _DEFAULT_SIZE[kind]
     layers = args.layers if args.layers is not None else default_layers
     channels = args.channels if args.channels is not None else default_channels
-    network_class = NetworkImageNet if kind == "imagenet" else NetworkCIFAR
-    model = network_class(genotype, channels=channels, num_classes=info.num_classes, layers=layers,
-                          auxiliary=False, in_channels=info.in_channels)
+    space = get_space(genotype.search_space)
     size = info.image_size
-    print(f"genotype   {args.genotype} (search space: {genotype.search_space})")
-    print(f"network    {network_class.__name__}: {layers} cells, C={channels}, {info.num_classes} classes, "
+    settings = SimpleNamespace(layers=layers, channels=channels, pool_bn=False)
+    counts = space.count(genotype, settings, num_classes=info.num_classes, in_channels=info.in_channels,
+                         input_size=size, network=kind)
+    print(f"genotype   {args.genotype} (search space: {space.name})")
+    print(f"network    {kind}: {layers} cells, C={channels}, {info.num_classes} classes, "
           f"input {info.in_channels}x{size}x{size}")
-    print(f"params     {count_parameters_m(model):.2f} M (auxiliary head excluded)")
-    print(f"mult-adds  {mult_adds_m(model, size, info.in_channels):.1f} M")
-    print(render_genotype(genotype))
+    print(f"params     {counts['params']:.2f} M (auxiliary head excluded)")
+    print(f"mult-adds  {counts['mult_adds']:.1f} M")
+    print(space.render(genotype))
     return 0

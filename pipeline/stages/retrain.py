@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
-from pipeline.space.genotype import Genotype, genotype_to_dict, load_genotype
+from pipeline.space.base import get_space
+from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_control_arguments(parser)
 
 
-def method_of(args: argparse.Namespace, genotype: Genotype) -> str:
+def method_of(args: argparse.Namespace, genotype: Any) -> str:
     """--method, else the method recorded in the genotype's provenance."""
     method = args.method or genotype.provenance.get("method")
     if not method:
@@ -47,15 +48,15 @@ def method_of(args: argparse.Namespace, genotype: Genotype) -> str:
     return str(method)
 
 
-def cells_of(genotype: Genotype) -> dict[str, Any]:
+def cells_of(genotype: Any) -> dict[str, Any]:
     """The genotype without its provenance: what the trained network depends on."""
-    return {key: value for key, value in genotype_to_dict(genotype).items() if key != "provenance"}
+    as_json = get_space(genotype.search_space).genotype_to_json(genotype)
+    return {key: value for key, value in as_json.items() if key != "provenance"}
 
 
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, get_dataset_info
     from pipeline.inputs import training_inputs
-    from pipeline.nets import NetworkCIFAR
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
     params = load_params(args.params)
@@ -71,9 +72,9 @@ def run(args: argparse.Namespace) -> int:
     test_set = build_dataset(args.dataset, "test", augment=False, **data_args)
 
     def build_model() -> nn.Module:
-        return NetworkCIFAR(genotype, channels=settings.channels, num_classes=info.num_classes,
-                            layers=settings.layers, auxiliary=settings.auxiliary_weight > 0,
-                            in_channels=info.in_channels, pool_bn=settings.pool_bn)
+        return get_space(genotype.search_space).build_network(
+            genotype, settings, num_classes=info.num_classes, in_channels=info.in_channels,
+            auxiliary=settings.auxiliary_weight > 0, network="cifar")
 
     with distributed_context(params.runtime.device) as ctx:
         job = TrainJob(
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def retrain_slice(params: Params, settings: RetrainConfig, genotype: Genotype, dataset: str, method: str,
+def retrain_slice(params: Params, settings: RetrainConfig, genotype: Any, dataset: str, method: str,
                   seed: int, world_size: int) -> dict[str, Any]:
     """Exactly what a retraining depends on: its provenance hash and resume check use it.
 

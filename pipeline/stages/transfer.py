@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params, TransferConfig, load_params
 from pipeline.errors import PipelineError
-from pipeline.space.genotype import Genotype, load_genotype
+from pipeline.space.base import get_space
+from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument
 from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
 
@@ -39,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset, folder_dataset, get_dataset_info
     from pipeline.inputs import training_inputs
-    from pipeline.nets import NetworkImageNet
     from pipeline.train import LrSchedule, TrainJob, TrainSettings, distributed_context, train_and_report
 
     params = load_params(args.params)
@@ -58,9 +58,9 @@ def run(args: argparse.Namespace) -> int:
     num_classes = len(train_set.classes)
 
     def build_model() -> nn.Module:
-        return NetworkImageNet(genotype, channels=settings.channels, num_classes=num_classes,
-                               layers=settings.layers, auxiliary=settings.auxiliary_weight > 0,
-                               in_channels=info.in_channels, pool_bn=settings.pool_bn)
+        return get_space(genotype.search_space).build_network(
+            genotype, settings, num_classes=num_classes, in_channels=info.in_channels,
+            auxiliary=settings.auxiliary_weight > 0, network="imagenet")
 
     with distributed_context(params.runtime.device) as ctx:
         job = TrainJob(
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def transfer_slice(params: Params, settings: TransferConfig, genotype: Genotype, dataset: str, num_classes: int,
+def transfer_slice(params: Params, settings: TransferConfig, genotype: Any, dataset: str, num_classes: int,
                    searched_on: str, method: str, seed: int, world_size: int) -> dict[str, Any]:
     """Exactly what a transfer training depends on (see retrain_slice for why the world size is in it)."""
     return {
