@@ -12,10 +12,11 @@ import torch
 
 from pipeline.checkpoint import Preempted, load_checkpoint
 from pipeline.data.text import batchify, epoch_windows
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.build import build_network, build_search_model
 from pipeline.space.rnn.genotype import RecurrentGenotype
 from pipeline.space.rnn.model import Dropouts
-from pipeline.space.rnn.operations import PRIMITIVES, num_edges
+from pipeline.space.rnn.operations import CELL, PRIMITIVES, num_edges
 from pipeline.train.lm import LmJob, LmSettings, evaluate_nll, perplexity, should_average, train_language_model
 from pipeline.train.lm.ntasgd import averaged_weights, averaging_optimizer
 
@@ -75,7 +76,7 @@ def test_windowed_evaluation_is_the_mean_nll_of_one_pass_over_the_whole_stream()
     model = build_network(TWO_NODES, VOCAB, 4, Dropouts()).eval()
     source = batchify(torch.randint(0, VOCAB, (62,)), 2)  # 31 rows: windows of 4 rows and a last one of 2
     with torch.no_grad():
-        log_probs = model(source[:-1], model.init_hidden(2)).log_probs
+        log_probs = model(source[:-1]).log_probs  # zero initial state, as evaluation starts
     by_hand = -log_probs.gather(-1, source[1:, :, None]).mean().item()
     assert math.isclose(evaluate_nll(model, source, bptt=4), by_hand, rel_tol=1e-6)
 
@@ -88,7 +89,7 @@ def _job(out: Path, search: bool) -> LmJob:
     ids = torch.randint(0, VOCAB, (500,), generator=torch.Generator().manual_seed(3))
     if search:
         model = build_search_model(VOCAB, 4, steps=2, dropouts=Dropouts(), batch_norm=True)
-        weights = torch.softmax(torch.randn(num_edges(2), len(PRIMITIVES)), -1)
+        weights = ArchWeights({CELL: torch.softmax(torch.randn(num_edges(2), len(PRIMITIVES)), -1)})
     else:
         model = build_network(TWO_NODES, VOCAB, 4, Dropouts())
     # Evaluation: lr 20 makes validation worsen, so NT-ASGD switches after epoch 2 (of 4) and the stop lands
@@ -98,7 +99,7 @@ def _job(out: Path, search: bool) -> LmJob:
                           sequence_length="search" if search else "evaluation",
                           averaging="off" if search else "nt_asgd")
     return LmJob(kind="test", settings=settings, model=model, train_ids=ids[:400], valid_ids=ids[400:], seed=1,
-                 out_dir=out, config={"test": 1}, inputs={}, weights=(lambda: weights) if search else (lambda: None))
+                 out_dir=out, config={"test": 1}, inputs={}, arch=(lambda: weights) if search else (lambda: None))
 
 
 def _stop_at_training_forward(model: torch.nn.Module, number: int) -> None:

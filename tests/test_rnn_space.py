@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from pipeline.errors import GenotypeError
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn import operations
 from pipeline.space.rnn.build import build_network, build_search_model
 from pipeline.space.rnn.cell import RecurrentCell
@@ -18,7 +19,7 @@ from pipeline.space.rnn.count import count
 from pipeline.space.rnn.derive import derive_recurrent
 from pipeline.space.rnn.genotype import RELEASED, RecurrentGenotype
 from pipeline.space.rnn.model import Dropouts
-from pipeline.space.rnn.operations import PRIMITIVES, edge_index, num_edges
+from pipeline.space.rnn.operations import CELL, PRIMITIVES, edge_index, num_edges
 from pipeline.space.rnn.search_cell import SearchRecurrentCell
 
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("relu", 1)), concat=(1, 2))
@@ -99,7 +100,7 @@ def test_search_cell_mixes_activations_and_edges_by_their_weights() -> None:
     weights[edge_index(2, 0), col["identity"]] = 0.6
     weights[edge_index(2, 1), col["relu"]] = 0.4
     x, h = rng.normal(size=(1, 3, 2)), rng.normal(size=(3, 2))
-    out, _ = cell(torch.from_numpy(x), torch.from_numpy(h), torch.from_numpy(weights))
+    out, _ = cell(torch.from_numpy(x), torch.from_numpy(h), ArchWeights({CELL: torch.from_numpy(weights)}))
 
     def node(s: np.ndarray, w: np.ndarray, f) -> np.ndarray:
         pre = s @ w
@@ -121,7 +122,7 @@ def test_search_cell_with_one_hot_weights_is_the_derived_cell() -> None:
     for node, (op, source) in enumerate(TWO_NODES.recurrent, start=1):
         weights[edge_index(node, source), PRIMITIVES.index(op)] = 1.0
     x, h = torch.from_numpy(rng.normal(size=(3, 2, 2))), torch.from_numpy(rng.normal(size=(2, 2)))
-    assert torch.allclose(search(x, h, weights)[0], derived(x, h)[0], atol=1e-12)
+    assert torch.allclose(search(x, h, ArchWeights({CELL: weights}))[0], derived(x, h)[0], atol=1e-12)
 
 
 def test_an_activation_of_weight_exactly_zero_is_not_computed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,14 +133,16 @@ def test_an_activation_of_weight_exactly_zero_is_not_computed(monkeypatch: pytes
     cell = SearchRecurrentCell(2, 2, steps=2, dropout_x=0.0, dropout_h=0.0)
     weights = torch.full((num_edges(2), len(PRIMITIVES)), 0.25)
     weights[:, PRIMITIVES.index("relu")] = 0.0
-    cell(torch.randn(2, 3, 2), torch.zeros(3, 2), weights)
+    cell(torch.randn(2, 3, 2), torch.zeros(3, 2), ArchWeights({CELL: weights}))
+    with pytest.raises(AssertionError, match="must not run"):
+        cell(torch.randn(2, 3, 2), torch.zeros(3, 2), ArchWeights({CELL: weights}, compute_all=True))
 
 
 def test_language_model_ties_decoder_to_embedding_and_outputs_distributions() -> None:
     model = build_search_model(vocab_size=7, size=4, steps=2, dropouts=Dropouts()).train()
     assert model.decoder.weight is model.encoder.weight
     tokens = torch.randint(0, 7, (5, 3))
-    out = model(tokens, model.init_hidden(3), torch.full((num_edges(2), len(PRIMITIVES)), 0.2))
+    out = model(tokens, ArchWeights({CELL: torch.full((num_edges(2), len(PRIMITIVES)), 0.2)}))
     assert out.log_probs.shape == (5, 3, 7) and out.hidden.shape == (3, 4)
     assert torch.allclose(out.log_probs.exp().sum(-1), torch.ones(5, 3), atol=1e-5)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.genotype import RecurrentGenotype
 from pipeline.space.rnn.operations import ACTIVATIONS
 
@@ -46,7 +47,7 @@ class HighwayCell(nn.Module):
         )
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor,
-                weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                arch: ArchWeights | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`inputs [T, B, input_size]`, `hidden [B, hidden_size]` -> (every h_t `[T, B, H]`, the last h_t)."""
         batch = inputs.shape[1]
         x_mask = h_mask = None
@@ -55,7 +56,7 @@ class HighwayCell(nn.Module):
             h_mask = variational_mask(batch, self.hidden_size, self.dropout_h, inputs)
         outputs = []
         for x in inputs:
-            hidden = self.step(x, hidden, x_mask, h_mask, weights)
+            hidden = self.step(x, hidden, x_mask, h_mask, arch)
             outputs.append(hidden)
         return torch.stack(outputs), hidden
 
@@ -69,7 +70,7 @@ class HighwayCell(nn.Module):
         return highway(h_prev, gate_pre, torch.tanh(candidate))
 
     def step(self, x: torch.Tensor, h_prev: torch.Tensor, x_mask: torch.Tensor | None,
-             h_mask: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
+             h_mask: torch.Tensor | None, arch: ArchWeights | None) -> torch.Tensor:
         raise NotImplementedError
 
 
@@ -82,8 +83,8 @@ class RecurrentCell(HighwayCell):
         self.genotype = genotype
 
     def step(self, x: torch.Tensor, h_prev: torch.Tensor, x_mask: torch.Tensor | None,
-             h_mask: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
-        if weights is not None:
+             h_mask: torch.Tensor | None, arch: ArchWeights | None) -> torch.Tensor:
+        if arch is not None:
             raise ValueError("an evaluation cell has a fixed genotype and takes no architecture weights")
         states = [self.first_state(x, h_prev, x_mask, h_mask)]
         for w, (op, source) in zip(self.ws, self.genotype.recurrent, strict=True):

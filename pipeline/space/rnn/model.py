@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.cell import INIT_RANGE, HighwayCell
 
 
@@ -76,12 +77,17 @@ class RNNLanguageModel(nn.Module):
     def init_hidden(self, batch: int) -> torch.Tensor:
         return self.encoder.weight.new_zeros(batch, self.hidden_size)
 
-    def forward(self, tokens: torch.Tensor, hidden: torch.Tensor, weights: torch.Tensor | None = None) -> LmOutput:
-        """`tokens [T, B]` -> log-probabilities of the next word at every position."""
+    def forward(self, tokens: torch.Tensor, arch: ArchWeights | None = None,
+                hidden: torch.Tensor | None = None) -> LmOutput:
+        """`tokens [T, B]` -> log-probabilities of the next word at every position; `hidden [B, H]` is the
+        state carried from the previous window (zeros when None); `arch` mixes a search cell's activations
+        (its "recurrent" weights) and is None for an evaluation cell."""
         drops = self.dropouts
+        if hidden is None:
+            hidden = self.init_hidden(tokens.shape[1])
         embedded = embedded_dropout(self.encoder, tokens, drops.embedding_words, self.training)
         embedded = locked_dropout(embedded, drops.embedding, self.training)
-        raw, hidden = self.cell(embedded, hidden, weights)
+        raw, hidden = self.cell(embedded, hidden, arch)
         dropped = locked_dropout(raw, drops.output, self.training)
         log_probs = F.log_softmax(self.decoder(dropped), dim=-1)
         return LmOutput(log_probs=log_probs, hidden=hidden, raw_outputs=raw, dropped_outputs=dropped)

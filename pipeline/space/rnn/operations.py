@@ -12,6 +12,7 @@ import torch
 
 NONE = "none"
 PRIMITIVES: tuple[str, ...] = (NONE, "tanh", "relu", "sigmoid", "identity")
+CELL = "recurrent"  # the one searched cell type; its architecture weights are ArchWeights["recurrent"]
 STEPS = 8  # DARTS: 8 searched nodes after the first (rnn/genotypes.py STEPS)
 
 Activation = Callable[[torch.Tensor], torch.Tensor]

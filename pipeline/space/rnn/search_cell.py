@@ -4,9 +4,9 @@ Node i computes, for each earlier state s_j, [c_j, h_j] = s_j W_i (one W_i per n
 as quark0/darts rnn/model_search.py), and sums the highway outputs s_j + sigmoid(c_j) (f(h_j) - s_j) over
 edges j and activations f, each weighted by the edge's architecture weight of f (`none` adds nothing). The
 cell's output is the mean of all searched nodes. An activation whose weight is exactly 0 on every edge of
-a node is not computed for that node. With `batch_norm` (the DARTS search code, and DATA §4.3) every state
-passes through one BatchNorm without affine parameters, which keeps the mixed states' scale stable while
-the weights are still nearly uniform.
+a node is not computed for that node, unless the weights ask to `compute_all`. With `batch_norm` (the
+DARTS search code, and DATA §4.3) every state passes through one BatchNorm without affine parameters,
+which keeps the mixed states' scale stable while the weights are still nearly uniform.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.cell import HighwayCell, highway
-from pipeline.space.rnn.operations import ACTIVATIONS, PRIMITIVES, edge_index, num_edges
+from pipeline.space.rnn.operations import ACTIVATIONS, CELL, PRIMITIVES, edge_index, num_edges
 
 
 class SearchRecurrentCell(HighwayCell):
@@ -26,10 +27,11 @@ class SearchRecurrentCell(HighwayCell):
         self.norm: nn.Module = nn.BatchNorm1d(hidden_size, affine=False) if batch_norm else nn.Identity()
 
     def step(self, x: torch.Tensor, h_prev: torch.Tensor, x_mask: torch.Tensor | None,
-             h_mask: torch.Tensor | None, weights: torch.Tensor | None) -> torch.Tensor:
+             h_mask: torch.Tensor | None, arch: ArchWeights | None) -> torch.Tensor:
+        weights = None if arch is None else arch[CELL]
         if weights is None or weights.shape != (num_edges(self.steps), len(PRIMITIVES)):
             shape = None if weights is None else tuple(weights.shape)
-            raise ValueError(f"the search cell needs architecture weights of shape "
+            raise ValueError(f"the search cell needs '{CELL}' weights of shape "
                              f"{(num_edges(self.steps), len(PRIMITIVES))}, got {shape}")
         states = self.norm(self.first_state(x, h_prev, x_mask, h_mask)).unsqueeze(0)  # [nodes so far, B, H]
         for node, w in enumerate(self.ws, start=1):
@@ -38,7 +40,7 @@ class SearchRecurrentCell(HighwayCell):
             edges = weights[edge_index(node, 0):edge_index(node, 0) + node]  # [node, len(PRIMITIVES)]
             mixed = torch.zeros_like(states[0])
             for column, name in enumerate(PRIMITIVES):
-                if name not in ACTIVATIONS or not bool((edges[:, column] != 0).any()):
+                if name not in ACTIVATIONS or not (arch.compute_all or bool((edges[:, column] != 0).any())):
                     continue
                 out = highway(states, gate_pre, ACTIVATIONS[name](candidate))
                 mixed = mixed + (edges[:, column, None, None] * out).sum(0)

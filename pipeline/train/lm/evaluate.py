@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 
 from pipeline.data.text import evaluation_windows, window
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.model import RNNLanguageModel
 
 
@@ -20,7 +21,7 @@ def perplexity(mean_nll: float) -> float:
 
 
 def evaluate_nll(model: RNNLanguageModel, source: torch.Tensor, bptt: int,
-                 weights: torch.Tensor | None = None) -> float:
+                 arch: ArchWeights | None = None) -> float:
     """Mean NLL (nats per token) of `source [rows, batch]`, the hidden state carried across windows."""
     was_training = model.training
     model.eval()
@@ -29,7 +30,7 @@ def evaluate_nll(model: RNNLanguageModel, source: torch.Tensor, bptt: int,
     with torch.no_grad():
         for where in evaluation_windows(len(source), bptt):
             inputs, targets = window(source, where)
-            out = model(inputs, hidden, weights)
+            out = model(inputs, arch, hidden)
             total += F.nll_loss(out.log_probs.reshape(-1, out.log_probs.shape[-1]), targets.reshape(-1),
                                 reduction="sum").item()
             tokens += targets.numel()

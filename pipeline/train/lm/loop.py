@@ -30,6 +30,7 @@ from pipeline.checkpoint import Preempted, StopRequest, load_resumable, rng_stat
 from pipeline.data.text import batchify, epoch_windows, window
 from pipeline.data.text.batches import SequenceLength, Window
 from pipeline.errors import NumericalError
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.model import LmOutput, RNNLanguageModel
 from pipeline.train.lm.evaluate import evaluate_nll, perplexity
 from pipeline.train.lm.ntasgd import averaged_weights, averaging_optimizer, should_average
@@ -86,7 +87,7 @@ class StepContext:
 
 @dataclass
 class LmJob:
-    """One resumable training run. `weights` gives the architecture weights of each forward (None for an
+    """One resumable training run. `arch` gives the architecture weights of each forward (None for an
     evaluation network); `before_step` is a search's architecture update; `extra_state`/`load_extra_state`
     carry its state through checkpoints."""
 
@@ -100,7 +101,7 @@ class LmJob:
     config: dict[str, Any]
     inputs: dict[str, str]
     restart_on_change: bool = False
-    weights: Callable[[], torch.Tensor | None] = lambda: None
+    arch: Callable[[], ArchWeights | None] = lambda: None
     before_step: Callable[[StepContext], None] | None = None
     extra_state: Callable[[], dict[str, Any]] = dict
     load_extra_state: Callable[[dict[str, Any]], None] = lambda _: None
@@ -151,7 +152,7 @@ def _train_epoch(job: LmJob, train: torch.Tensor, optimizer: torch.optim.Optimiz
             job.before_step(StepContext(model=model, epoch=state.epoch, step=state.step_in_epoch, where=where,
                                         lr=lr))
         inputs, targets = window(train, where)
-        out = model(inputs, hidden.detach(), job.weights())
+        out = model(inputs, job.arch(), hidden.detach())
         raw = F.nll_loss(out.log_probs.reshape(-1, out.log_probs.shape[-1]), targets.reshape(-1))
         if not torch.isfinite(raw):
             raise NumericalError(f"non-finite training loss at epoch {state.epoch}, step {state.step_in_epoch} of "
@@ -186,7 +187,7 @@ def _finish_epoch(job: LmJob, valid: torch.Tensor, optimizer: torch.optim.Optimi
                   best: dict[str, torch.Tensor], started: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     settings, model = job.settings, job.model
     with averaged_weights(model, optimizer):
-        valid_loss = evaluate_nll(model, valid, settings.bptt, job.weights())
+        valid_loss = evaluate_nll(model, valid, settings.bptt, job.arch())
         if valid_loss < state.best_valid_loss:
             state.best_valid_loss = valid_loss
             best = copy.deepcopy(model.state_dict())
