@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 
 import numpy as np
 import pytest
 import torch
 
+from pipeline.config import MethodConfig, SearchTraining, _check_space
 from pipeline.errors import GenotypeError
-from pipeline.space.base import ArchWeights
+from pipeline.methods import StepContext, create_method
+from pipeline.search.step import search_step
+from pipeline.space.base import ArchWeights, BoundSpace, genotype_from_json, get_space, list_spaces
 from pipeline.space.rnn import operations
 from pipeline.space.rnn.build import build_network, build_search_model
 from pipeline.space.rnn.cell import RecurrentCell
@@ -21,8 +25,15 @@ from pipeline.space.rnn.genotype import RELEASED, RecurrentGenotype
 from pipeline.space.rnn.model import Dropouts
 from pipeline.space.rnn.operations import CELL, PRIMITIVES, edge_index, num_edges
 from pipeline.space.rnn.search_cell import SearchRecurrentCell
+from pipeline.space.rnn.settings import PTB, SEARCH, RnnSettings
+from pipeline.space.rnn.step_net import TokenWindowNet, flat_targets
 
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("relu", 1)), concat=(1, 2))
+VOCAB = 9
+pytestmark = pytest.mark.usefixtures("one_thread")
+# algorithm name -> its config class, read off the params schema's tagged union
+CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
+                  for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -191,3 +202,66 @@ def test_counting_agrees_with_a_real_small_network() -> None:
     net = build_network(TWO_NODES, vocab_size=11, size=4, dropouts=Dropouts())
     assert count(TWO_NODES, 11, 4)["params"] == sum(p.numel() for p in net.parameters()) == \
         _closed_form_params(11, 4, 2)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+def test_rnn_is_a_registered_text_space_whose_genotype_files_dispatch_to_it() -> None:
+    space = get_space("rnn")
+    assert "rnn" in list_spaces() and space.data_kind == "text"
+    (cell,) = space.cells(SEARCH)
+    assert cell.name == CELL and cell.shape == (36, 5), "DARTS: 8 nodes, 1 + 2 + ... + 8 edges, 5 activations"
+    assert genotype_from_json(RELEASED["DARTS_V1"].to_json(), "f.json") == RELEASED["DARTS_V1"]
+    rendered = space.render(TWO_NODES)
+    assert "node 2: relu(node 1)" in rendered and "[1, 2]" in rendered
+    assert math.isclose(space.count(RELEASED["DARTS_V2"], PTB, num_classes=10_000, in_channels=0,
+                                    input_size=0)["params"], 22.96)
+
+
+def test_discretised_genotype_derives_back_to_itself() -> None:
+    space = BoundSpace.of("rnn", SEARCH)
+    one_hot = space.space.discretise(RELEASED["DARTS_V2"], space.cells)
+    assert one_hot[CELL].sum() == 8
+    assert space.derive(one_hot) == RELEASED["DARTS_V2"]
+
+
+@pytest.mark.parametrize(("algorithm", "reason"), [
+    ("pc_darts", "partial channels"), ("drnas", "progressive stages"), ("ddsas", "subspace size L"),
+    ("data", "darts_cell"),
+])
+def test_methods_needing_the_cnn_cell_are_refused_naming_method_space_and_reason(algorithm: str,
+                                                                                   reason: str) -> None:
+    with pytest.raises(ValueError, match=rf"method '{algorithm}' cannot run on space 'rnn': .*{reason}"):
+        _check_space("v", CONFIG_CLASSES[algorithm](algorithm=algorithm, space="rnn"), SearchTraining(nodes=8))
+
+
+VARIANTS = [("darts", {"order": 1}), ("darts", {"order": 2}), ("sdarts", {"perturbation": "rs"}),
+            ("sdarts", {"perturbation": "adv"}), ("random", {})]
+
+
+@pytest.mark.parametrize(("algorithm", "options"), VARIANTS, ids=lambda v: str(v))
+def test_rnn_capable_method_runs_two_steps_and_derives_a_valid_genotype(algorithm: str, options: dict) -> None:
+    torch.manual_seed(0)
+    config = CONFIG_CLASSES[algorithm](algorithm=algorithm, space="rnn", **options)
+    _check_space("v", config, SearchTraining(nodes=3))
+    training = SearchTraining(nodes=3, batch_size=2)
+    settings = RnnSettings(nodes=3, size=4)
+    space = BoundSpace.of("rnn", settings)
+    method = create_method(config, space, training)
+    net = TokenWindowNet(space.space.build_supernet(settings, num_classes=VOCAB, in_channels=0, cells=space.cells))
+    arch = method.arch_parameters()
+    ctx = StepContext(net=net, criterion=torch.nn.NLLLoss(), epoch=0, epochs=2, lr=1.0, device=torch.device("cpu"),
+                      w_optimizer=torch.optim.SGD(net.parameters(), lr=1.0, weight_decay=5e-7),
+                      a_optimizer=torch.optim.Adam(arch, lr=3e-3, weight_decay=1e-3) if arch else None)
+    method.on_epoch_start(ctx)
+    tokens = torch.randint(0, VOCAB, (6, 2), generator=torch.Generator().manual_seed(1))
+    train, valid = (tokens[:2], flat_targets(tokens[1:3])), (tokens[3:5], flat_targets(tokens[4:6]))
+    for _ in range(2):
+        result = search_step(method, ctx, train, valid, update_architecture=method.updates_architecture(0),
+                             grad_clip=0.25)
+        assert result is not None and bool(torch.isfinite(result[1]))
+    assert all(bool(torch.isfinite(p).all()) for p in method.arch_parameters())
+    genotype = method.derive()
+    assert isinstance(genotype, RecurrentGenotype) and genotype.steps == 3
+    assert RecurrentGenotype.from_json(genotype.to_json()) == genotype

@@ -9,19 +9,25 @@ DARTS' notation: 11 nodes, 6 of them averaged).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.errors import GenotypeError
 from pipeline.space.rnn.operations import ACTIVATIONS
 
 SPACE_NAME = "rnn"
+_KEYS = ("recurrent", "concat", "search_space", "provenance")
 
 
 @dataclass(frozen=True)
 class RecurrentGenotype:
     recurrent: tuple[tuple[str, int], ...]
     concat: tuple[int, ...]
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def search_space(self) -> str:
+        return SPACE_NAME
 
     @property
     def steps(self) -> int:
@@ -29,7 +35,7 @@ class RecurrentGenotype:
 
     def to_json(self) -> dict[str, Any]:
         return {"recurrent": [[op, source] for op, source in self.recurrent], "concat": list(self.concat),
-                "search_space": SPACE_NAME}
+                "search_space": SPACE_NAME, "provenance": dict(self.provenance)}
 
     @classmethod
     def from_json(cls, obj: Any, source: str = "genotype") -> RecurrentGenotype:
@@ -42,12 +48,19 @@ class RecurrentGenotype:
         missing = [key for key in ("recurrent", "concat") if key not in obj]
         if missing:
             raise GenotypeError(f"{source}: missing key(s) {', '.join(missing)}")
+        unknown = sorted(set(obj) - set(_KEYS))
+        if unknown:
+            raise GenotypeError(f"{source}: unknown key(s) {', '.join(unknown)}; a recurrent genotype has "
+                                f"{', '.join(_KEYS)}")
+        provenance = obj.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise GenotypeError(f"{source}: provenance must be an object, got {type(provenance).__name__}")
         recurrent = obj["recurrent"]
         if not isinstance(recurrent, list) or not recurrent:
             raise GenotypeError(f"{source}: recurrent must be a non-empty list of [op, input] pairs")
         pairs = tuple(_pair(item, node, source) for node, item in enumerate(recurrent, start=1))
         concat = _concat(obj["concat"], len(pairs), source)
-        return cls(recurrent=pairs, concat=concat)
+        return cls(recurrent=pairs, concat=concat, provenance=provenance)
 
     def render(self) -> str:
         """One line per node, then the averaged nodes (for `inspect`)."""
