@@ -66,7 +66,7 @@ def test_averaged_weights_are_the_mean_of_the_iterates_after_the_first_step_sinc
 def test_a_uniform_model_has_perplexity_equal_to_the_vocabulary_size() -> None:
     model = build_network(TWO_NODES, VOCAB, 4, Dropouts())
     with torch.no_grad():
-        model.encoder.weight.zero_()  # tied decoder: every logit is the zero bias, so p = 1 / VOCAB
+        model.embedding.zero_()  # tied decoder: every logit is the zero bias, so p = 1 / VOCAB
     source = batchify(torch.randint(0, VOCAB, (103,)), 3)
     assert math.isclose(perplexity(evaluate_nll(model, source, bptt=5)), VOCAB, rel_tol=1e-6)
 

@@ -150,10 +150,17 @@ def test_an_activation_of_weight_exactly_zero_is_not_computed(monkeypatch: pytes
 
 
 def test_language_model_ties_decoder_to_embedding_and_outputs_distributions() -> None:
-    model = build_search_model(vocab_size=7, size=4, steps=2, dropouts=Dropouts()).train()
-    assert model.decoder.weight is model.encoder.weight
-    tokens = torch.randint(0, 7, (5, 3))
-    out = model(tokens, ArchWeights({CELL: torch.full((num_edges(2), len(PRIMITIVES)), 0.2)}))
+    model = build_search_model(vocab_size=7, size=4, steps=2, dropouts=Dropouts(hidden=0.0, input=0.0, output=0.0,
+                                                                                embedding=0.0)).eval()
+    arch = ArchWeights({CELL: torch.full((num_edges(2), len(PRIMITIVES)), 0.2)})
+    tokens, hidden = torch.tensor([[1, 2, 3]]), torch.randn(3, 4)
+    with torch.no_grad():
+        model.decoder_bias.copy_(torch.randn(7))
+        out = model(tokens, arch, hidden)
+        raw, _ = model.cell(model.embedding[tokens], hidden, arch)
+    by_hand = torch.log_softmax(raw @ model.embedding.T + model.decoder_bias, -1)  # decoder = embedding^T
+    assert torch.allclose(out.log_probs, by_hand, atol=1e-6)
+    out = model.train()(torch.randint(0, 7, (5, 3)), arch)
     assert out.log_probs.shape == (5, 3, 7) and out.hidden.shape == (3, 4)
     assert torch.allclose(out.log_probs.exp().sum(-1), torch.ones(5, 3), atol=1e-5)
 

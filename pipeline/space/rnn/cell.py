@@ -39,12 +39,13 @@ class HighwayCell(nn.Module):
         self.hidden_size = hidden_size
         self.dropout_x = dropout_x
         self.dropout_h = dropout_h
-        self.w0 = nn.Parameter(torch.empty(input_size + hidden_size, 2 * hidden_size).uniform_(-INIT_RANGE,
-                                                                                               INIT_RANGE))
-        self.ws = nn.ParameterList(
-            nn.Parameter(torch.empty(hidden_size, 2 * hidden_size).uniform_(-INIT_RANGE, INIT_RANGE))
-            for _ in range(steps)
-        )
+        self.w0 = nn.Parameter(torch.empty(input_size + hidden_size, 2 * hidden_size))
+        self.ws = nn.ParameterList(nn.Parameter(torch.empty(hidden_size, 2 * hidden_size)) for _ in range(steps))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for weight in (self.w0, *self.ws):
+            nn.init.uniform_(weight, -INIT_RANGE, INIT_RANGE)
 
     def forward(self, inputs: torch.Tensor, hidden: torch.Tensor,
                 arch: ArchWeights | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -19,5 +19,5 @@ def count(genotype: RecurrentGenotype, vocab_size: int, size: int) -> dict[str, 
     with torch.device("meta"):
         model = build_network(genotype, vocab_size, size, Dropouts())
     params = sum(p.numel() for p in model.parameters())
-    products = [model.cell.w0, *model.cell.ws, model.decoder.weight]
+    products = [model.cell.w0, *model.cell.ws, model.embedding]  # the decoder multiplies by the embedding
     return {"params": params, "mult_adds": sum(p.numel() for p in products)}

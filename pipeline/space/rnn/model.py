@@ -46,9 +46,8 @@ def locked_dropout(x: torch.Tensor, drop: float, training: bool) -> torch.Tensor
     return x * (mask / keep)
 
 
-def embedded_dropout(embedding: nn.Embedding, tokens: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
+def embedded_dropout(weight: torch.Tensor, tokens: torch.Tensor, drop: float, training: bool) -> torch.Tensor:
     """Embed with whole vocabulary rows dropped (every occurrence of a dropped word is zero)."""
-    weight = embedding.weight
     if training and drop:
         keep = 1.0 - drop
         weight = weight * (torch.bernoulli(torch.full((weight.shape[0], 1), keep, dtype=weight.dtype,
@@ -57,25 +56,31 @@ def embedded_dropout(embedding: nn.Embedding, tokens: torch.Tensor, drop: float,
 
 
 class RNNLanguageModel(nn.Module):
+    """The tied embedding/decoder matrix and the decoder bias are plain parameters (no nn.Embedding or
+    nn.Linear), so `reset_parameters` alone decides their initialisation: U(-0.04, 0.04) and 0, as the
+    released code (random search re-initialises every candidate through it)."""
+
     def __init__(self, vocab_size: int, embedding_size: int, cell: HighwayCell, dropouts: Dropouts) -> None:
         super().__init__()
         if embedding_size != cell.hidden_size:
             raise ValueError(f"the decoder is tied to the embedding, so the embedding size {embedding_size} must "
                              f"equal the hidden size {cell.hidden_size}")
         self.dropouts = dropouts
-        self.encoder = nn.Embedding(vocab_size, embedding_size)
+        self.embedding = nn.Parameter(torch.empty(vocab_size, embedding_size))
+        self.decoder_bias = nn.Parameter(torch.empty(vocab_size))
         self.cell = cell
-        self.decoder = nn.Linear(embedding_size, vocab_size)
-        self.decoder.weight = self.encoder.weight
-        nn.init.uniform_(self.encoder.weight, -INIT_RANGE, INIT_RANGE)
-        nn.init.zeros_(self.decoder.bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.uniform_(self.embedding, -INIT_RANGE, INIT_RANGE)
+        nn.init.zeros_(self.decoder_bias)
 
     @property
     def hidden_size(self) -> int:
         return self.cell.hidden_size
 
     def init_hidden(self, batch: int) -> torch.Tensor:
-        return self.encoder.weight.new_zeros(batch, self.hidden_size)
+        return self.embedding.new_zeros(batch, self.hidden_size)
 
     def forward(self, tokens: torch.Tensor, arch: ArchWeights | None = None,
                 hidden: torch.Tensor | None = None) -> LmOutput:
@@ -85,9 +90,9 @@ class RNNLanguageModel(nn.Module):
         drops = self.dropouts
         if hidden is None:
             hidden = self.init_hidden(tokens.shape[1])
-        embedded = embedded_dropout(self.encoder, tokens, drops.embedding_words, self.training)
+        embedded = embedded_dropout(self.embedding, tokens, drops.embedding_words, self.training)
         embedded = locked_dropout(embedded, drops.embedding, self.training)
         raw, hidden = self.cell(embedded, hidden, arch)
         dropped = locked_dropout(raw, drops.output, self.training)
-        log_probs = F.log_softmax(self.decoder(dropped), dim=-1)
+        log_probs = F.log_softmax(F.linear(dropped, self.embedding, self.decoder_bias), dim=-1)
         return LmOutput(log_probs=log_probs, hidden=hidden, raw_outputs=raw, dropped_outputs=dropped)
