@@ -11,14 +11,18 @@ import pytest
 import torch
 
 from pipeline.checkpoint import Preempted, load_checkpoint
+from pipeline.config import DartsMethod, SearchTraining
 from pipeline.data.text import batchify, epoch_windows
-from pipeline.space.base import ArchWeights
+from pipeline.methods import create_method
+from pipeline.space.base import BoundSpace
 from pipeline.space.rnn.build import build_network, build_search_model
 from pipeline.space.rnn.genotype import RecurrentGenotype
 from pipeline.space.rnn.model import Dropouts
-from pipeline.space.rnn.operations import CELL, PRIMITIVES, num_edges
+from pipeline.space.rnn.settings import RnnSettings
+from pipeline.space.rnn.step_net import TokenWindowNet
 from pipeline.train.lm import LmJob, LmSettings, evaluate_nll, perplexity, should_average, train_language_model
 from pipeline.train.lm.ntasgd import averaged_weights, averaging_optimizer
+from pipeline.train.lm.search import MethodSearch
 
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("sigmoid", 1)), concat=(1, 2))
 VOCAB = 12
@@ -85,21 +89,23 @@ def test_windowed_evaluation_is_the_mean_nll_of_one_pass_over_the_whole_stream()
 
 
 def _job(out: Path, search: bool) -> LmJob:
+    """Evaluation: lr 20 makes validation worsen, so NT-ASGD switches after epoch 2 (of 4) and the stop lands
+    in an averaging epoch. Search: DARTS (first order) updates the architecture before every weight step."""
     torch.manual_seed(7)
     ids = torch.randint(0, VOCAB, (500,), generator=torch.Generator().manual_seed(3))
-    if search:
-        model = build_search_model(VOCAB, 4, steps=2, dropouts=Dropouts(), batch_norm=True)
-        weights = ArchWeights({CELL: torch.softmax(torch.randn(num_edges(2), len(PRIMITIVES)), -1)})
-    else:
-        model = build_network(TWO_NODES, VOCAB, 4, Dropouts())
-    # Evaluation: lr 20 makes validation worsen, so NT-ASGD switches after epoch 2 (of 4) and the stop lands
-    # in an averaging epoch; the search never averages.
     settings = LmSettings(epochs=2 if search else 4, batch_size=4, eval_batch_size=2, bptt=6,
-                          lr=2.0 if search else 20.0, nonmono=1,
-                          sequence_length="search" if search else "evaluation",
+                          lr=2.0 if search else 20.0, nonmono=1, sequence_length="search" if search else "evaluation",
                           averaging="off" if search else "nt_asgd")
-    return LmJob(kind="test", settings=settings, model=model, train_ids=ids[:400], valid_ids=ids[400:], seed=1,
-                 out_dir=out, config={"test": 1}, inputs={}, arch=(lambda: weights) if search else (lambda: None))
+    job = LmJob(kind="test", settings=settings, model=build_network(TWO_NODES, VOCAB, 4, Dropouts()),
+                train_ids=ids[:400], valid_ids=ids[400:], seed=1, out_dir=out, config={"test": 1}, inputs={})
+    if search:
+        space = BoundSpace.of("rnn", RnnSettings(nodes=2, size=4))
+        method = create_method(DartsMethod(algorithm="darts", space="rnn"), space, SearchTraining(nodes=2))
+        job.model = build_search_model(VOCAB, 4, steps=2, dropouts=Dropouts(), batch_norm=True)
+        a_optimizer = torch.optim.Adam(method.arch_parameters(), lr=3e-3, weight_decay=1e-3)
+        job.search = MethodSearch(method, TokenWindowNet(job.model), ids[400:], settings.batch_size, settings.bptt,
+                                  a_optimizer, settings.epochs)
+    return job
 
 
 def _stop_at_training_forward(model: torch.nn.Module, number: int) -> None:
@@ -125,7 +131,8 @@ def test_a_run_stopped_mid_epoch_resumes_bit_identically(tmp_path: Path, search:
     settings = first.settings
     windows_before = sum(len(epoch_windows(len(first.train_ids) // settings.batch_size, settings.bptt,
                                            settings.sequence_length, first.seed, epoch)) for epoch in range(stop_epoch))
-    _stop_at_training_forward(first.model, windows_before + 3)
+    forwards_per_step = 2 if search else 1  # a search's architecture step runs the model too
+    _stop_at_training_forward(first.model, forwards_per_step * windows_before + 3)
     with pytest.raises(Preempted, match="SIGUSR1"):
         train_language_model(first)
     stopped = load_checkpoint(tmp_path / "parts")
@@ -137,8 +144,12 @@ def test_a_run_stopped_mid_epoch_resumes_bit_identically(tmp_path: Path, search:
 
     assert resumed.best_model.keys() == whole.best_model.keys()
     assert all(torch.equal(resumed.best_model[k], whole.best_model[k]) for k in whole.best_model)
-    final_whole = load_checkpoint(tmp_path / "whole")["model"]
-    final_resumed = load_checkpoint(tmp_path / "parts")["model"]
-    assert all(torch.equal(final_whole[k], final_resumed[k]) for k in final_whole)
+    final_whole, final_resumed = load_checkpoint(tmp_path / "whole"), load_checkpoint(tmp_path / "parts")
+    assert all(torch.equal(final_whole["model"][k], final_resumed["model"][k]) for k in final_whole["model"])
+    if search:
+        alphas = final_whole["search"]["method"]["alpha_recurrent"]
+        assert torch.equal(alphas, final_resumed["search"]["method"]["alpha_recurrent"])
+        assert not torch.equal(alphas, _job(tmp_path / "fresh", search).search.method.alpha_recurrent.detach()), \
+            "the architecture was updated"
     drop_time = [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in whole.state.history]
     assert drop_time == [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in resumed.state.history]

@@ -26,7 +26,7 @@ from pipeline.space.rnn.model import Dropouts
 from pipeline.space.rnn.operations import CELL, PRIMITIVES, edge_index, num_edges
 from pipeline.space.rnn.search_cell import SearchRecurrentCell
 from pipeline.space.rnn.settings import PTB, SEARCH, RnnSettings
-from pipeline.space.rnn.step_net import TokenWindowNet, flat_targets
+from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets
 
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("relu", 1)), concat=(1, 2))
 VOCAB = 9
@@ -263,7 +263,8 @@ def test_rnn_capable_method_runs_two_steps_and_derives_a_valid_genotype(algorith
                       a_optimizer=torch.optim.Adam(arch, lr=3e-3, weight_decay=1e-3) if arch else None)
     method.on_epoch_start(ctx)
     tokens = torch.randint(0, VOCAB, (6, 2), generator=torch.Generator().manual_seed(1))
-    train, valid = (tokens[:2], flat_targets(tokens[1:3])), (tokens[3:5], flat_targets(tokens[4:6]))
+    train = (TokenWindow(tokens[:2]), flat_targets(tokens[1:3]))
+    valid = (TokenWindow(tokens[3:5], torch.zeros(2, 4)), flat_targets(tokens[4:6]))
     for _ in range(2):
         result = search_step(method, ctx, train, valid, update_architecture=method.updates_architecture(0),
                              grad_clip=0.25)

@@ -1,14 +1,16 @@
-"""The search language model as the shared search step (pipeline/search/step.py) and the methods see a
+"""The search language model as the methods and the shared search step (pipeline/search/step.py) see a
 supernet: `net(x, arch)` returns logits, `criterion(logits, y)` the loss.
 
-`x` is a window of tokens `[T, B]`; the logits are the log-probabilities of every predicted token,
-flattened to `[T * B, vocab]`, so `nn.NLLLoss()` on the flattened targets is the language-model loss. A
-window continues the text of the previous one, so the forward starts from `hidden` (set by the caller
-for the stream the window comes from; None starts from zeros) and leaves its final state in
-`last_hidden`, detached.
+`x` is a `TokenWindow`: tokens `[T, B]` plus the hidden state the window starts from, because a window
+continues the text of the previous window of its stream (training and search-validation streams carry
+separate states, as quark0/darts rnn/train_search.py does). The logits are the log-probabilities of every
+predicted token, flattened to `[T * B, vocab]`, so `nn.NLLLoss()` on `flat_targets` is the
+language-model loss. Each forward leaves the window's final state, detached, in `window.final`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,16 +19,21 @@ from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.model import RNNLanguageModel
 
 
+@dataclass
+class TokenWindow:
+    tokens: torch.Tensor
+    hidden: torch.Tensor | None = None
+    final: torch.Tensor | None = None
+
+
 class TokenWindowNet(nn.Module):
     def __init__(self, model: RNNLanguageModel) -> None:
         super().__init__()
         self.model = model
-        self.hidden: torch.Tensor | None = None
-        self.last_hidden: torch.Tensor | None = None
 
-    def forward(self, tokens: torch.Tensor, arch: ArchWeights | None = None) -> torch.Tensor:
-        out = self.model(tokens, arch, self.hidden)
-        self.last_hidden = out.hidden.detach()
+    def forward(self, window: TokenWindow, arch: ArchWeights | None = None) -> torch.Tensor:
+        out = self.model(window.tokens, arch, window.hidden)
+        window.final = out.hidden.detach()
         return out.log_probs.reshape(-1, out.log_probs.shape[-1])
 
 

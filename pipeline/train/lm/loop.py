@@ -2,7 +2,8 @@
 
 Per step: a window of the batchified training stream (its length drawn as the released scripts do, the
 learning rate scaled by drawn length / bptt for that step), the hidden state carried from the previous
-window but detached, the architecture hook of a search (`before_step`), NLL plus the activation (`alpha`)
+window but detached, a search's architecture step (`search`, pipeline/train/lm/search.py), the weight
+step under the search's weight-step mixing weights: NLL plus the activation (`alpha`)
 and temporal (`beta`) regularisers of AWD-LSTM, backward, gradient-norm clip, SGD (or ASGD after the
 switch). Per epoch: validation NLL (with the averaged weights once averaging), one history row, the
 NT-ASGD trigger, the best weights so far (the ones the final test uses, as train.py reloads its best
@@ -28,12 +29,13 @@ from torch.nn import functional as F
 
 from pipeline.checkpoint import Preempted, StopRequest, load_resumable, rng_state, save_checkpoint, set_rng_state
 from pipeline.data.text import batchify, epoch_windows, window
-from pipeline.data.text.batches import SequenceLength, Window
+from pipeline.data.text.batches import SequenceLength
 from pipeline.errors import NumericalError
-from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.model import LmOutput, RNNLanguageModel
+from pipeline.space.rnn.step_net import TokenWindow
 from pipeline.train.lm.evaluate import evaluate_nll, perplexity
 from pipeline.train.lm.ntasgd import averaged_weights, averaging_optimizer, should_average
+from pipeline.train.lm.search import MethodSearch
 
 log = logging.getLogger(__name__)
 
@@ -75,21 +77,9 @@ class LmState:
 
 
 @dataclass
-class StepContext:
-    """What a search's architecture step sees before each weight step."""
-
-    model: RNNLanguageModel
-    epoch: int
-    step: int  # index of the window in the epoch
-    where: Window
-    lr: float  # the weight step's (scaled) learning rate, for second-order methods
-
-
-@dataclass
 class LmJob:
-    """One resumable training run. `arch` gives the architecture weights of each forward (None for an
-    evaluation network); `before_step` is a search's architecture update; `extra_state`/`load_extra_state`
-    carry its state through checkpoints."""
+    """One resumable training run: of an evaluation network (`search` None), or of a search model whose
+    architecture a method drives (`search`; `model` is then the language model inside its TokenWindowNet)."""
 
     kind: str
     settings: LmSettings
@@ -101,10 +91,7 @@ class LmJob:
     config: dict[str, Any]
     inputs: dict[str, str]
     restart_on_change: bool = False
-    arch: Callable[[], ArchWeights | None] = lambda: None
-    before_step: Callable[[StepContext], None] | None = None
-    extra_state: Callable[[], dict[str, Any]] = dict
-    load_extra_state: Callable[[dict[str, Any]], None] = lambda _: None
+    search: MethodSearch | None = None
     on_epoch_end: Callable[[list[dict[str, Any]]], None] | None = None
 
 
@@ -124,9 +111,13 @@ def train_language_model(job: LmJob) -> LmResult:
     optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr,
                                                        weight_decay=settings.weight_decay)
     state, hidden, best, optimizer = _resume(job, optimizer)
+    if job.search is not None:
+        job.search.bind(optimizer)
     with StopRequest() as stop:
         while state.epoch < settings.epochs:
             started = time.perf_counter()
+            if job.search is not None and state.step_in_epoch == 0:
+                job.search.on_epoch_start(state.epoch)
             hidden = _train_epoch(job, train, optimizer, state, hidden, best, stop, started)
             optimizer, best = _finish_epoch(job, valid, optimizer, state, best, started)
             hidden = None
@@ -148,11 +139,13 @@ def _train_epoch(job: LmJob, train: torch.Tensor, optimizer: torch.optim.Optimiz
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        if job.before_step is not None:
-            job.before_step(StepContext(model=model, epoch=state.epoch, step=state.step_in_epoch, where=where,
-                                        lr=lr))
         inputs, targets = window(train, where)
-        out = model(inputs, job.arch(), hidden.detach())
+        arch = None
+        if job.search is not None:
+            train_window = TokenWindow(inputs, hidden)
+            job.search.architecture_step(state.epoch, where, lr, train_window, targets)
+            arch = job.search.weight_arch(train_window, targets)
+        out = model(inputs, arch, hidden)
         raw = F.nll_loss(out.log_probs.reshape(-1, out.log_probs.shape[-1]), targets.reshape(-1))
         if not torch.isfinite(raw):
             raise NumericalError(f"non-finite training loss at epoch {state.epoch}, step {state.step_in_epoch} of "
@@ -162,7 +155,7 @@ def _train_epoch(job: LmJob, train: torch.Tensor, optimizer: torch.optim.Optimiz
         (raw + _regularisers(out, settings)).backward()
         nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
         optimizer.step()
-        hidden = out.hidden.detach()
+        hidden = out.hidden.detach()  # the next window continues the text, without backpropagating into this one
         state.nll_sum += raw.item() * targets.numel()
         state.tokens += targets.numel()
         state.step_in_epoch += 1
@@ -187,7 +180,7 @@ def _finish_epoch(job: LmJob, valid: torch.Tensor, optimizer: torch.optim.Optimi
                   best: dict[str, torch.Tensor], started: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     settings, model = job.settings, job.model
     with averaged_weights(model, optimizer):
-        valid_loss = evaluate_nll(model, valid, settings.bptt, job.arch())
+        valid_loss = evaluate_nll(model, valid, settings.bptt, None if job.search is None else job.search.eval_arch())
         if valid_loss < state.best_valid_loss:
             state.best_valid_loss = valid_loss
             best = copy.deepcopy(model.state_dict())
@@ -198,6 +191,7 @@ def _finish_epoch(job: LmJob, valid: torch.Tensor, optimizer: torch.optim.Optimi
         "epoch": state.epoch, "lr": settings.lr, "averaging": int(state.averaging),
         "train_loss": train_loss, "train_ppl": perplexity(train_loss),
         "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss), "epoch_time_s": round(elapsed, 3),
+        **({} if job.search is None else job.search.on_validation(state.epoch, valid_loss)),
     })
     if settings.averaging == "nt_asgd" and not state.averaging:
         if should_average(state.valid_losses, valid_loss, settings.nonmono):
@@ -226,7 +220,7 @@ def _save(job: LmJob, optimizer: torch.optim.Optimizer, state: LmState, hidden: 
         "optimizer": optimizer.state_dict(),
         "hidden": hidden,
         "best_model": best,
-        "extra": job.extra_state(),
+        "search": None if job.search is None else job.search.state_dict(),
         "rng": rng_state(),
         "state": asdict(state),
     })
@@ -242,7 +236,8 @@ def _resume(job: LmJob, optimizer: torch.optim.Optimizer) -> tuple[LmState, torc
     if state.averaging:
         optimizer = averaging_optimizer(list(job.model.parameters()), job.settings.lr, job.settings.weight_decay)
     optimizer.load_state_dict(saved["optimizer"])
-    job.load_extra_state(saved["extra"])
+    if job.search is not None:
+        job.search.load_state_dict(saved["search"])
     set_rng_state(saved["rng"])
     log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
     hidden = saved["hidden"]
