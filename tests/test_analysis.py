@@ -1,16 +1,17 @@
 """Search analyses: the Hessian eigenvalue against an explicit Hessian, cell depth/width by hand."""
 
 import torch
+from space_support import arch, bound, cnn_cells
 from torch import nn
 
 from pipeline.analysis.cell_shape import cell_depth, cell_width, genotype_shape
 from pipeline.analysis.hessian import dominant_hessian_eigenvalue, power_iteration
 from pipeline.config import DartsMethod, SearchTraining
 from pipeline.data import make_loader
-from pipeline.methods import SearchSpace, create_method
-from pipeline.space.genotype import GENOTYPE_DARTS_V2
+from pipeline.methods import create_method
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.space.supernet import Supernet
 
 
 def test_power_iteration_finds_the_largest_magnitude_eigenvalue():
@@ -21,8 +22,8 @@ def test_power_iteration_finds_the_largest_magnitude_eigenvalue():
 
 def test_hessian_eigenvalue_matches_explicit_hessian_on_a_tiny_supernet():
     torch.manual_seed(0)
-    space = SearchSpace(PRIMITIVES, nodes=2)
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+    space = bound("darts", nodes=2)
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES, 2), stem_multiplier=1,
                    in_channels=1).double()
     method = create_method(DartsMethod(algorithm="darts"), space, SearchTraining(nodes=2)).double()
     with torch.no_grad():
@@ -45,7 +46,7 @@ def test_hessian_eigenvalue_matches_explicit_hessian_on_a_tiny_supernet():
     def loss_of(flat: torch.Tensor) -> torch.Tensor:
         parts = torch.split(flat, sizes)
         normal, reduce = (p.view(s) for p, s in zip(parts, shapes, strict=True))
-        return criterion(net(x, ArchWeights(normal.softmax(-1), reduce.softmax(-1))), y)
+        return criterion(net(x, arch(normal.softmax(-1), reduce.softmax(-1))), y)
 
     flat = torch.cat([a.detach().flatten() for a in alphas])
     hessian = torch.autograd.functional.hessian(loss_of, flat)

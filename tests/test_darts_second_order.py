@@ -1,11 +1,12 @@
 """The finite-difference second-order gradient against the exact implicit gradient (double backward)."""
 
 import torch
+from space_support import bound, cnn_cells
 from torch import nn
 from torch.func import functional_call
 
 from pipeline.config import DartsMethod, SearchTraining
-from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods import StepContext, create_method
 from pipeline.methods.unrolled import unrolled_arch_gradients
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet
@@ -13,8 +14,8 @@ from pipeline.space.supernet import Supernet
 
 def _tiny_setup():
     torch.manual_seed(0)
-    space = SearchSpace(PRIMITIVES, nodes=2)
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+    space = bound("darts", nodes=2)
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES, 2), stem_multiplier=1,
                    in_channels=1).double()
     method = create_method(DartsMethod(algorithm="darts", order=2), space, SearchTraining(nodes=2)).double()
     # Random alphas so the softmax is not uniform and every op matters.

@@ -19,7 +19,8 @@ from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import main
 from pipeline.data import load_splits
 from pipeline.errors import ConfigError
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import save_genotype
 from pipeline.train.distributed import per_process_batch
 
 REPO = Path(__file__).resolve().parent.parent

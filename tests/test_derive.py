@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from pipeline.cli import main
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, genotype_to_dict, load_genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import genotype_to_dict, load_genotype
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCH_PROVENANCE = {"stage": "search", "dataset": "digits", "method": "darts_2nd", "seed": 1,

@@ -14,12 +14,13 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from space_support import bound, cnn_cells
 
 from pipeline.config import DartsMethod, SearchTraining
 from pipeline.methods import create_method, list_methods
-from pipeline.methods.base import SearchSpace
+from pipeline.space.base import ArchWeights
 from pipeline.space.fast_supernet import SUPERNETS, FastSupernet, supernet_class
-from pipeline.space.primitives import PRIMITIVES, SPACES
+from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet
 from pipeline.stages.bench import Harness, bench_variants, build_harness
 
@@ -173,25 +174,26 @@ def test_twenty_step_search_derives_the_same_genotype():
 def test_both_stems_and_partial_channels_agree(stem: str):
     """The ImageNet stem and PC-DARTS' partial channels with edge weights, on hand-made mixing weights
     that leave some ops out (exact zeros) and some edges with no op at all."""
-    space = SearchSpace(SPACES["darts"], nodes=3)
+    space = bound("darts", nodes=3)
     method = create_method(DartsMethod(algorithm="darts"), space, SearchTraining())
     with default_dtype(torch.float64):
         nets = []
         for cls in (FastSupernet, Supernet):
             torch.manual_seed(0)
-            nets.append(cls(channels=8, num_classes=5, layers=3, primitives=PRIMITIVES, nodes=3, stem=stem,
+            nets.append(cls(channels=8, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES, 3), stem=stem,
                             partial_k=2))
         x = torch.randn(2, 3, 32, 32)
-        arch = method.forward_weights()
-        arch.normal = arch.normal.detach().clone()
-        arch.normal[0, 4:] = 0.0
-        arch.normal[1, 1:] = 0.0  # edge 1: only `none`, so nothing is computed
-        arch.normal.requires_grad_()
-        arch.normal_edges = torch.rand(space.num_edges, requires_grad=True)
+        weights = method.forward_weights()
+        normal = weights["normal"].detach().clone()
+        normal[0, 4:] = 0.0
+        normal[1, 1:] = 0.0  # edge 1: only `none`, so nothing is computed
+        normal.requires_grad_()
+        edge_scale = torch.rand(space.cell("normal").num_edges, requires_grad=True)
+        weights = ArchWeights({"normal": normal, "reduce": weights["reduce"]}, {"normal": edge_scale})
         results = []
         for net in nets:
-            logits = net(x, arch)
-            inputs = [arch.normal, arch.normal_edges, *net.parameters()]
+            logits = net(x, weights)
+            inputs = [normal, edge_scale, *net.parameters()]
             results.append((logits, torch.autograd.grad(logits.square().sum(), inputs, allow_unused=True)))
     (fast_logits, fast_grads), (ref_logits, ref_grads) = results
     assert_same(fast_logits, ref_logits, 1e-10, "logits")
@@ -201,7 +203,7 @@ def test_both_stems_and_partial_channels_agree(stem: str):
 
 def test_the_fast_path_keeps_the_reference_layout():
     """Same modules and state-dict keys: checkpoints, DrNAS widening and functional_call work on both."""
-    kwargs = {"channels": 4, "num_classes": 3, "layers": 3, "primitives": PRIMITIVES}
+    kwargs = {"channels": 4, "num_classes": 3, "layers": 3, "cells": cnn_cells(PRIMITIVES)}
     fast, reference = FastSupernet(**kwargs), Supernet(**kwargs)
     assert [(n, p.shape) for n, p in fast.state_dict().items()] == [
         (n, p.shape) for n, p in reference.state_dict().items()

@@ -65,7 +65,8 @@ from faultlib import (
 
 from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PICKLE_FORMAT_MAGIC, PREVIOUS, load_checkpoint
 from pipeline.cli import main
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, genotype_to_dict
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import genotype_to_dict
 
 METHODS: dict[str, dict[str, Any]] = {
     "darts_1st": {"algorithm": "darts", "order": 1},

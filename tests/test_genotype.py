@@ -12,10 +12,9 @@ import pytest
 import torch
 
 from pipeline.errors import GenotypeError
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
 from pipeline.space.genotype import (
-    GENOTYPE_DARTS_V2,
     Genotype,
-    derive_top2,
     edge_index,
     genotype_from_dict,
     genotype_to_dict,
@@ -25,7 +24,16 @@ from pipeline.space.genotype import (
     render_genotype,
     save_genotype,
 )
+from pipeline.space.genotype import derive_top2 as derive_per_edge
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
+
+
+def derive_top2(normal, reduce, primitives, edge_scores=None):
+    """The per-edge rule with `primitives` on every edge of both cells, in the space they make."""
+    space = "darts" if "none" in primitives else "darts_no_none"
+    edge_ops = {cell: (tuple(primitives),) * 14 for cell in ("normal", "reduce")}
+    scores = None if edge_scores is None else dict(zip(("normal", "reduce"), edge_scores, strict=True))
+    return derive_per_edge({"normal": normal, "reduce": reduce}, edge_ops, space, edge_scores=scores)
 
 
 def _weights(primitives, entries):

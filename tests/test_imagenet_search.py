@@ -14,14 +14,15 @@ import torch
 import yaml
 from PIL import Image
 from search_e2e import tiny_params
+from space_support import arch, cnn_cells
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import main
 from pipeline.config import load_params, params_from_dict
 from pipeline.data.splits import load_splits, per_class_sample
 from pipeline.errors import ConfigError, DataError
-from pipeline.space.primitives import SPACES
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.space.primitives import PRIMITIVES_NO_NONE
+from pipeline.space.supernet import Supernet
 
 REPO = Path(__file__).resolve().parents[1]
 CLASSES, PER_CLASS = 3, 40
@@ -75,15 +76,15 @@ def test_paper_config_searches_drnas_and_ddsas_on_imagenet_with_the_released_set
 
 
 def test_imagenet_supernet_has_14_cells_and_brings_224_down_to_28() -> None:
-    primitives = SPACES["darts_no_none"]
-    net = Supernet(channels=48, num_classes=1000, layers=14, primitives=primitives, stem="imagenet", partial_k=6)
+    primitives = PRIMITIVES_NO_NONE
+    net = Supernet(channels=48, num_classes=1000, layers=14, cells=cnn_cells(primitives), stem="imagenet", partial_k=6)
     assert len(net.cells) == 14
     assert [i for i, cell in enumerate(net.cells) if cell.reduction] == [4, 9]
     with torch.no_grad():
         stem = net.stem1(net.stem0(torch.zeros(1, 3, 224, 224)))
         assert stem.shape == (1, 3 * 48, 28, 28)  # 3C wide, as the DrNAS/DDSAS/PC-DARTS search codes
         uniform = torch.full((14, len(primitives)), 1.0 / len(primitives))
-        assert net(torch.zeros(2, 3, 32, 32), ArchWeights(uniform, uniform)).shape == (2, 1000)
+        assert net(torch.zeros(2, 3, 32, 32), arch(uniform, uniform)).shape == (2, 1000)
 
 
 def _write_tree(root: Path) -> None:
@@ -100,7 +101,7 @@ def _write_tree(root: Path) -> None:
 
 
 METHODS: dict[str, dict[str, Any]] = {
-    "drnas_imagenet": {"algorithm": "drnas", "primitives": "darts_no_none", "warmup_epochs": 0,
+    "drnas_imagenet": {"algorithm": "drnas", "space": "darts_no_none", "warmup_epochs": 0,
                        "stages": [{"epochs": 1, "partial_k": 4, "keep_ops": 7},
                                   {"epochs": 1, "partial_k": 2, "keep_ops": 4}]},
     "ddsas_imagenet": {"algorithm": "ddsas", "num_sampled": 6, "update_every": 2, "schedule": "parametric_first",
@@ -181,7 +182,7 @@ def test_direct_search_genotype_is_evaluated_on_imagenet_by_transfer(direct: Pat
 
 @pytest.mark.parametrize(("multiplier", "width"), [(3, 48), (1, 16)])
 def test_imagenet_search_stem_is_stem_multiplier_times_c_wide(multiplier, width) -> None:
-    net = Supernet(channels=16, num_classes=10, layers=8, primitives=SPACES["darts_no_none"], stem="imagenet",
+    net = Supernet(channels=16, num_classes=10, layers=8, cells=cnn_cells(PRIMITIVES_NO_NONE), stem="imagenet",
                    stem_multiplier=multiplier)
     with torch.no_grad():
         s0 = net.stem0(torch.zeros(1, 3, 64, 64))

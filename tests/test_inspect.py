@@ -7,7 +7,8 @@ import argparse
 import pytest
 
 from pipeline.errors import GenotypeError
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import save_genotype
 from pipeline.stages import inspect
 
 

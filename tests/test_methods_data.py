@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
+from space_support import arch, bound, cnn_cells
 
 from pipeline.config import DataMethod, SearchTraining
-from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods import StepContext, create_method
 from pipeline.methods.data_egs import (
     best_cover_size,
     ensemble_gumbel_softmax,
@@ -21,10 +22,10 @@ from pipeline.methods.data_egs import (
 )
 from pipeline.space.genotype import Genotype, edge_index
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import ArchWeights, Supernet, active_ops
+from pipeline.space.supernet import Supernet, active_ops
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = SearchSpace(PRIMITIVES)
+SPACE = bound("darts")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -73,11 +74,11 @@ def test_number_of_distinct_codes_matches_proposition_2(num_ops, samples):
 def test_straight_through_gradients_reach_alpha():
     method = _method(samples=4)
     weights = method.forward_weights()
-    for w in (weights.normal, weights.reduce):
+    for w in (weights["normal"], weights["reduce"]):
         # The forward value is the code itself: some ops are not computed at all.
-        assert all(1 <= len(ops) <= 4 for ops in active_ops(w, None))
-    target = torch.randn(2, *SPACE.shape)
-    (weights.normal * target[0] + weights.reduce * target[1]).sum().backward()
+        assert all(1 <= len(ops) <= 4 for ops in active_ops(w, torch.ones(w.shape, dtype=torch.bool)))
+    target = torch.randn(2, *SPACE.cells[0].shape)
+    (weights["normal"] * target[0] + weights["reduce"] * target[1]).sum().backward()
     for alpha in method.arch_parameters():
         assert alpha.grad is not None and bool(torch.isfinite(alpha.grad).all())
         assert alpha.grad.abs().sum() > 0
@@ -87,7 +88,7 @@ def test_l1_term_pulls_p_towards_the_last_code():
     method = _method(samples=4, l1_weight=0.1)
     code = method.forward_weights()
     p = method.probabilities()
-    expected = 0.1 * ((p.normal - code.normal).abs().mean() + (p.reduce - code.reduce).abs().mean())
+    expected = 0.1 * ((p["normal"] - code["normal"]).abs().mean() + (p["reduce"] - code["reduce"]).abs().mean())
     reg = method.regularization()
     assert float(reg.detach()) == pytest.approx(float(expected.detach()))
     reg.backward()
@@ -120,7 +121,7 @@ def test_exact_cover_probability_matches_enumeration():
 
 def _probabilities(entries: dict[tuple[int, int], dict[str, float]]) -> torch.Tensor:
     """A `[14, 8]` probability matrix: rows listed by (node, input), the others all `none`."""
-    probs = torch.zeros(SPACE.shape)
+    probs = torch.zeros(SPACE.cells[0].shape)
     probs[:, PRIMITIVES.index("none")] = 1.0
     for (node, source), row in entries.items():
         probs[edge_index(node, source)] = 0.0
@@ -165,8 +166,8 @@ def test_data_search_runs_end_to_end_through_the_cli(tmp_path: Path):
 def _double_setup(samples: int = 4):
     """A tiny float64 supernet and DATA method: finite differences are accurate to ~1e-9 there."""
     torch.manual_seed(0)
-    space = SearchSpace(PRIMITIVES, nodes=2)
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+    space = bound("darts", nodes=2)
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES, 2), stem_multiplier=1,
                    in_channels=1).double()
     method = create_method(DataMethod(algorithm="data", samples=samples), space, SearchTraining(nodes=2)).double()
     with torch.no_grad():  # distinct probabilities, so the codes leave several ops out on every edge
@@ -187,7 +188,7 @@ def _codes(alpha_normal: torch.Tensor, alpha_reduce: torch.Tensor, samples: int,
 
 def _loss_at_code(net, ctx, batch, code: torch.Tensor) -> float:
     with torch.no_grad():
-        return float(ctx.criterion(net(batch[0], ArchWeights(code[0], code[1])), batch[1]))
+        return float(ctx.criterion(net(batch[0], arch(code[0], code[1])), batch[1]))
 
 
 def test_architecture_gradient_is_the_exact_straight_through_gradient():
@@ -234,12 +235,12 @@ def test_architecture_step_runs_every_op_but_none():
 
 def test_child_validation_shares_weight_one_among_an_edges_kept_ops():
     method = _method()
-    discretised = torch.zeros(SPACE.shape)
+    discretised = torch.zeros(SPACE.cells[0].shape)
     sep, skip, pool = (PRIMITIVES.index(op) for op in ("sep_conv_3x3", "skip_connect", "max_pool_3x3"))
     discretised[0, sep] = discretised[0, skip] = 1.0  # two ops on edge 0: 1/2 each, as their EGS code
     discretised[3, pool] = 1.0  # one op: 1
-    child = method.child_weights(ArchWeights(discretised, discretised))
-    expected = torch.zeros(SPACE.shape)
+    child = method.child_weights(arch(discretised, discretised))
+    expected = torch.zeros(SPACE.cells[0].shape)
     expected[0, sep] = expected[0, skip] = 0.5
     expected[3, pool] = 1.0
-    assert torch.equal(child.normal, expected) and torch.equal(child.reduce, expected)
+    assert torch.equal(child["normal"], expected) and torch.equal(child["reduce"], expected)

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
+from space_support import bound
 
 from pipeline.config import DdsasMethod, SearchTraining
-from pipeline.methods import SearchSpace, create_method
+from pipeline.methods import create_method
 from pipeline.methods.ddsas import (
     EXPAND_ORDER,
     select_subspace,
@@ -23,7 +24,7 @@ from pipeline.space.primitives import PARAMETER_FREE, PRIMITIVES
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = SearchSpace(PRIMITIVES)
+SPACE = bound("darts")
 NON_NONE = torch.tensor([op != "none" for op in PRIMITIVES])
 
 
@@ -236,7 +237,7 @@ def test_state_dict_round_trip_restores_the_bandit():
     restored.load_state_dict(method.state_dict())
     for name in ("sampled", "available", "counts", "saliency", "iterations", "period_steps"):
         assert torch.equal(getattr(restored, name), getattr(method, name)), name
-    assert torch.equal(restored.forward_weights().normal, method.forward_weights().normal)
+    assert torch.equal(restored.forward_weights()["normal"], method.forward_weights()["normal"])
 
 
 def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
@@ -250,7 +251,7 @@ def test_ddsas_search_runs_end_to_end_through_the_cli(tmp_path: Path):
     assert all(int(r["active_ops"]) == 40 for r in rows)
 
 
-SMALL = SearchSpace(PRIMITIVES, nodes=2)  # 5 edges: node 2 from inputs 0, 1; node 3 from 0, 1, 2
+SMALL = bound("darts", nodes=2)  # 5 edges: node 2 from inputs 0, 1; node 3 from 0, 1, 2
 
 
 def _small_method(**options):
@@ -261,8 +262,8 @@ def _small_method(**options):
 def test_derivation_never_chooses_an_op_the_schedule_removed():
     method = _small_method()
     op = {name: k for k, name in enumerate(PRIMITIVES)}
-    saliency = torch.full(SMALL.shape, 0.01)
-    available = torch.ones(SMALL.shape, dtype=torch.bool)
+    saliency = torch.full(SMALL.cells[0].shape, 0.01)
+    available = torch.ones(SMALL.cells[0].shape, dtype=torch.bool)
     for edge, name, value, kept in [(0, "sep_conv_3x3", 0.9, False), (0, "skip_connect", 0.5, True),
                                     (1, "dil_conv_3x3", 0.4, True), (2, "max_pool_3x3", 0.95, False),
                                     (2, "sep_conv_5x5", 0.3, True), (3, "avg_pool_3x3", 0.35, True),
@@ -270,8 +271,8 @@ def test_derivation_never_chooses_an_op_the_schedule_removed():
         saliency[edge, op[name]] = value
         available[edge, op[name]] = kept
     with torch.no_grad():
-        method.saliency.copy_(saliency.expand(2, *SMALL.shape))
-        method.available.copy_(available.expand(2, *SMALL.shape))
+        method.saliency.copy_(saliency.expand(2, *SMALL.cells[0].shape))
+        method.available.copy_(available.expand(2, *SMALL.cells[0].shape))
     # By hand, available ops only: node 2 keeps edge 0's skip (0.5) and edge 1's dil_conv_3x3 (0.4); node 3
     # keeps edge 3's avg_pool (0.35) and edge 2's sep_conv_5x5 (0.3). Raw saliency would pick sep_conv_3x3
     # and max_pool_3x3.
@@ -356,6 +357,6 @@ def test_an_edge_the_released_shrink_emptied_mixes_nothing_and_stays_finite():
     method._resample()
     assert not method.sampled[:, 3].any()
     weights = method.forward_weights()
-    assert bool((weights.normal[3] == 0).all()) and bool(torch.isfinite(weights.normal).all())
-    (weights.normal.sum() + weights.reduce.sum()).backward()
+    assert bool((weights["normal"][3] == 0).all()) and bool(torch.isfinite(weights["normal"]).all())
+    (weights["normal"].sum() + weights["reduce"].sum()).backward()
     assert bool(torch.isfinite(method.alpha.grad).all()) and bool(torch.isfinite(method.zeta.grad).all())

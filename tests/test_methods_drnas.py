@@ -6,18 +6,19 @@ import copy
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli, tiny_params
+from space_support import bound, cnn_cells
 from torch import nn
 
 from pipeline.config import DrnasMethod, DrnasStage, SearchTraining, load_params
 from pipeline.errors import ConfigError
-from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods import StepContext, create_method
 from pipeline.methods.drnas import concentration
 from pipeline.search.loop import SearchJob, run_search
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
 from pipeline.space.supernet import MixedOp, Supernet
 from pipeline.space.widen import EdgeMapping, draw_edge_mapping, widen_mixed_op, widen_optimizer, widen_tensor
 
-SPACE = SearchSpace(PRIMITIVES_NO_NONE, nodes=2)
+SPACE = bound("darts_no_none", nodes=2)
 STAGES = [{"epochs": 1, "partial_k": 4, "keep_ops": 7}, {"epochs": 2, "partial_k": 2, "keep_ops": 4}]
 
 
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _method(**options):
     torch.manual_seed(0)
-    config = DrnasMethod(algorithm="drnas", primitives="darts_no_none", **options)
+    config = DrnasMethod(algorithm="drnas", space="darts_no_none", **options)
     return create_method(config, SPACE, SearchTraining(nodes=2))
 
 
@@ -43,9 +44,9 @@ def _on_simplex(weights):
 def test_samples_lie_on_the_simplex_differ_per_draw_and_pass_gradients_to_eta():
     method = _method()
     first, second = method.forward_weights(), method.forward_weights()
-    assert _on_simplex(first.normal) and _on_simplex(first.reduce)
-    assert not torch.equal(first.normal, second.normal)
-    (first.normal * torch.randn_like(first.normal)).sum().backward()
+    assert _on_simplex(first["normal"]) and _on_simplex(first["reduce"])
+    assert not torch.equal(first["normal"], second["normal"])
+    (first["normal"] * torch.randn_like(first["normal"])).sum().backward()
     assert method.eta_normal.grad is not None and bool(method.eta_normal.grad.abs().gt(0).all())
 
 
@@ -97,10 +98,10 @@ def test_derivation_weights_follow_the_configured_rule(derive):
     eta = method.eta_normal.detach()
     beta = concentration(eta)
     expected = beta / beta.sum(-1, keepdim=True) if derive == "dirichlet_mean" else eta.softmax(-1)
-    assert torch.allclose(method.mixing_probabilities().normal, expected)
+    assert torch.allclose(method.mixing_probabilities()["normal"], expected)
     # Evaluation uses the Dirichlet mean whatever the derivation rule: deterministic, no sampling.
-    assert torch.equal(method.eval_weights().normal, method.eval_weights().normal)
-    assert torch.allclose(method.eval_weights().normal, beta / beta.sum(-1, keepdim=True))
+    assert torch.equal(method.eval_weights()["normal"], method.eval_weights()["normal"])
+    assert torch.allclose(method.eval_weights()["normal"], beta / beta.sum(-1, keepdim=True))
 
 
 def test_architecture_updates_wait_for_the_warmup_of_every_stage():
@@ -117,11 +118,11 @@ def test_pruning_keeps_the_top_concentrations_and_pruned_ops_are_not_computed():
             eta[:, favourites] += 1.0
     method.prune(3)
     for mask in (method.mask_normal, method.mask_reduce):
-        assert mask.sum(-1).tolist() == [3] * SPACE.num_edges
+        assert mask.sum(-1).tolist() == [3] * SPACE.cells[0].num_edges
         assert bool(mask[:, favourites].all())
     weights = method.forward_weights()
-    assert _on_simplex(weights.normal) and bool((weights.normal[~method.mask_normal] == 0).all())
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES_NO_NONE, nodes=2,
+    assert _on_simplex(weights["normal"]) and bool((weights["normal"][~method.mask_normal] == 0).all())
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES_NO_NONE, 2),
                    stem_multiplier=1, in_channels=1)
     nn.functional.cross_entropy(net(torch.randn(4, 1, 8, 8), weights), torch.tensor([0, 1, 2, 0])).backward()
     for cell in net.cells:
@@ -222,7 +223,7 @@ def test_widening_moves_momentum_buffers_with_the_mapping_into_the_same_optimize
 
 def test_stage_start_prunes_and_widens_the_supernet_and_its_optimizer():
     method = _method(warmup_epochs=0, stages=[DrnasStage(**s) for s in STAGES])
-    net = Supernet(channels=8, num_classes=3, layers=3, primitives=PRIMITIVES_NO_NONE, nodes=2,
+    net = Supernet(channels=8, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES_NO_NONE, 2),
                    stem_multiplier=1, in_channels=1, **method.supernet_options())
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     for epoch, (k, kept) in enumerate([(4, 7), (2, 4)]):
@@ -235,7 +236,7 @@ def test_stage_start_prunes_and_widens_the_supernet_and_its_optimizer():
             assert edge.partial_k == k
             widths = {m.num_features for m in edge.ops.modules() if isinstance(m, nn.BatchNorm2d)}
             assert widths == {edge.channels // k}
-        assert method.mask_normal.sum(-1).tolist() == [kept] * SPACE.num_edges
+        assert method.mask_normal.sum(-1).tolist() == [kept] * SPACE.cells[0].num_edges
         nn.functional.cross_entropy(net(torch.randn(4, 1, 8, 8), method.forward_weights()),
                                     torch.tensor([0, 1, 2, 0])).backward()
         optimizer.step()
@@ -248,7 +249,7 @@ def test_stages_that_would_narrow_the_mixed_ops_are_rejected_at_load(tmp_path):
 
 
 def _job(tmp_path, prepared, out, on_epoch_end=None):
-    methods = {"drnas_progressive": {"algorithm": "drnas", "primitives": "darts_no_none", "warmup_epochs": 0,
+    methods = {"drnas_progressive": {"algorithm": "drnas", "space": "darts_no_none", "warmup_epochs": 0,
                                      "regularizer": "kl", "stages": STAGES}}
     params = load_params(tiny_params(tmp_path, methods, epochs=3))
     params.search.analysis.hessian_every = 0
@@ -272,7 +273,7 @@ def test_progressive_search_crosses_a_stage_boundary_and_resumes_exactly(tmp_pat
     prepared = prepare_digits(tmp_path)
     straight, _ = run_search(_job(tmp_path, prepared, tmp_path / "straight"))
     masks = torch.tensor(straight["method_state"]["mask_normal"])
-    assert masks.sum(-1).tolist() == [4] * SPACE.num_edges
+    assert masks.sum(-1).tolist() == [4] * SPACE.cells[0].num_edges
     # Stopped before the boundary, the resumed run widens with the checkpointed RNG; stopped after it,
     # the restored supernet must be rebuilt at stage 1's width before its tensors load.
     for stop in (0, 1):
@@ -287,7 +288,7 @@ def test_progressive_search_crosses_a_stage_boundary_and_resumes_exactly(tmp_pat
 
 
 def test_search_command_runs_progressive_drnas(tmp_path):
-    methods = {"drnas": {"algorithm": "drnas", "warmup_epochs": 0, "primitives": "darts",
+    methods = {"drnas": {"algorithm": "drnas", "warmup_epochs": 0, "space": "darts",
                          "stages": [{"epochs": 1, "partial_k": 4, "keep_ops": 8},
                                     {"epochs": 1, "partial_k": 2, "keep_ops": 4}]}}
     summary, history = search_via_cli(tmp_path, prepare_digits(tmp_path), methods, "drnas")

@@ -6,15 +6,16 @@ import math
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
+from space_support import arch, bound, cnn_cells
 
 from pipeline.config import PcDartsMethod, SearchTraining
-from pipeline.methods import SearchSpace, create_method
+from pipeline.methods import create_method
 from pipeline.methods.pc_darts import node_softmax
 from pipeline.space.genotype import derive_top2
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.space.supernet import Supernet
 
-SPACE = SearchSpace(PRIMITIVES, nodes=3)
+SPACE = bound("darts", nodes=3)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,21 +30,21 @@ def test_edge_weights_are_a_softmax_over_each_nodes_inputs():
     method = _method()
     with torch.no_grad():
         method.beta_normal.normal_()
-    edges = method.forward_weights().normal_edges
-    assert edges.shape == (SPACE.num_edges,)
+    edges = method.forward_weights().edge_scale("normal")
+    assert edges.shape == (SPACE.cells[0].num_edges,)
     for start, size in ((0, 2), (2, 3), (5, 4)):  # nodes 2, 3, 4 see 2, 3, 4 inputs
         assert torch.allclose(edges[start:start + size], method.beta_normal[start:start + size].softmax(0))
     uniform = torch.tensor([1 / 2] * 2 + [1 / 3] * 3 + [1 / 4] * 4)
-    assert torch.allclose(node_softmax(torch.zeros(9), 3), uniform)
+    assert torch.allclose(node_softmax(torch.zeros(9), (2, 3, 4)), uniform)
 
 
 def test_edge_weights_get_gradients_and_can_be_switched_off():
     method = _method()
     weights = method.forward_weights()
-    (weights.normal_edges * torch.arange(9.0)).sum().backward()
+    (weights.edge_scale("normal") * torch.arange(9.0)).sum().backward()
     assert method.beta_normal.grad is not None and bool(method.beta_normal.grad.abs().gt(0).any())
     plain = _method(edge_normalization=False)
-    assert plain.forward_weights().normal_edges is None
+    assert plain.forward_weights().edge_scale("normal") is None
     assert len(plain.arch_parameters()) == 2
 
 
@@ -51,7 +52,7 @@ def test_edge_weights_get_gradients_and_can_be_switched_off():
 def test_partial_channels_keep_the_edge_shape(stride):
     method = _method(partial_k=4)
     assert method.supernet_options() == {"partial_k": 4}
-    net = Supernet(channels=8, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=3, stem_multiplier=1,
+    net = Supernet(channels=8, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES, 3), stem_multiplier=1,
                    in_channels=1, **method.supernet_options())
     edge = next(e for cell in net.cells for e in cell.edges if e.stride == stride)
     widths = {m.in_channels for m in edge.ops.modules() if isinstance(m, torch.nn.Conv2d)}
@@ -73,7 +74,7 @@ def test_derivation_ranks_edges_by_op_weight_times_edge_weight():
     genotype = method.derive()
     assert sorted(source for _, source in genotype.normal[1]) == [1, 2]
     probs = method.mixing_probabilities()
-    without_edges = derive_top2(probs.normal, probs.reduce, PRIMITIVES, nodes=3)
+    without_edges = derive_top2(probs.cells, {spec.name: spec.edge_ops for spec in method.space.cells}, "darts")
     assert sorted(source for _, source in without_edges.normal[1]) == [0, 1]
 
 
@@ -95,11 +96,12 @@ def test_child_validation_scales_each_kept_edge_by_its_learnt_edge_weight():
     method = _method()
     with torch.no_grad():
         method.beta_normal.copy_(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0]))
-    one_hot = ArchWeights(torch.eye(SPACE.num_edges, SPACE.num_ops), torch.eye(SPACE.num_edges, SPACE.num_ops))
+    eye = torch.eye(*SPACE.cells[0].shape)
+    one_hot = arch(eye, eye)
     child = method.child_weights(one_hot)
-    assert torch.equal(child.normal, one_hot.normal)
+    assert torch.equal(child["normal"], one_hot["normal"])
     e = math.e
     # By hand: node 2 softmax(0, 0); node 3 softmax(1, 0, 0); node 4 softmax(0, 0, 0, 2).
     expected = [1 / 2, 1 / 2, e / (e + 2), 1 / (e + 2), 1 / (e + 2)] + [1 / (3 + e**2)] * 3 + [e**2 / (3 + e**2)]
-    assert child.normal_edges.tolist() == pytest.approx(expected)
-    assert _method(edge_normalization=False).child_weights(one_hot).normal_edges is None
+    assert child.edge_scale("normal").tolist() == pytest.approx(expected)
+    assert _method(edge_normalization=False).child_weights(one_hot).edge_scale("normal") is None

@@ -11,16 +11,17 @@ import pytest
 import torch
 import yaml
 from search_e2e import prepare_digits, search_via_cli
+from space_support import bound
 
 from pipeline.config import RandomMethod, SearchTraining, params_from_dict
 from pipeline.errors import ConfigError
-from pipeline.methods import SearchSpace, create_method
-from pipeline.search.metrics import child_weights
+from pipeline.methods import create_method
+from pipeline.space.genotype import edge_index
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
-SPACE = SearchSpace(PRIMITIVES)
+SPACE = bound("darts")
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -43,17 +44,23 @@ def test_candidates_are_valid_uniform_genotypes_and_seeded():
                 inputs.update((node, source) for _, source in pairs)
     assert set(ops) == set(PRIMITIVES) - {"none"}
     assert len(inputs) == 14  # every edge of the cell is used by some candidate
-    assert torch.equal(_method(candidates=60).candidates, method.candidates)
-    assert not torch.equal(_method(seed=1, candidates=60).candidates, method.candidates)
+    assert _method(candidates=60).genotype_of(7) == method.genotype_of(7)
+    other_seed = _method(seed=1, candidates=60)
+    assert [other_seed.genotype_of(k) for k in range(5)] != [method.genotype_of(k) for k in range(5)]
 
 
 def test_one_hot_weights_are_the_discretised_supernet():
     method = _method(candidates=5)
     for k in range(5):
         weights = method.one_hot(k)
-        expected = child_weights(method.genotype_of(k), SPACE, torch.device("cpu"))
-        assert torch.equal(weights.normal, expected.normal) and torch.equal(weights.reduce, expected.reduce)
-        assert weights.normal.sum() == 8 and weights.reduce.sum() == 8
+        genotype = method.genotype_of(k)
+        for cell in ("normal", "reduce"):
+            expected = torch.zeros(14, len(PRIMITIVES))
+            for node, pairs in enumerate(getattr(genotype, cell), start=2):
+                for op, source in pairs:
+                    expected[edge_index(node, source), PRIMITIVES.index(op)] = 1.0
+            assert torch.equal(weights[cell], expected)
+        assert weights["normal"].sum() == 8 and weights["reduce"].sum() == 8
 
 
 def test_candidates_train_in_turn_from_scratch_and_the_best_is_derived():
@@ -88,7 +95,7 @@ def test_state_dict_restores_candidates_and_scores():
     method.current.fill_(2)
     restored = _method(seed=5, candidates=4)
     restored.load_state_dict(method.state_dict())
-    assert torch.equal(restored.candidates, method.candidates)
+    assert [restored.genotype_of(k) for k in range(4)] == [method.genotype_of(k) for k in range(4)]
     assert restored.scores[:2].tolist() == [10.0, 30.0] and math.isnan(float(restored.scores[3]))
     assert restored.derive() == method.genotype_of(1)
 

@@ -6,11 +6,11 @@ import typing
 
 import pytest
 import torch
+from space_support import bound
 
 from pipeline.config import MethodConfig
-from pipeline.methods import SearchSpace, create_method, list_methods
+from pipeline.methods import create_method, list_methods
 from pipeline.space.genotype import genotype_from_dict, genotype_to_dict
-from pipeline.space.primitives import SPACES
 from pipeline.stages.bench import build_harness
 
 # algorithm name -> its config class, read off the params schema's tagged union
@@ -36,8 +36,8 @@ def test_method_runs_two_steps_and_derives_a_valid_genotype(algorithm):
         for param in method.arch_parameters():
             assert bool(torch.isfinite(param).all())
     for weights in (method.forward_weights(), method.eval_weights(), method.mixing_probabilities()):
-        assert weights.normal.shape == weights.reduce.shape == SearchSpace(SPACES[config.primitives]).shape
-        assert bool(torch.isfinite(weights.normal).all() and torch.isfinite(weights.reduce).all())
+        assert weights["normal"].shape == weights["reduce"].shape == bound(config.space).cells[0].shape
+        assert bool(torch.isfinite(weights["normal"]).all() and torch.isfinite(weights["reduce"]).all())
     with torch.no_grad():
         assert bool(torch.isfinite(harness.net(harness.valid[0], method.eval_weights())).all())
     genotype = method.derive()

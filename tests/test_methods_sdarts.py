@@ -6,15 +6,16 @@ import copy
 import pytest
 import torch
 from search_e2e import prepare_digits, search_via_cli
+from space_support import arch, bound, cnn_cells
 from torch import nn
 
 from pipeline.config import DartsMethod, SdartsMethod, SearchTraining
-from pipeline.methods import SearchSpace, StepContext, create_method
+from pipeline.methods import StepContext, create_method
 from pipeline.methods.sdarts import clip_to_simplex, epsilon_at, project_linf
 from pipeline.space.primitives import PRIMITIVES
-from pipeline.space.supernet import ArchWeights, Supernet
+from pipeline.space.supernet import Supernet
 
-SPACE = SearchSpace(PRIMITIVES, nodes=2)
+SPACE = bound("darts", nodes=2)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _setup(perturbation="rs", epoch=1, epochs=2):
     torch.manual_seed(0)
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES, nodes=2, stem_multiplier=1,
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES, 2), stem_multiplier=1,
                    in_channels=1)
     method = create_method(SdartsMethod(algorithm="sdarts", perturbation=perturbation), SPACE,
                            SearchTraining(nodes=2))
@@ -94,7 +95,7 @@ def test_random_smoothing_weights_are_perturbed_on_the_simplex_and_detached():
     _, method, ctx, batch = _setup("rs")
     clean = method.forward_weights()
     weights = method.weight_step_weights(ctx, batch)
-    for w, c in ((weights.normal, clean.normal), (weights.reduce, clean.reduce)):
+    for w, c in ((weights["normal"], clean["normal"]), (weights["reduce"], clean["reduce"])):
         assert _on_simplex(w)
         assert not w.requires_grad
         assert not torch.allclose(w, c)
@@ -106,7 +107,7 @@ def test_adversarial_weights_raise_training_loss_above_random_and_clean():
     bn = next(m for m in net.modules() if isinstance(m, nn.BatchNorm2d))
     running_mean = bn.running_mean.clone()
     clean = method.forward_weights()
-    clean = ArchWeights(clean.normal.detach(), clean.reduce.detach())
+    clean = arch(clean["normal"].detach(), clean["reduce"].detach())
     torch.manual_seed(1)
     adversarial = method.weight_step_weights(ctx, batch)
     # BN ran on running statistics during the attack and is back in training mode.
@@ -114,8 +115,8 @@ def test_adversarial_weights_raise_training_loss_above_random_and_clean():
     method.config.perturbation = "rs"
     torch.manual_seed(1)
     random = method.weight_step_weights(ctx, batch)
-    assert _on_simplex(adversarial.normal) and _on_simplex(adversarial.reduce)
-    assert float((adversarial.normal - clean.normal).abs().max()) > 0
+    assert _on_simplex(adversarial["normal"]) and _on_simplex(adversarial["reduce"])
+    assert float((adversarial["normal"] - clean["normal"]).abs().max()) > 0
     attacked_loss = _eval_loss(ctx, batch, adversarial)
     assert attacked_loss > _eval_loss(ctx, batch, random)
     assert attacked_loss > _eval_loss(ctx, batch, clean)
@@ -127,8 +128,8 @@ def test_adversarial_weights_fall_back_to_clean_when_the_loss_cannot_rise():
         net.classifier.weight.zero_()
         net.classifier.bias.zero_()
     weights = method.weight_step_weights(ctx, batch)
-    assert torch.equal(weights.normal, method.forward_weights().normal.detach())
-    assert torch.equal(weights.reduce, method.forward_weights().reduce.detach())
+    assert torch.equal(weights["normal"], method.forward_weights()["normal"].detach())
+    assert torch.equal(weights["reduce"], method.forward_weights()["reduce"].detach())
 
 
 def test_architecture_step_is_plain_first_order_darts():

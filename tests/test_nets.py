@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pipeline.nets import Cell, NetworkCIFAR, NetworkImageNet, count_parameters_m, drop_path, mult_adds_m
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, Genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import Genotype
 from pipeline.space.primitives import FactorizedReduce
 
 # A DATA-style genotype: nodes with several pairs, two of them on the same edge.

@@ -23,7 +23,8 @@ from pipeline.checkpoint import EXIT_PREEMPTED, load_checkpoint
 from pipeline.cli import main
 from pipeline.config import RuntimeConfig
 from pipeline.errors import NumericalError
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import save_genotype
 from pipeline.train import DistContext, LrSchedule, TrainJob, TrainSettings, train
 
 REPO = Path(__file__).resolve().parent.parent

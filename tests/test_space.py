@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from space_support import arch, cnn_cells
 
+from pipeline.space.base import ArchWeights
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE, build_op
-from pipeline.space.supernet import ArchWeights, MixedOp, Supernet, channel_shuffle
+from pipeline.space.supernet import MixedOp, Supernet, channel_shuffle
 
 
 @pytest.mark.parametrize("name", PRIMITIVES)
@@ -69,36 +71,36 @@ def test_channel_shuffle_is_a_permutation():
     assert channel_shuffle(x, 2).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
 
 
-def _uniform(n_ops: int, requires_grad: bool = False) -> ArchWeights:
+def _uniform(n_ops: int, requires_grad: bool = False) -> "ArchWeights":
     normal = torch.full((14, n_ops), 1 / n_ops, requires_grad=requires_grad)
     reduce = torch.full((14, n_ops), 1 / n_ops, requires_grad=requires_grad)
-    return ArchWeights(normal, reduce)
+    return arch(normal, reduce)
 
 
 @pytest.mark.parametrize("stem", ["cifar", "imagenet"])
 def test_supernet_forward_backward_reaches_both_cell_types(stem):
-    net = Supernet(channels=4, num_classes=5, layers=3, primitives=PRIMITIVES, stem=stem, stem_multiplier=2)
-    arch = _uniform(8, requires_grad=True)
+    net = Supernet(channels=4, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES), stem=stem, stem_multiplier=2)
+    weights = _uniform(8, requires_grad=True)
     size = 16 if stem == "cifar" else 32
-    logits = net(torch.randn(2, 3, size, size), arch)
+    logits = net(torch.randn(2, 3, size, size), weights)
     assert logits.shape == (2, 5)
     logits.sum().backward()
-    assert arch.normal.grad.abs().sum() > 0 and arch.reduce.grad.abs().sum() > 0
+    assert weights["normal"].grad.abs().sum() > 0 and weights["reduce"].grad.abs().sum() > 0
     assert [c.reduction for c in net.cells] == [False, True, True]
     assert all(p.grad is not None for p in net.weights() if p.requires_grad)
 
 
 def test_supernet_has_no_architecture_parameters():
-    net = Supernet(channels=4, num_classes=5, layers=3, primitives=PRIMITIVES)
+    net = Supernet(channels=4, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES))
     assert all(p.dim() != 2 or p.shape != (14, 8) for p in net.weights())
 
 
 def test_edge_weights_scale_edges():
     torch.manual_seed(0)
-    net = Supernet(channels=4, num_classes=3, layers=3, primitives=PRIMITIVES).eval()
+    net = Supernet(channels=4, num_classes=3, layers=3, cells=cnn_cells(PRIMITIVES)).eval()
     x = torch.randn(1, 3, 8, 8)
     plain = _uniform(8)
-    zeroed = ArchWeights(plain.normal, plain.reduce, torch.zeros(14), torch.zeros(14))
+    zeroed = arch(plain["normal"], plain["reduce"], torch.zeros(14), torch.zeros(14))
     # With every edge scaled to 0 the cells output zeros: only the classifier bias remains.
     assert torch.allclose(net(x, zeroed), net.classifier.bias.expand(1, 3))
     assert not torch.allclose(net(x, plain), net(x, zeroed))

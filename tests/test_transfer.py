@@ -16,7 +16,8 @@ from faultlib import TIMING, assert_identical
 from pipeline.checkpoint import CURRENT, PREVIOUS, load_checkpoint
 from pipeline.cli import main
 from pipeline.data import folder_dataset
-from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+from pipeline.space.cnn import GENOTYPE_DARTS_V2
+from pipeline.space.genotype import save_genotype
 
 REPO = Path(__file__).resolve().parent.parent
 

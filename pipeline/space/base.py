@@ -273,7 +273,7 @@ def genotype_from_json(obj: Any, source: str = "genotype") -> Any:
     except KeyError:
         space = None
     if space is None:
-        raise GenotypeError(f"{source}: search_space {name!r} is unknown; registered: {', '.join(list_spaces())}")
+        raise GenotypeError(f"{source}: search_space: {name!r} is unknown; registered: {', '.join(list_spaces())}")
     return space.genotype_from_json(obj, source)
 
 

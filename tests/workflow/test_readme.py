@@ -257,7 +257,8 @@ def fresh_clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for rel in committed:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / rel, root / rel)
-    from pipeline.space.genotype import GENOTYPE_DARTS_V2, save_genotype
+    from pipeline.space.cnn import GENOTYPE_DARTS_V2
+    from pipeline.space.genotype import save_genotype
 
     save_genotype(root / "darts_v2.json", GENOTYPE_DARTS_V2)
     _git(root, "init", "-q")
