@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from pipeline.cli import main
 from pipeline.data.text import EOS, batchify, epoch_windows, evaluation_windows, load_corpus, read_tokens, window
 from pipeline.data.text.batches import Window
 from pipeline.data.text.corpus import CORPUS_FILES
 from pipeline.data.text.demo import demo_splits, source_lines, write_demo_corpus
+from pipeline.data.text.prepare import prepare_text_corpus
 from pipeline.errors import DataError
 
 
@@ -107,3 +111,29 @@ def test_demo_corpus_is_deterministic_ptb_like_and_loads(tmp_path: Path) -> None
     assert len(corpus.vocab) == 500 and "<unk>" in corpus.vocab.ids
     with pytest.raises(DataError, match="vocab_size"):
         demo_splits(lines, vocab_size=10**6)
+
+
+def test_prepare_copies_a_corpus_from_data_root_and_describes_it(tmp_path: Path) -> None:
+    texts = {"train": "a b <unk>\nb a\n", "valid": "a\n", "test": "b zebra\n"}
+    (tmp_path / "data" / "ptb").mkdir(parents=True)
+    _write(tmp_path / "data" / "ptb", "ptb", texts)
+    manifest = prepare_text_corpus("ptb", tmp_path / "out", source_root=tmp_path / "data", demo_vocab_size=3)
+    for split, text in texts.items():
+        assert (tmp_path / "out" / CORPUS_FILES["ptb"][split]).read_text() == text
+    # vocabulary a, b, <unk>, <eos>; tokens are words plus one <eos> per line
+    assert manifest["sizes"] == {"vocab": 4, "train": 7, "valid": 2, "test": 3}
+    digest = hashlib.sha256(texts["test"].encode()).hexdigest()
+    assert manifest["files"]["ptb.test.txt"] == manifest["source_files"]["ptb/ptb.test.txt"] == digest
+    with pytest.raises(DataError, match=r"wikitext2: missing .*wiki\.train\.tokens"):
+        prepare_text_corpus("wikitext2", tmp_path / "out2", source_root=tmp_path / "data", demo_vocab_size=3)
+
+
+def test_prepare_stage_writes_the_demo_corpus_and_its_manifest(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("prepare:\n  text_demo: {vocab_size: 300}\n")
+    out = tmp_path / "results" / "data" / "text_demo"
+    assert main(["prepare", "--params", str(params), "--dataset", "text_demo", "--out", str(out)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["sizes"]["vocab"] == 300 and manifest["settings"] == {"vocab_size": 300}
+    assert set(manifest["files"]) == set(CORPUS_FILES["text_demo"].values())
+    assert list(manifest["source_files"]) == ["pydoc_data/topics.py"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from pathlib import Path
+from types import ModuleType
 
 from pipeline.atomic import atomic_write_text
 from pipeline.data.text.corpus import CORPUS_FILES, UNK
@@ -23,13 +24,23 @@ TRAIN_FRACTION, VALID_FRACTION = 0.8, 0.1
 _WORD = re.compile(r"[a-z]+|[0-9]+")
 
 
-def source_lines() -> list[list[str]]:
-    """The words of every non-empty line of pydoc's topics, PTB style."""
+def _topics_module() -> ModuleType:
     try:
-        from pydoc_data.topics import topics
+        import pydoc_data.topics
     except ImportError as exc:  # some distributions package pydoc_data separately
         raise DataError("the demo corpus is built from the standard library's pydoc_data/topics.py, which this "
                         "Python lacks (install your distribution's python3 documentation/pydoc package)") from exc
+    return pydoc_data.topics
+
+
+def source_path() -> Path:
+    """The file the demo corpus is made from (its checksum goes into prepare's manifest)."""
+    return Path(_topics_module().__file__ or "")
+
+
+def source_lines() -> list[list[str]]:
+    """The words of every non-empty line of pydoc's topics, PTB style."""
+    topics = _topics_module().topics
     lines = []
     for key in sorted(topics):
         for line in topics[key].splitlines():
