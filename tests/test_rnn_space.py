@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import typing
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.config import MethodConfig, SearchTraining, _check_space
-from pipeline.errors import GenotypeError
+from pipeline.config import Params, SearchTraining, params_from_dict
+from pipeline.errors import ConfigError, GenotypeError
 from pipeline.methods import StepContext, create_method
 from pipeline.search.step import search_step
 from pipeline.space.base import ArchWeights, BoundSpace, genotype_from_json, get_space, list_spaces
@@ -31,9 +30,6 @@ from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_target
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("relu", 1)), concat=(1, 2))
 VOCAB = 9
 pytestmark = pytest.mark.usefixtures("one_thread")
-# algorithm name -> its config class, read off the params schema's tagged union
-CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
-                  for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -239,19 +235,25 @@ def test_discretised_genotype_derives_back_to_itself() -> None:
 ])
 def test_methods_needing_the_cnn_cell_are_refused_naming_method_space_and_reason(algorithm: str,
                                                                                    reason: str) -> None:
-    with pytest.raises(ValueError, match=rf"method '{algorithm}' cannot run on space 'rnn': .*{reason}"):
-        _check_space("v", CONFIG_CLASSES[algorithm](algorithm=algorithm, space="rnn"), SearchTraining(nodes=8))
+    with pytest.raises(ConfigError, match=rf"search\.methods\.v: method '{algorithm}' cannot run on space 'rnn': "
+                                          rf".*{reason}"):
+        _params_with_variant({"algorithm": algorithm})
+
+
+def _params_with_variant(variant: dict) -> Params:
+    """Validated params whose grid searches variant `v` on the recurrent space (8 nodes)."""
+    return params_from_dict({"search": {"methods": {"v": {**variant, "space": "rnn", "overrides": {"nodes": 8}}}},
+                             "grid": {"methods": ["v"]}})
 
 
 VARIANTS = [("darts", {"order": 1}), ("darts", {"order": 2}), ("sdarts", {"perturbation": "rs"}),
-            ("sdarts", {"perturbation": "adv"}), ("random", {})]
+            ("sdarts", {"perturbation": "adv"}), ("random", {"candidates": 50})]
 
 
 @pytest.mark.parametrize(("algorithm", "options"), VARIANTS, ids=lambda v: str(v))
 def test_rnn_capable_method_runs_two_steps_and_derives_a_valid_genotype(algorithm: str, options: dict) -> None:
     torch.manual_seed(0)
-    config = CONFIG_CLASSES[algorithm](algorithm=algorithm, space="rnn", **options)
-    _check_space("v", config, SearchTraining(nodes=3))
+    config = _params_with_variant({"algorithm": algorithm, **options}).search.methods["v"]
     training = SearchTraining(nodes=3, batch_size=2)
     settings = RnnSettings(nodes=3, size=4)
     space = BoundSpace.of("rnn", settings)
