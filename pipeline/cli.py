@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "transfer": "Train the ImageNet network of a genotype (mobile setting) and report top-1/top-5.",
     "tables": "Paper-shaped tables and figures from every metrics file of the grid.",
     "inspect": "Params, mult-adds and a rendering of a genotype's network.",
+    "spaces": "List the registered search spaces, or show one's candidate operations per edge.",
     "bench": "Time one search step of every method on a fixed synthetic batch.",
     "config": "Validate a params file, or print every key with its default and description.",
     "sync-tracking": "Upload MLflow records that could not be sent while a stage ran.",

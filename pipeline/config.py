@@ -537,7 +537,7 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
     return out
 
 
-def _check_space(name: str, method: MethodBase, training: SearchTraining) -> tuple[int, int]:
+def check_space(name: str, method: MethodBase, training: SearchTraining) -> tuple[int, int]:
     """The variant's space exists, fits the method, and has the features the method's options need.
     Returns the (edges, candidates) shape of the space's first cell type."""
     from pipeline.methods import method_class
@@ -566,7 +566,7 @@ def _check_space(name: str, method: MethodBase, training: SearchTraining) -> tup
 def _check_method(name: str, method: MethodBase, training: SearchTraining) -> None:
     """Constraints that tie a method's options to the space and the search settings."""
     where = f"search.methods.{name}"
-    num_edges, num_ops = _check_space(name, method, training)
+    num_edges, num_ops = check_space(name, method, training)
     if isinstance(method, DdsasMethod):
         low, high = num_edges + 1, num_edges * num_ops
         if not low <= method.num_sampled <= high:

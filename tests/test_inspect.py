@@ -28,7 +28,7 @@ def genotype_file(tmp_path):
 def test_cifar_defaults_print_the_paper_sized_network(genotype_file, capsys):
     assert _run([str(genotype_file), "--dataset", "cifar10"]) == 0
     out = capsys.readouterr().out
-    assert "NetworkCIFAR: 20 cells, C=36, 10 classes, input 3x32x32" in out
+    assert "cifar: 20 cells, C=36, 10 classes, input 3x32x32" in out
     assert "params     3.35 M" in out
     assert "mult-adds  528.4 M" in out
     assert "  node 5 <- skip_connect(c_{k-2}) + dil_conv_3x3(node 2)" in out
@@ -37,7 +37,7 @@ def test_cifar_defaults_print_the_paper_sized_network(genotype_file, capsys):
 def test_imagenet_defaults_use_the_mobile_setting(genotype_file, capsys):
     assert _run([str(genotype_file), "--dataset", "imagenet"]) == 0
     out = capsys.readouterr().out
-    assert "NetworkImageNet: 14 cells, C=48, 1000 classes, input 3x224x224" in out
+    assert "imagenet: 14 cells, C=48, 1000 classes, input 3x224x224" in out
     assert "params     4.72 M" in out
     assert "mult-adds  529.9 M" in out
 
@@ -45,7 +45,7 @@ def test_imagenet_defaults_use_the_mobile_setting(genotype_file, capsys):
 def test_layers_and_channels_override_the_defaults(genotype_file, capsys):
     assert _run([str(genotype_file), "--dataset", "digits", "--layers", "5", "--channels", "8"]) == 0
     out = capsys.readouterr().out
-    assert "NetworkCIFAR: 5 cells, C=8, 10 classes, input 1x" in out
+    assert "cifar: 5 cells, C=8, 10 classes, input 1x" in out
 
 
 def test_missing_genotype_is_a_user_error(tmp_path):

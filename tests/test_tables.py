@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from space_support import cnn_cells
 
 from pipeline.stages import tables as tables_stage
 from pipeline.tables import Grid, Table, build_tables, to_csv, to_latex, to_markdown
@@ -61,8 +60,8 @@ def _arch_weights(path: Path) -> None:
     lines = []
     for epoch in range(3):
         edge = [(1.0 + epoch * (i == 4)) / (8 + epoch) for i in range(8)]
-        lines.append(json.dumps({"epoch": epoch, "normal": [edge] * 14, "reduce": [edge[::-1]] * 14,
-                                 "cells": cnn_cells(PRIMITIVES)}))
+        lines.append(json.dumps({"epoch": epoch, "weights": {"normal": [edge] * 14, "reduce": [edge[::-1]] * 14},
+                                 "edge_ops": {"normal": [PRIMITIVES] * 14, "reduce": [PRIMITIVES] * 14}}))
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -19,6 +19,7 @@ from pipeline.nets import NetworkCIFAR, NetworkImageNet, count_parameters_m, mul
 from pipeline.space.base import ArchWeights, CellSpec, SearchSpace, register_space
 from pipeline.space.fast_supernet import supernet_class
 from pipeline.space.genotype import (
+    CELLS,
     Genotype,
     derive_top2,
     edge_index,
@@ -29,7 +30,6 @@ from pipeline.space.genotype import (
 )
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
 
-CELL_TYPES = ("normal", "reduce")
 NETWORKS = ("cifar", "imagenet")
 
 
@@ -49,7 +49,7 @@ class CnnSpace(SearchSpace):
     def cells(self, settings: Any) -> tuple[CellSpec, ...]:
         nodes = settings.nodes
         node_inputs = tuple(range(2, nodes + 2))
-        return tuple(CellSpec(cell, self.edge_ops(cell, nodes), node_inputs) for cell in CELL_TYPES)
+        return tuple(CellSpec(cell, self.edge_ops(cell, nodes), node_inputs) for cell in CELLS)
 
     def candidates(self, cell: str, node: int, source: int, nodes: int) -> tuple[str, ...]:
         """The operations edge (source -> node) of `cell` offers: what a genotype may put there."""
@@ -66,10 +66,10 @@ class CnnSpace(SearchSpace):
             raise ValueError(f"space '{self.name}': unknown derivation rule '{rule}'; known: {list(self.derive_rules)}")
         specs = {spec.name: spec for spec in cells}
         scales = None
-        if all(probabilities.edge_scale(cell) is not None for cell in CELL_TYPES):
-            scales = {cell: probabilities.edge_scale(cell) for cell in CELL_TYPES}
-        return derive_top2({cell: probabilities[cell] for cell in CELL_TYPES},
-                           {cell: specs[cell].edge_ops for cell in CELL_TYPES}, self.name, edge_scores=scales)
+        if all(probabilities.edge_scale(cell) is not None for cell in CELLS):
+            scales = {cell: probabilities.edge_scale(cell) for cell in CELLS}
+        return derive_top2({cell: probabilities[cell] for cell in CELLS},
+                           {cell: specs[cell].edge_ops for cell in CELLS}, self.name, edge_scores=scales)
 
     def discretise(self, genotype: Any, cells: tuple[CellSpec, ...]) -> ArchWeights:
         weights = {}

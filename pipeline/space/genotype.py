@@ -27,7 +27,7 @@ from pipeline.space.primitives import PARAMETER_FREE
 Pair = tuple[str, int]
 Node = tuple[Pair, ...]
 
-_CELLS = ("normal", "reduce")
+CELLS = ("normal", "reduce")
 _REQUIRED_KEYS = ("normal", "normal_concat", "reduce", "reduce_concat", "search_space")
 # Hand-written genotypes (a published cell typed in from a paper) have no run to point to.
 _OPTIONAL_KEYS = ("provenance",)
@@ -83,7 +83,7 @@ def _validate(g: Genotype) -> None:
     space = _cnn_space(g.search_space)
     if not isinstance(g.provenance, dict):
         raise GenotypeError(f"provenance: expected an object, got {type(g.provenance).__name__}")
-    for cell in _CELLS:
+    for cell in CELLS:
         nodes = getattr(g, cell)
         if not isinstance(nodes, tuple) or not nodes:
             raise GenotypeError(f"{cell}: expected a non-empty list of nodes")
@@ -92,11 +92,11 @@ def _validate(g: Genotype) -> None:
             f"reduce: has {len(g.reduce)} nodes but normal has {len(g.normal)}; both cells of a search space "
             "have the same node count"
         )
-    for cell in _CELLS:
+    for cell in CELLS:
         for k, node in enumerate(getattr(g, cell)):
             _validate_node(cell, k + 2, node, lambda source, c=cell, n=k + 2: space.candidates(c, n, source, g.nodes),
                            g.search_space)
-    for cell in _CELLS:
+    for cell in CELLS:
         _validate_concat(f"{cell}_concat", getattr(g, f"{cell}_concat"), len(g.normal))
 
 
@@ -186,7 +186,7 @@ def _genotype_json(obj: dict[str, Any]) -> str:
     # One node per line: a genotype file is read (and diffed) by people comparing cells.
     members = []
     for key in sorted(obj):
-        if key in _CELLS:
+        if key in CELLS:
             nodes = ",\n".join(f"    {json.dumps(node)}" for node in obj[key])
             members.append(f'  "{key}": [\n{nodes}\n  ]')
         else:
@@ -290,7 +290,7 @@ def derive_top2(
     Pairs are listed best edge first, as DARTS prints them.
     """
     cells = []
-    for cell in _CELLS:
+    for cell in CELLS:
         ops = edge_ops[cell]
         nodes = _nodes_of(len(ops))
         shape = (len(ops), len(ops[0]))

@@ -14,7 +14,11 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from pipeline.errors import PipelineError
-from pipeline.tables.figures import CELL_TYPES, png_bytes
+from pipeline.tables.figures import png_bytes
+
+# The cell keys of the DARTS genotype JSON (design.md); the tables stay torch-free, so this is not imported
+# from pipeline.space.genotype.CELLS (tests/test_spaces.py checks that they agree).
+CELL_TYPES = ("normal", "reduce")
 
 _INPUTS = ("c_{k-2}", "c_{k-1}")
 _OUTPUT = "c_{k}"

@@ -21,7 +21,6 @@ from matplotlib.ticker import MaxNLocator
 from pipeline.tables.table import OURS, SOURCE
 
 _DPI = 100
-CELL_TYPES = ("normal", "reduce")
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -30,6 +29,13 @@ def png_bytes(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def _candidate_labels(edge_ops: list[list[str]]) -> list[str]:
+    """The op names when every edge offers the same candidates, else "candidate i" (S1: a pair per edge)."""
+    if all(ops == edge_ops[0] for ops in edge_ops):
+        return list(edge_ops[0])
+    return [f"candidate {i}" for i in range(len(edge_ops[0]))]
 
 
 def edge_labels(num_edges: int) -> list[str]:
@@ -50,25 +56,27 @@ def arch_weights_figure(records: list[dict[str, Any]], title: str) -> bytes | No
     """
     if not records:
         return None
-    primitives = list(records[-1]["primitives"])
+    edge_ops = records[-1]["edge_ops"]
+    cells = list(edge_ops)
     epochs = [record["epoch"] for record in records]
-    weights = {cell: np.asarray([record[cell] for record in records], dtype=float) for cell in CELL_TYPES}
-    num_edges = weights["normal"].shape[1]
+    weights = {cell: np.asarray([record["weights"][cell] for record in records], dtype=float) for cell in cells}
+    num_edges = max(values.shape[1] for values in weights.values())
     width = len(epochs) + 1  # one blank column after each block
     low = min(float(values.min()) for values in weights.values())
     high = max(float(values.max()) for values in weights.values())
     colormap = colormaps["viridis"].with_extremes(bad="white")
-    figure = Figure(figsize=(min(4.0 + 0.12 * num_edges * width, 30.0), 6.5), layout="constrained")
-    axes = figure.subplots(2, 1)
+    figure = Figure(figsize=(min(4.0 + 0.12 * num_edges * width, 30.0), 3.25 * len(cells)), layout="constrained")
+    axes = np.atleast_1d(figure.subplots(len(cells), 1))
     image = None
-    for ax, cell in zip(axes, CELL_TYPES, strict=True):
-        blocks = np.full((len(primitives), num_edges * width - 1), np.nan)
-        for edge in range(num_edges):
+    for ax, cell in zip(axes, cells, strict=True):
+        cell_edges, candidates = weights[cell].shape[1:]
+        blocks = np.full((candidates, cell_edges * width - 1), np.nan)
+        for edge in range(cell_edges):
             blocks[:, edge * width: edge * width + len(epochs)] = weights[cell][:, edge, :].T
         image = ax.imshow(blocks, aspect="auto", interpolation="nearest", cmap=colormap, vmin=low, vmax=high)
-        ax.set_yticks(range(len(primitives)), primitives, fontsize=7)
-        ax.set_xticks([edge * width + (len(epochs) - 1) / 2 for edge in range(num_edges)],
-                      edge_labels(num_edges), fontsize=7, rotation=45)
+        ax.set_yticks(range(candidates), _candidate_labels(edge_ops[cell]), fontsize=7)
+        ax.set_xticks([edge * width + (len(epochs) - 1) / 2 for edge in range(cell_edges)],
+                      edge_labels(cell_edges), fontsize=7, rotation=45)
         ax.set_title(f"{cell} cell: one block per edge (input→node), epochs {epochs[0]}..{epochs[-1]} "
                      "left to right", fontsize=8)
     figure.colorbar(image, ax=axes, shrink=0.7, label="weight")
