@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.config import Params, SearchTraining, params_from_dict
+from pipeline.config import Params, params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
-from pipeline.methods import StepContext, create_method
-from pipeline.search.step import search_step
 from pipeline.space.base import ArchWeights, BoundSpace, genotype_from_json, get_space, list_spaces
 from pipeline.space.rnn import operations
 from pipeline.space.rnn.build import build_network, build_search_model
@@ -24,8 +22,7 @@ from pipeline.space.rnn.genotype import RELEASED, RecurrentGenotype
 from pipeline.space.rnn.model import Dropouts
 from pipeline.space.rnn.operations import CELL, PRIMITIVES, edge_index, num_edges
 from pipeline.space.rnn.search_cell import SearchRecurrentCell
-from pipeline.space.rnn.settings import PTB, SEARCH, RnnSettings
-from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets
+from pipeline.space.rnn.settings import PTB, SEARCH
 
 TWO_NODES = RecurrentGenotype(recurrent=(("tanh", 0), ("relu", 1)), concat=(1, 2))
 VOCAB = 9
@@ -244,34 +241,3 @@ def _params_with_variant(variant: dict) -> Params:
     """Validated params whose grid searches variant `v` on the recurrent space (8 nodes)."""
     return params_from_dict({"search": {"methods": {"v": {**variant, "space": "rnn", "overrides": {"nodes": 8}}}},
                              "grid": {"methods": ["v"]}})
-
-
-VARIANTS = [("darts", {"order": 1}), ("darts", {"order": 2}), ("sdarts", {"perturbation": "rs"}),
-            ("sdarts", {"perturbation": "adv"}), ("random", {"candidates": 50})]
-
-
-@pytest.mark.parametrize(("algorithm", "options"), VARIANTS, ids=lambda v: str(v))
-def test_rnn_capable_method_runs_two_steps_and_derives_a_valid_genotype(algorithm: str, options: dict) -> None:
-    torch.manual_seed(0)
-    config = _params_with_variant({"algorithm": algorithm, **options}).search.methods["v"]
-    training = SearchTraining(nodes=3, batch_size=2)
-    settings = RnnSettings(nodes=3, size=4)
-    space = BoundSpace.of("rnn", settings)
-    method = create_method(config, space, training)
-    net = TokenWindowNet(space.space.build_supernet(settings, num_classes=VOCAB, in_channels=0, cells=space.cells))
-    arch = method.arch_parameters()
-    ctx = StepContext(net=net, criterion=torch.nn.NLLLoss(), epoch=0, epochs=2, lr=1.0, device=torch.device("cpu"),
-                      w_optimizer=torch.optim.SGD(net.parameters(), lr=1.0, weight_decay=5e-7),
-                      a_optimizer=torch.optim.Adam(arch, lr=3e-3, weight_decay=1e-3) if arch else None)
-    method.on_epoch_start(ctx)
-    tokens = torch.randint(0, VOCAB, (6, 2), generator=torch.Generator().manual_seed(1))
-    train = (TokenWindow(tokens[:2]), flat_targets(tokens[1:3]))
-    valid = (TokenWindow(tokens[3:5], torch.zeros(2, 4)), flat_targets(tokens[4:6]))
-    for _ in range(2):
-        result = search_step(method, ctx, train, valid, update_architecture=method.updates_architecture(0),
-                             grad_clip=0.25)
-        assert result is not None and bool(torch.isfinite(result[1]))
-    assert all(bool(torch.isfinite(p).all()) for p in method.arch_parameters())
-    genotype = method.derive()
-    assert isinstance(genotype, RecurrentGenotype) and genotype.steps == 3
-    assert RecurrentGenotype.from_json(genotype.to_json()) == genotype

@@ -18,6 +18,7 @@ from pipeline.space.rnn.count import count
 from pipeline.space.rnn.derive import derive_recurrent
 from pipeline.space.rnn.genotype import SPACE_NAME, RecurrentGenotype
 from pipeline.space.rnn.operations import CELL, PRIMITIVES, edge_index, num_edges
+from pipeline.space.rnn.settings import RnnSettings
 
 # Why each method that needs more than mixing weights per edge cannot search this space.
 _REFUSED = {
@@ -26,6 +27,15 @@ _REFUSED = {
              "never searched the recurrent cell",
     "ddsas": "its sampled subspace size L and shrink/expand schedule are defined on the 14-edge DARTS CNN cell",
 }
+
+
+def rnn_settings(settings: Any) -> RnnSettings:
+    """The recurrent space's settings: given as such, or read off a search's settings, where `nodes` is the
+    number of searched nodes and `channels` the embedding = hidden size (the width the CNN spaces call C).
+    Dropouts and batch normalisation then take the DARTS search script's values."""
+    if isinstance(settings, RnnSettings):
+        return settings
+    return RnnSettings(nodes=settings.nodes, size=settings.channels)
 
 
 @register_space(SPACE_NAME)
@@ -45,6 +55,7 @@ class RecurrentSpace(SearchSpace):
     def build_supernet(self, settings: Any, *, num_classes: int, in_channels: int,
                        cells: tuple[CellSpec, ...], **method_options: Any) -> nn.Module:
         """The search language model over `num_classes` words; `forward(tokens, arch, hidden)`."""
+        settings = rnn_settings(settings)
         if method_options:
             raise ValueError(f"space '{self.name}' takes no supernet options, got {sorted(method_options)}")
         if len(cells) != 1 or cells[0].shape != (num_edges(settings.nodes), len(PRIMITIVES)):
@@ -72,10 +83,11 @@ class RecurrentSpace(SearchSpace):
         """The evaluation language model over `num_classes` words, `settings.size` units."""
         if auxiliary or options:
             raise ValueError(f"space '{self.name}': a language model has no auxiliary head or network options")
+        settings = rnn_settings(settings)
         return build_network(genotype, num_classes, settings.size, settings.dropouts)
 
     def count(self, genotype: Any, settings: Any, *, num_classes: int, in_channels: int, input_size: int,
               **options: Any) -> dict[str, float]:
         """Millions of parameters and of multiply-adds per token, for a `num_classes`-word vocabulary."""
-        counted = count(genotype, num_classes, settings.size)
+        counted = count(genotype, num_classes, rnn_settings(settings).size)
         return {key: value / 1e6 for key, value in counted.items()}

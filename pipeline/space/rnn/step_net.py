@@ -40,3 +40,8 @@ class TokenWindowNet(nn.Module):
 def flat_targets(targets: torch.Tensor) -> torch.Tensor:
     """`[T, B]` targets in the order of TokenWindowNet's logits."""
     return targets.reshape(-1)
+
+
+def window_batch(rows: torch.Tensor, hidden: torch.Tensor | None = None) -> tuple[TokenWindow, torch.Tensor]:
+    """The batch `(x, y)` of `rows [T + 1, B]` of text: rows 0..T-1 predict rows 1..T."""
+    return TokenWindow(rows[:-1], hidden), flat_targets(rows[1:])
