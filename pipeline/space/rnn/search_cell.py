@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pipeline.space.base import ArchWeights
-from pipeline.space.rnn.cell import HighwayCell, highway
+from pipeline.space.rnn.cell import HighwayCell
 from pipeline.space.rnn.operations import ACTIVATIONS, CELL, PRIMITIVES, edge_index, num_edges
 
 
@@ -37,12 +37,17 @@ class SearchRecurrentCell(HighwayCell):
         for node, w in enumerate(self.ws, start=1):
             entering = states if h_mask is None else states * h_mask
             gate_pre, candidate = torch.matmul(entering, w).split(self.hidden_size, dim=-1)
-            edges = weights[edge_index(node, 0):edge_index(node, 0) + node]  # [node, len(PRIMITIVES)]
-            mixed = torch.zeros_like(states[0])
+            edges = weights[edge_index(node, 0):edge_index(node, 0) + node, :, None, None]  # [node, ops, 1, 1]
+            # sum_f w_f (s + g (f(h) - s)) = W s + g (sum_f w_f f(h) - W s), W = sum_f w_f over the activations
+            # (not `none`): one gate and one highway per edge instead of one per activation.
+            activated = torch.zeros_like(states)
+            total = torch.zeros_like(edges[:, 0])
             for column, name in enumerate(PRIMITIVES):
                 if name not in ACTIVATIONS or not (arch.compute_all or bool((edges[:, column] != 0).any())):
                     continue
-                out = highway(states, gate_pre, ACTIVATIONS[name](candidate))
-                mixed = mixed + (edges[:, column, None, None] * out).sum(0)
+                activated = activated + edges[:, column] * ACTIVATIONS[name](candidate)
+                total = total + edges[:, column]
+            kept = total * states
+            mixed = (kept + torch.sigmoid(gate_pre) * (activated - kept)).sum(0)
             states = torch.cat([states, self.norm(mixed).unsqueeze(0)])
         return states[1:].mean(0)
