@@ -177,7 +177,10 @@ def _regularisers(out: LmOutput, settings: LmSettings) -> torch.Tensor:
 
 
 def _finish_epoch(job: LmJob, valid: torch.Tensor, optimizer: torch.optim.Optimizer, state: LmState,
-                  best: dict[str, torch.Tensor], started: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+                  best: dict[str, torch.Tensor], started: float
+                  ) -> tuple[torch.optim.Optimizer, dict[str, torch.Tensor]]:
+    """Validate, record the epoch, maybe switch to averaging; returns the optimiser for the next epoch
+    (a new ASGD after the switch) and the best weights so far."""
     settings, model = job.settings, job.model
     with averaged_weights(model, optimizer):
         valid_loss = evaluate_nll(model, valid, settings.bptt, None if job.search is None else job.search.eval_arch())
