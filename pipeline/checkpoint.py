@@ -270,8 +270,3 @@ class StopRequest:
         log.warning("%s received: checkpointing and stopping after this step", self.requested)
 
 
-class Preempted(Exception):
-    """Raised after the stop checkpoint is written; the CLI exits with EXIT_PREEMPTED."""
-
-
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again", which is what rerunning the command does

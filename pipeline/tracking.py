@@ -23,7 +23,6 @@ import fcntl
 import json
 import logging
 import os
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.atomic import atomic_write_text
-from pipeline.errors import PipelineError
+from pipeline.errors import PipelineError, Preempted
 from pipeline.provenance import git_commit, params_sha256
 
 log = logging.getLogger(__name__)
@@ -435,11 +434,7 @@ def stage_run(
 
 def _end_status(exc: BaseException) -> str:
     """KILLED for a stop that a rerun resumes (interrupt, SLURM's warning signal), FAILED otherwise."""
-    # Preempted can only have been raised if pipeline.checkpoint is loaded; importing it here would pull
-    # torch into stages that never train.
-    checkpoint = sys.modules.get("pipeline.checkpoint")
-    stopped = checkpoint is not None and isinstance(exc, checkpoint.Preempted)
-    return "KILLED" if stopped or isinstance(exc, KeyboardInterrupt | SystemExit) else "FAILED"
+    return "KILLED" if isinstance(exc, Preempted | KeyboardInterrupt | SystemExit) else "FAILED"
 
 
 # --- replaying spools ----------------------------------------------------------------------------------

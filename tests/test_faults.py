@@ -63,8 +63,9 @@ from faultlib import (
     wait_for,
 )
 
-from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PICKLE_FORMAT_MAGIC, PREVIOUS, load_checkpoint
+from pipeline.checkpoint import CURRENT, PICKLE_FORMAT_MAGIC, PREVIOUS, load_checkpoint
 from pipeline.cli import main
+from pipeline.errors import EXIT_PREEMPTED
 from pipeline.space.cnn import GENOTYPE_DARTS_V2
 from pipeline.space.genotype import genotype_to_dict
 

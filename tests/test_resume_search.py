@@ -27,8 +27,9 @@ import yaml
 from faultlib import assert_same_run, history_rows, kill, search_argv, start_cli, tiny_params, wait_for
 from shipped_params import REPO
 
-from pipeline.checkpoint import CURRENT, EXIT_PREEMPTED, PREVIOUS, load_checkpoint
+from pipeline.checkpoint import CURRENT, PREVIOUS, load_checkpoint
 from pipeline.cli import main
+from pipeline.errors import EXIT_PREEMPTED
 from pipeline.methods import list_methods
 
 STATEFUL = {

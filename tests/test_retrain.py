@@ -19,10 +19,10 @@ import yaml
 from faultlib import assert_identical
 from torch.utils.data import TensorDataset
 
-from pipeline.checkpoint import EXIT_PREEMPTED, load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import main
 from pipeline.config import RuntimeConfig
-from pipeline.errors import NumericalError
+from pipeline.errors import EXIT_PREEMPTED, NumericalError
 from pipeline.space.cnn import GENOTYPE_DARTS_V2
 from pipeline.space.genotype import save_genotype
 from pipeline.train import DistContext, LrSchedule, TrainJob, TrainSettings, train

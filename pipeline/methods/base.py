@@ -164,6 +164,10 @@ class SearchMethod(nn.Module, abc.ABC):
         """Method-specific per-epoch analyses for history.csv."""
         return {}
 
+    def prepare_supernet_for_restore(self, net: nn.Module, parts: Any) -> None:
+        """Before a checkpoint's supernet tensors are loaded, after this method's own state: restructure
+        `net` to fit them (DrNAS widens it to the checkpointed stage). Most methods change nothing."""
+
     # -- results ------------------------------------------------------------------------------------
     def derive(self) -> Any:
         """The space's default derivation (DARTS top-2 on the CNN spaces) of `mixing_probabilities`."""

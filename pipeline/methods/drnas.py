@@ -153,7 +153,7 @@ class Drnas(SearchMethod):
             if int(mask[0].sum()) > keep:
                 setattr(self, f"mask_{cell}", top_concentration_mask(eta, mask, keep))
 
-    def prepare_supernet_for_restore(self, net: Supernet, parts: Any) -> None:
+    def prepare_supernet_for_restore(self, net: Supernet, parts: Any) -> None:  # type: ignore[override]
         """Give a freshly built supernet the width of the checkpointed stage, so its saved tensors fit.
 
         The widening's random copies are overwritten by the checkpoint right after; the masks are part of

@@ -25,7 +25,6 @@ from tqdm import tqdm
 
 from pipeline.analysis.hessian import dominant_hessian_eigenvalue
 from pipeline.checkpoint import (
-    Preempted,
     StopRequest,
     load_resumable,
     rng_state,
@@ -42,7 +41,7 @@ from pipeline.device import (
     reset_peak_memory,
     seed_everything,
 )
-from pipeline.errors import NumericalError
+from pipeline.errors import NumericalError, Preempted
 from pipeline.inputs import training_inputs
 from pipeline.methods import SearchMethod, StepContext, create_method
 from pipeline.provenance import params_sha256
@@ -187,8 +186,7 @@ def _restore(parts: _Parts, saved: dict[str, Any]) -> SearchState:
     state = SearchState(**saved["state"])
     # A method may restructure itself (DrNAS widens and prunes) before its tensors fit again.
     parts.method.load_state_dict(saved["method"])
-    if hasattr(parts.method, "prepare_supernet_for_restore"):
-        parts.method.prepare_supernet_for_restore(parts.net, parts)
+    parts.method.prepare_supernet_for_restore(parts.net, parts)
     parts.net.load_state_dict(saved["net"])
     parts.w_optimizer.load_state_dict(saved["w_optimizer"])
     if parts.a_optimizer is not None and saved["a_optimizer"] is not None:

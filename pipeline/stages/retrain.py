@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         )
         metrics = train_and_report(
             job, ctx, stage="retrain", params=params, dataset=args.dataset, method=method,
-            input_size=info.image_size, in_channels=info.in_channels,
+            input_size=info.image_size, in_channels=info.in_channels, tags={"space": genotype.search_space},
             headline=lambda last: {"test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"]},
         )
     if metrics is not None:

@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         )
         metrics = train_and_report(
             job, ctx, stage="transfer", params=params, dataset=searched_on, method=method,
-            input_size=settings.image_size, in_channels=info.in_channels, tags={"target_dataset": dataset},
+            input_size=settings.image_size, in_channels=info.in_channels, tags={"target_dataset": dataset,
+                                                                       "space": genotype.search_space},
             headline=lambda last: {"top1_error": 100.0 - last["test_acc"], "top5_error": 100.0 - last["test_top5"],
                                    "searched_on": searched_on, "dataset": dataset},
         )

@@ -28,7 +28,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from pipeline.checkpoint import (
-    Preempted,
     StopRequest,
     load_resumable,
     rng_state,
@@ -38,7 +37,7 @@ from pipeline.checkpoint import (
 from pipeline.config import RuntimeConfig
 from pipeline.data import make_loader
 from pipeline.device import pin_threads, seed_everything
-from pipeline.errors import DataError, NumericalError
+from pipeline.errors import DataError, NumericalError, Preempted
 from pipeline.train.distributed import DistContext, per_process_batch
 from pipeline.train.schedule import LrSchedule
 

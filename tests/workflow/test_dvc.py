@@ -11,16 +11,27 @@ from pathlib import Path
 
 import pytest
 from snakemake_plan import plan
-from workflow_support import BIN, REPO, copy_repo, run, sha256, tool_env, write_params, write_tiny_params
+from workflow_support import (
+    BIN,
+    REPO,
+    assert_each_variant_searched_its_space,
+    copy_repo,
+    run,
+    sha256,
+    tool_env,
+    write_params,
+    write_tiny_params,
+)
 
 pytestmark = pytest.mark.slow
 
 DVC = str(BIN / "dvc")
-# Plumbing every stage shares that cannot change a result (CLI and argument helpers, validation, error
-# types, atomic writes, provenance records, tracking); as a dep it would rerun everything on any edit.
+# Plumbing every stage shares that cannot change a result (CLI and argument helpers, validation, importing
+# the params file's plugins, error types, atomic writes, provenance records, tracking); as a dep it would
+# rerun everything on any edit.
 PLUMBING = {"pipeline/__init__.py", "pipeline/__main__.py", "pipeline/cli.py", "pipeline/stages/common.py",
-            "pipeline/config.py", "pipeline/errors.py", "pipeline/atomic.py", "pipeline/provenance.py",
-            "pipeline/tracking.py"}
+            "pipeline/config.py", "pipeline/plugins.py", "pipeline/errors.py", "pipeline/atomic.py",
+            "pipeline/provenance.py", "pipeline/tracking.py"}
 # Package data a stage reads without importing it.
 DATA = {"pipeline/reference"}
 
@@ -157,6 +168,7 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
 
     run([DVC, "repro"], cwd=root, timeout=900, env=tool_env())
     assert _status(root) == {}
+    assert_each_variant_searched_its_space(root)
 
     before = _cached_files(root)
     assert any(path.endswith("checkpoint.pt") for path in before)

@@ -188,6 +188,10 @@ CHECKS: dict[str, Check] = {
         "both supernets at full size take minutes per method on CPU; one small step of each side by side"),
     "python -m pytest tests/test_readme_commands.py tests/workflow/test_readme.py": NotRun(
         "runs this test itself"),
+    "python -m pipeline spaces": Run(),
+    "python -m pipeline spaces show darts_no_none": Run(),
+    "python -m pipeline spaces show NAME [--json]": Instance(
+        ("python -m pipeline spaces show darts --json",), "NAME is a placeholder"),
     "python -m pipeline config --params params.yaml": Run(),
     "python -m pipeline config --explain": Run(),
     "python -m pipeline config [--explain]": Instance(

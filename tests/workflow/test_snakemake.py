@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 import yaml
 from snakemake_plan import plan
-from workflow_support import BIN, REPO, copy_repo, expected_tables, run, write_params
+from workflow_support import (
+    BIN,
+    REPO,
+    assert_each_variant_searched_its_space,
+    copy_repo,
+    expected_tables,
+    run,
+    write_params,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +76,10 @@ def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run
         assert path.is_file() and path.stat().st_size > 0, f"{table} missing or empty"
     again = run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=finished_run, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_two_space_grid_runs_each_variant_on_its_space(finished_run: Path) -> None:
+    assert_each_variant_searched_its_space(finished_run)
 
 
 def test_direct_imagenet_search_is_transferred_and_reported_not_retrained(finished_run: Path) -> None:

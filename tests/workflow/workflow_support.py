@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -36,13 +37,15 @@ _NOT_COPIED = (".git", ".venv", "results", "logs", ".snakemake", ".dvc/cache", "
 # The smallest grid that still has two methods (so "only the edited method reruns" can be observed) and
 # exercises every stage, transfer and a direct ImageNet search included, on the smallest networks the
 # schema allows. Tracking is off (each test that tracks turns it on); resources stay small so a one-node
-# SLURM cluster fits them.
+# SLURM cluster fits them. It is also a two-space grid: darts_2nd searches a second registered CNN space.
 TINY_METHODS = ("darts_1st", "darts_2nd")
+TINY_SPACES = {"darts_1st": "darts", "darts_2nd": "darts_no_none"}
 TINY_IMAGENET_METHODS = ("ddsas_imagenet",)
 TINY: dict[str, Any] = {
     "grid": {"seeds": [0], "transfer": True},
     "search": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
-               "analysis": {"hessian_every": 0}},
+               "analysis": {"hessian_every": 0},
+               "methods": {name: {"space": space} for name, space in TINY_SPACES.items()}},
     "retrain": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4},
     "transfer": {"epochs": 1, "max_steps_per_epoch": 2, "batch_size": 8, "layers": 3, "channels": 4,
                  "image_size": 16},
@@ -180,3 +183,12 @@ def mlflow_server(home: Path, port: int | None = None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def assert_each_variant_searched_its_space(root: Path) -> None:
+    """The tiny grid's genotypes name the space their variant searched, and use only its operations."""
+    for name, space in TINY_SPACES.items():
+        genotype = json.loads((root / f"results/genotypes/digits/{name}/seed0.json").read_text())
+        assert genotype["search_space"] == space, name
+        summary = json.loads((root / f"results/search/digits/{name}/seed0/summary.json").read_text())
+        assert summary["genotype"]["search_space"] == space, name
