@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.checkpoint import Preempted, load_checkpoint
+from pipeline.checkpoint import load_checkpoint
 from pipeline.config import DartsMethod, SearchTraining
 from pipeline.data.text import batchify, epoch_windows
+from pipeline.errors import Preempted
 from pipeline.methods import create_method
 from pipeline.space.base import BoundSpace
 from pipeline.space.rnn.build import build_network, build_search_model

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.checkpoint import Preempted, StopRequest, load_resumable, rng_state, save_checkpoint, set_rng_state
+from pipeline.checkpoint import StopRequest, load_resumable, rng_state, save_checkpoint, set_rng_state
 from pipeline.data.text import batchify, epoch_windows, window
 from pipeline.data.text.batches import SequenceLength
-from pipeline.errors import NumericalError
+from pipeline.errors import NumericalError, Preempted
 from pipeline.space.rnn.model import LmOutput, RNNLanguageModel
 from pipeline.space.rnn.step_net import TokenWindow
 from pipeline.train.lm.evaluate import evaluate_nll, perplexity
