@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.cli import main
 from pipeline.config import Params, params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
 from pipeline.space.base import ArchWeights, BoundSpace, genotype_from_json, get_space, list_spaces
@@ -241,3 +242,14 @@ def _params_with_variant(variant: dict) -> Params:
     """Validated params whose grid searches variant `v` on the recurrent space (8 nodes)."""
     return params_from_dict({"search": {"methods": {"v": {**variant, "space": "rnn", "overrides": {"nodes": 8}}}},
                              "grid": {"methods": ["v"]}})
+
+
+def test_inspect_counts_a_recurrent_genotype_for_a_vocabulary_and_size(tmp_path, capsys) -> None:
+    path = tmp_path / "darts_v2.json"
+    path.write_text(json.dumps(RELEASED["DARTS_V2"].to_json()))
+    assert main(["inspect", str(path), "--vocab", "33278", "--channels", "700"]) == 0
+    shown = capsys.readouterr().out
+    assert f"params     {_closed_form_params(33_278, 700, 8) / 1e6:.2f} M" in shown  # 33.13 M, DARTS' WT2 model
+    assert "node 6: sigmoid(node 5)" in shown
+    assert main(["inspect", str(path)]) == 2
+    assert "--vocab: a positive vocabulary size is required" in capsys.readouterr().err
