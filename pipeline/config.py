@@ -123,6 +123,12 @@ class ImagenetDemoConfig(Section):
     val_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(0.25, description="Share of images in val/.")
 
 
+class TextDemoConfig(Section):
+    vocab_size: Annotated[int, Field(ge=3)] = Field(
+        2000, description="Words of the offline text corpus (from pydoc's topics); the rest become <unk>."
+    )
+
+
 class ImagenetSearchConfig(Section):
     weights_fraction: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.1, description="Share of each class's training images the direct search trains weights on (PC-DARTS: 10%)."
@@ -154,6 +160,9 @@ class PrepareConfig(Section):
     )
     imagenet_search: ImagenetSearchConfig = Field(
         default_factory=ImagenetSearchConfig, description="What a direct ImageNet search samples of the train split."
+    )
+    text_demo: TextDemoConfig = Field(
+        default_factory=TextDemoConfig, description="The offline word-level corpus of the recurrent space."
     )
 
 

@@ -46,6 +46,7 @@ from pipeline.provenance import git_commit
 from pipeline.search.step import search_step
 from pipeline.space.base import BoundSpace
 from pipeline.space.fast_supernet import SUPERNETS
+from pipeline.space.rnn.step_net import TokenWindowNet, window_batch
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -109,6 +110,10 @@ def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int,
     method = create_method(config, space, training)
     net = space.space.build_supernet(training, num_classes=num_classes, in_channels=in_channels, cells=space.cells,
                                      **method.supernet_options())
+    text = space.space.data_kind == "text"
+    criterion: nn.Module = nn.CrossEntropyLoss()
+    if text:  # a language model over num_classes words: token windows in, next-word log-probabilities out
+        net, criterion = TokenWindowNet(net), nn.NLLLoss()
     net.to(device)
     method.to(device)
     w = training.weights
@@ -116,12 +121,14 @@ def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int,
     arch = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch, lr=training.arch.lr, betas=training.arch.betas,
                                     weight_decay=training.arch.weight_decay) if arch else None)
-    ctx = StepContext(net=net, criterion=nn.CrossEntropyLoss(), w_optimizer=w_optimizer, a_optimizer=a_optimizer,
+    ctx = StepContext(net=net, criterion=criterion, w_optimizer=w_optimizer, a_optimizer=a_optimizer,
                       epoch=0, epochs=training.epochs, lr=w.lr, device=device)
     method.on_epoch_start(ctx)
     generator = torch.Generator().manual_seed(0)
 
     def batch_of() -> Batch:
+        if text:  # image_size + 1 rows of text: a window of image_size words and the words that follow
+            return window_batch(torch.randint(num_classes, (image_size + 1, batch), generator=generator).to(device))
         x = torch.randn(batch, in_channels, image_size, image_size, generator=generator)
         y = torch.randint(num_classes, (batch,), generator=generator)
         return x.to(device), y.to(device)

@@ -4,8 +4,9 @@
 `splits.npz` (DARTS' search halves of the training split; for digits also its seeded train/test
 hold-out) and `manifest.json` (sizes, checksums of the splits and of every source file found,
 provenance). `--dataset imagenet_demo` writes the offline ImageNet stand-in instead: an ImageFolder
-tree of digits PNGs and its manifest. `--dataset imagenet` writes the samples a direct ImageNet search
-uses: per class, `prepare.imagenet_search.weights_fraction` of the training images of the tree at
+tree of digits PNGs and its manifest. The text corpora (`ptb`, `wikitext2`, `text_demo`) are copied or
+written with their manifest (pipeline/data/text/prepare.py). `--dataset imagenet` writes the samples a
+direct ImageNet search uses: per class, `prepare.imagenet_search.weights_fraction` of the training images of the tree at
 `data.imagenet_root` for the weights and a disjoint `arch_fraction` for the architecture.
 
 Reruns with the same params and files write byte-identical outputs: the manifest keeps the creation
@@ -34,6 +35,7 @@ from pipeline.data.files import sha256_file, tree_digest
 from pipeline.data.imagenet import folder_dataset
 from pipeline.data.registry import get_source
 from pipeline.data.splits import holdout_split, per_class_sample, save_splits, search_split
+from pipeline.data.text.prepare import TEXT_DATASETS, prepare_text_corpus
 from pipeline.provenance import provenance
 
 DEMO = "imagenet_demo"
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.dataset == DEMO:
         manifest = prepare_imagenet_demo(args.out, settings)
+    elif args.dataset in TEXT_DATASETS:
+        manifest = prepare_text_corpus(args.dataset, args.out, source_root=Path(params.data.root),
+                                       demo_vocab_size=params.prepare.text_demo.vocab_size)
+        _write_manifest(args.out / "manifest.json", manifest)
     elif args.dataset == IMAGENET:
         sample = params.prepare.imagenet_search
         manifest = prepare_imagenet_search(args.out, params.data.root_of(IMAGENET), sample.weights_fraction,

@@ -1,0 +1,89 @@
+"""A registered search method driving the language-model loop's architecture, as train_search.py does.
+
+Before every weight step: an architecture step (the method's own, first or second order, on the shared
+`StepContext`) on the window of the search-validation stream that starts at the same row modulo its
+length, `bptt` rows long, carrying that stream's own hidden state. The weight step mixes by the method's
+weight-step weights (SDARTS perturbs them); validation and derivation use its evaluation and mixing
+weights. The search-validation stream is batchified at the training batch size, as the released code
+batchifies the validation split for its architecture steps.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.data.text import batchify, window
+from pipeline.data.text.batches import Window
+from pipeline.methods import SearchMethod, StepContext
+from pipeline.space.base import ArchWeights
+from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets
+
+
+class MethodSearch:
+    def __init__(self, method: SearchMethod, net: TokenWindowNet, valid_ids: torch.Tensor, batch_size: int,
+                 bptt: int, a_optimizer: torch.optim.Optimizer | None, epochs: int) -> None:
+        self.method = method
+        self.net = net
+        self.device = next(net.parameters()).device
+        self.search_valid = batchify(valid_ids, batch_size, "search-validation split").to(self.device)
+        self.bptt = bptt
+        self.a_optimizer = a_optimizer
+        self.epochs = epochs
+        self.hidden_valid: torch.Tensor | None = None
+        self._ctx: StepContext | None = None
+
+    @property
+    def ctx(self) -> StepContext:
+        if self._ctx is None:
+            raise RuntimeError("MethodSearch.bind(optimizer) must be called before the first step")
+        return self._ctx
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None:
+        """Share the loop's weight optimiser (second-order steps read its state; random search resets it)."""
+        self._ctx = StepContext(net=self.net, criterion=nn.NLLLoss(), w_optimizer=optimizer,
+                                a_optimizer=self.a_optimizer, epoch=0, epochs=self.epochs, lr=0.0, device=self.device)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.ctx.epoch = epoch
+        self.hidden_valid = None
+        self.method.on_epoch_start(self.ctx)
+
+    def architecture_step(self, epoch: int, where: Window, lr: float, train: TokenWindow,
+                          targets: torch.Tensor) -> None:
+        self.ctx.epoch, self.ctx.lr = epoch, lr
+        if not self.method.updates_architecture(epoch):
+            return
+        rows = len(self.search_valid)
+        start = where.start % (rows - 1)
+        inputs, valid_targets = window(self.search_valid, Window(start, min(self.bptt, rows - 1 - start)))
+        valid = TokenWindow(inputs, self.hidden_valid)
+        self.method.architecture_step(self.ctx, (train, flat_targets(targets)), (valid, flat_targets(valid_targets)))
+        self.hidden_valid = valid.final
+
+    def weight_arch(self, train: TokenWindow, targets: torch.Tensor) -> ArchWeights:
+        return self.method.weight_step_supernet_weights(self.ctx, (train, flat_targets(targets)))
+
+    def eval_arch(self) -> ArchWeights:
+        return self.method.eval_weights()
+
+    def on_validation(self, epoch: int, valid_loss: float) -> dict[str, Any]:
+        """Report the epoch's validation to the method (random search keeps the best candidate: it gets
+        minus the loss, higher is better) and return the history columns of the search."""
+        self.method.on_validation(epoch, -valid_loss)
+        recurrent = self.method.derive().to_json()["recurrent"]
+        return {"genotype": json.dumps(recurrent), **self.method.epoch_metrics()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"method": self.method.state_dict(), "hidden_valid": self.hidden_valid,
+                "a_optimizer": None if self.a_optimizer is None else self.a_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.method.load_state_dict(state["method"])
+        hidden = state["hidden_valid"]
+        self.hidden_valid = None if hidden is None else hidden.to(self.device)
+        if self.a_optimizer is not None:
+            self.a_optimizer.load_state_dict(state["a_optimizer"])
