@@ -80,13 +80,6 @@ class CellSpec:
         """`[num_edges, num_candidates]` bools: True where `keep(op)` for that edge's candidate."""
         return torch.tensor([[keep(op) for op in ops] for ops in self.edge_ops], dtype=torch.bool)
 
-    def without(self, excluded: frozenset[str]) -> CellSpec:
-        """This cell type with the `excluded` operations removed from every edge (e.g. DrNAS drops `none`)."""
-        if not excluded:
-            return self
-        edge_ops = tuple(tuple(op for op in ops if op not in excluded) for ops in self.edge_ops)
-        return CellSpec(self.name, edge_ops, self.node_inputs)
-
 
 @dataclass
 class ArchWeights:
@@ -172,7 +165,8 @@ class SearchSpace(abc.ABC):
         `SearchMethod.supernet_options` (e.g. `partial_k`); refuse unknown ones."""
 
     @abc.abstractmethod
-    def derive(self, probabilities: ArchWeights, cells: tuple[CellSpec, ...], rule: str = "default") -> Any:
+    def derive(self, probabilities: ArchWeights, cells: tuple[CellSpec, ...],
+               rule: str = "default") -> SpaceGenotype:
         """The genotype of the deterministic per-edge probabilities (one tensor per cell type of `cells`)."""
 
     @abc.abstractmethod
@@ -186,7 +180,7 @@ class SearchSpace(abc.ABC):
         return None
 
     # -- genotypes ------------------------------------------------------------------------------------
-    def genotype_from_json(self, obj: Any, source: str = "genotype") -> Any:
+    def genotype_from_json(self, obj: Any, source: str = "genotype") -> SpaceGenotype:
         return self.genotype_type.from_json(obj, source)  # type: ignore[attr-defined]
 
     def genotype_to_json(self, genotype: Any) -> dict[str, Any]:
@@ -263,7 +257,7 @@ def _load_builtin() -> None:
     import pipeline.space.builtin  # noqa: F401  (registers the package's own spaces)
 
 
-def genotype_from_json(obj: Any, source: str = "genotype") -> Any:
+def genotype_from_json(obj: Any, source: str = "genotype") -> SpaceGenotype:
     """Any space's genotype: `search_space` (default `darts`, the files written before spaces existed)
     picks the space that parses and validates the rest."""
     if not isinstance(obj, Mapping):
@@ -280,7 +274,7 @@ def genotype_from_json(obj: Any, source: str = "genotype") -> Any:
 
 @dataclass(frozen=True)
 class BoundSpace:
-    """A space bound to one search: its cell types for these settings, after the variant's `exclude_ops`.
+    """A space bound to one search: its cell types for these settings.
 
     This is what a method sees of the space: the cell types it keeps weights for, and derivation.
     """
@@ -289,9 +283,9 @@ class BoundSpace:
     cells: tuple[CellSpec, ...]
 
     @classmethod
-    def of(cls, space: SearchSpace | str, settings: Any, exclude_ops: frozenset[str] = frozenset()) -> BoundSpace:
+    def of(cls, space: SearchSpace | str, settings: Any) -> BoundSpace:
         space = get_space(space) if isinstance(space, str) else space
-        return cls(space, tuple(spec.without(exclude_ops) for spec in space.cells(settings)))
+        return cls(space, space.cells(settings))
 
     @property
     def name(self) -> str:
@@ -307,5 +301,5 @@ class BoundSpace:
                 return spec
         raise KeyError(f"space '{self.space.name}' has no cell type '{name}'; it has {list(self.cell_names)}")
 
-    def derive(self, probabilities: ArchWeights, rule: str = "default") -> Any:
+    def derive(self, probabilities: ArchWeights, rule: str = "default") -> SpaceGenotype:
         return self.space.derive(probabilities, self.cells, rule)
