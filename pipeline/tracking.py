@@ -26,8 +26,9 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import PipelineError, Preempted
@@ -375,33 +376,41 @@ class RunLogger:
         self._send({"op": "end", "status": status, "end_time": _now_ms()})
 
 
+@dataclass(frozen=True)
+class RunKey:
+    """The grid cell a stage run belongs to; a stage outside the grid (tables) leaves them None."""
+
+    dataset: str | None = None
+    method: str | None = None
+    seed: int | None = None
+
+
+class TrackingSettings(Protocol):
+    """What a run needs of params.yaml's `tracking` section (`pipeline.config.TrackingConfig`)."""
+
+    enabled: bool
+    uri: str
+    experiment: str
+
+
 @contextlib.contextmanager
-def stage_run(
-    stage: str,
-    *,
-    dataset: str | None,
-    method: str | None,
-    seed: int | None,
-    params: Mapping[str, Any],
-    tags: Mapping[str, str],
-    enabled: bool,
-    uri: str,
-    experiment: str,
-    out_dir: Path | str,
-) -> Iterator[RunLogger]:
+def stage_run(stage: str, key: RunKey, *, params: Mapping[str, Any], tags: Mapping[str, str],
+              tracking: TrackingSettings, out_dir: Path | str, enabled: bool = True) -> Iterator[RunLogger]:
     """Track one stage invocation as an MLflow run; yields the `RunLogger` the stage logs to.
 
     `params` is the params.yaml slice the stage read (logged flattened and hashed into a tag). The run is a
     child of the (dataset, method, seed) parent when both method and seed are given (prepare and tables
     runs stand alone). `out_dir` is the stage's output directory, where the spool goes if the store
-    cannot be reached. The run ends FINISHED, FAILED on an error, or KILLED when stopped to be resumed
-    (the exception is re-raised either way).
+    cannot be reached. `enabled=False` turns tracking off for this run whatever `tracking.enabled` says
+    (the non-main processes of a DDP job). The run ends FINISHED, FAILED on an error, or KILLED when
+    stopped to be resumed (the exception is re-raised either way).
     """
     spool_dir = Path(out_dir)
-    if not enabled:
+    if not (enabled and tracking.enabled):
         yield RunLogger(None, spool_dir)
         return
-    resolved = tracking_uri(uri)
+    dataset, method, seed, experiment = key.dataset, key.method, key.seed, tracking.experiment
+    resolved = tracking_uri(tracking.uri)
     run_tags = {
         **{k: str(v) for k, v in tags.items()},
         "stage": stage,

@@ -258,11 +258,12 @@ def _load_builtin() -> None:
 
 
 def genotype_from_json(obj: Any, source: str = "genotype") -> SpaceGenotype:
-    """Any space's genotype: `search_space` (default `darts`, the files written before spaces existed)
-    picks the space that parses and validates the rest."""
+    """Any space's genotype: its `search_space` picks the space that parses and validates the rest."""
     if not isinstance(obj, Mapping):
         raise GenotypeError(f"{source}: expected a JSON object, got {type(obj).__name__}")
-    name = obj.get("search_space", "darts")
+    if "search_space" not in obj:
+        raise GenotypeError(f"{source}: missing key(s) ['search_space']; registered: {', '.join(list_spaces())}")
+    name = obj["search_space"]
     try:
         space = get_space(name) if isinstance(name, str) else None
     except KeyError:

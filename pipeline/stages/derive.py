@@ -50,10 +50,9 @@ def run(args: argparse.Namespace) -> int:
     genotype = genotype_of_search(args.search_dir)
     record: dict[str, Any] = dict(genotype.provenance)
     space = get_space(genotype.search_space)
-    with tracking.stage_run("derive", dataset=record["dataset"], method=record["method"], seed=record["seed"],
-                            params=params.derive.model_dump(mode="json"), tags={"space": space.name},
-                            enabled=params.tracking.enabled, uri=params.tracking.uri,
-                            experiment=params.tracking.experiment, out_dir=args.out.parent) as logger:
+    key = tracking.RunKey(record["dataset"], record["method"], record["seed"])
+    with tracking.stage_run("derive", key, params=params.derive.model_dump(mode="json"), tags={"space": space.name},
+                            tracking=params.tracking, out_dir=args.out.parent) as logger:
         space.save_genotype(args.out, genotype)
         logger.log_artifact(args.out)
     print(f"genotype of {args.search_dir} -> {args.out}")

@@ -40,11 +40,9 @@ def run(args: argparse.Namespace) -> int:
     params.method(args.method)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    with tracking.stage_run("search", dataset=args.dataset, method=args.method, seed=args.seed,
-                            params=params.search_slice(args.method),
-                            tags={"space": params.method(args.method).space}, enabled=params.tracking.enabled,
-                            uri=params.tracking.uri, experiment=params.tracking.experiment,
-                            out_dir=out) as logger:
+    with tracking.stage_run("search", tracking.RunKey(args.dataset, args.method, args.seed),
+                            params=params.search_slice(args.method), tags={"space": params.method(args.method).space},
+                            tracking=params.tracking, out_dir=out) as logger:
         history: list[dict[str, Any]] = []
         arch_lines: list[str] = []
 

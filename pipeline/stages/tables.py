@@ -37,9 +37,8 @@ def run(args: argparse.Namespace) -> int:
                       params.tables.formats, use_graphviz=shutil.which("dot") is not None)
     # The tables and figures also become artifacts of one MLflow run, so the UI shows them beside the runs.
     slice_ = {"grid": params.grid.model_dump(mode="json"), "tables": params.tables.model_dump(mode="json")}
-    with tracking.stage_run("tables", dataset=None, method=None, seed=None, params=slice_, tags={},
-                            enabled=params.tracking.enabled, uri=params.tracking.uri,
-                            experiment=params.tracking.experiment, out_dir=Path(args.out)) as logger:
+    with tracking.stage_run("tables", tracking.RunKey(), params=slice_, tags={}, tracking=params.tracking,
+                            out_dir=Path(args.out)) as logger:
         for path in written:
             logger.log_artifact(path, artifact_path="figures" if path.suffix == ".png" else "tables")
     print(f"tables: wrote {len(written)} files; see {Path(args.out) / 'index.md'}")

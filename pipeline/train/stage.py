@@ -36,10 +36,9 @@ def train_and_report(job: TrainJob, ctx: DistContext, *, stage: str, params: Par
     out = job.out_dir
     if ctx.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    with tracking.stage_run(stage, dataset=dataset, method=method, seed=job.seed, params=job.config,
-                            tags=dict(tags or {}), enabled=params.tracking.enabled and ctx.is_main,
-                            uri=params.tracking.uri, experiment=params.tracking.experiment,
-                            out_dir=out) as logger:
+    with tracking.stage_run(stage, tracking.RunKey(dataset, method, job.seed), params=job.config,
+                            tags=dict(tags or {}), tracking=params.tracking, out_dir=out,
+                            enabled=ctx.is_main) as logger:
 
         def on_epoch_end(history: list[dict[str, Any]]) -> None:
             write_csv(out / "history.csv", history)

@@ -67,6 +67,8 @@ def test_search_and_retrain_are_read_back_from_the_server(repo: Path, server: st
     assert search.data.params["search.epochs"] == "2"
     assert search.data.tags["method"] == "darts_1st" and search.data.tags["seed"] == "0"
     assert len(search.data.tags["params_sha256"]) == 64
+    # Every stage of a search's chain names the space the variant searched (darts_1st: the default).
+    assert search.data.tags["space"] == derive.data.tags["space"] == retrain.data.tags["space"] == "darts"
     history = client.get_metric_history(search.info.run_id, "train_loss")
     assert len({m.step for m in history}) == 2, history
 

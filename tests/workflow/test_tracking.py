@@ -12,6 +12,7 @@ import pytest
 from workflow_support import BIN, REPO, free_port, tool_env
 
 from pipeline import tracking
+from pipeline.config import TrackingConfig
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +21,9 @@ def _run(out: Path, uri: str, *, fail: bool = False) -> None:
     """A stand-in stage: three epochs of metrics, a file artifact, a text and a dict."""
     (out / "genotype.json").parent.mkdir(parents=True, exist_ok=True)
     (out / "genotype.json").write_text('{"normal": []}')
-    with tracking.stage_run("search", dataset="digits", method="darts_1st", seed=0,
+    with tracking.stage_run("search", tracking.RunKey("digits", "darts_1st", 0),
                             params={"search": {"epochs": 3, "arch": {"betas": [0.5, 0.999]}}},
-                            tags={"note": "test"}, enabled=True, uri=uri, experiment="test",
+                            tags={"note": "test"}, tracking=TrackingConfig(uri=uri, experiment="test"),
                             out_dir=out) as logger:
         for epoch in range(3):
             logger.log_metrics({"train_loss": 1.0 / (epoch + 1), "valid_acc": 10.0 * epoch}, step=epoch)
@@ -144,8 +145,9 @@ def test_disabled_tracking_neither_imports_mlflow_nor_writes(tmp_path: Path) -> 
     code = (
         "import sys\n"
         "from pipeline import tracking\n"
-        f"with tracking.stage_run('search', dataset='d', method='m', seed=0, params={{}}, tags={{}},"
-        f" enabled=False, uri='', experiment='e', out_dir={str(tmp_path)!r}) as logger:\n"
+        "from pipeline.config import TrackingConfig\n"
+        f"with tracking.stage_run('search', tracking.RunKey('d', 'm', 0), params={{}}, tags={{}},"
+        f" tracking=TrackingConfig(enabled=False, uri='', experiment='e'), out_dir={str(tmp_path)!r}) as logger:\n"
         "    logger.log_metrics({'a': 1.0}, step=0)\n"
         "    logger.log_text('x', 'x.txt')\n"
         "print('mlflow' in sys.modules)\n"

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import tracking
+from pipeline.config import TrackingConfig
 
 STEPS = 3  # metrics logged before and after the pause: 2 * STEPS values per run
 SLOW_COMMIT_S = 3.0
@@ -91,9 +92,9 @@ def main() -> None:
         raise TimeoutError("the test never released the processes")
 
     dataset, method, seed = args.key.split("/")
-    with tracking.stage_run("load", dataset=dataset, method=method, seed=int(seed),
+    with tracking.stage_run("load", tracking.RunKey(dataset, method, int(seed)),
                             params={"load": {"index": args.index}}, tags={"load.index": str(args.index)},
-                            enabled=True, uri=args.uri, experiment="load", out_dir=args.out) as logger:
+                            tracking=TrackingConfig(uri=args.uri, experiment="load"), out_dir=args.out) as logger:
         for step in range(2 * STEPS):
             if step == STEPS:
                 logger.flush()
