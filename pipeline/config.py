@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
+from pipeline.layout import prepared_dir
 from pipeline.plugins import import_plugins
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10", "cifar100", "svhn", "imagenet16_120")
@@ -69,7 +70,7 @@ class DataConfig(Section):
     root: str = Field("data", description="Directory holding cifar10/cifar100/svhn files in torchvision's layout.")
     download: bool = Field(False, description="Let torchvision download missing CIFAR/SVHN files (needs internet).")
     imagenet_root: str = Field(
-        "results/data/imagenet_demo",
+        str(prepared_dir("imagenet_demo")),
         description="ImageFolder root with train/ and val/; the default is the demo tree written by prepare.",
     )
     num_workers: Annotated[int, Field(ge=0)] = Field(0, description="DataLoader worker processes.")
@@ -588,15 +589,6 @@ class Params(Section):
     def transfer_settings(self, name: str) -> TransferConfig:
         """The transfer settings of variant `name` (transfer.method_overrides applied)."""
         return _with_method_overrides(self.transfer, name, "transfer")
-
-    def search_slice(self, name: str) -> dict[str, Any]:
-        """Exactly what a search of variant `name` reads: its provenance hash and resume check use it."""
-        return {
-            "search": self.search_settings(name).model_dump(mode="json"),
-            "analysis": self.search.analysis.model_dump(mode="json"),
-            "method": {"name": name, **self.method(name).model_dump(mode="json")},
-            "runtime": self.runtime.model_dump(mode="json"),
-        }
 
 
 def _with_method_overrides(section: Any, name: str, key: str) -> Any:

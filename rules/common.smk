@@ -13,6 +13,11 @@ sys.path.insert(0, workflow.basedir)
 
 from pipeline.config import load_params  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
+# The results layout and the params slices (pipeline/layout.py); the rules name its path templates.
+from pipeline.layout import (  # noqa: E402
+    DATA, FIGURES, GENOTYPE, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir, rerun_slice,
+    workflow_path,
+)
 
 
 def _params_file():
@@ -45,12 +50,12 @@ except ConfigError as exc:
 DATASETS = list(PARAMS.grid.datasets)
 METHODS = list(PARAMS.grid.methods)
 SEEDS = [str(seed) for seed in PARAMS.grid.seeds]
-TRANSFER = PARAMS.grid.transfer
+TRANSFER_GRID = PARAMS.grid.transfer
 # Variants searched directly on ImageNet; their genotypes are evaluated by the transfer stage only.
 IMAGENET_METHODS = list(PARAMS.grid.imagenet_methods)
 # The demo's ImageNet stand-in is written by `prepare --dataset imagenet_demo`; any other
 # data.imagenet_root is a real ImageFolder tree the user provides.
-DEMO_IMAGENET = Path(PARAMS.data.imagenet_root) == Path("results/data/imagenet_demo")
+DEMO_IMAGENET = Path(PARAMS.data.imagenet_root) == prepared_dir("imagenet_demo")
 
 
 wildcard_constraints:
@@ -60,70 +65,13 @@ wildcard_constraints:
 
 
 # ------------------------------------------------------------------------------------------ params slices
-# Snakemake reruns a job (and everything downstream) when its `params:` change, so each rule's params are
-# exactly the params.yaml values its stage reads: a search sees the shared search keys and its own method
-# entry, never the other methods' entries; resources and tracking are not inputs of any result.
+# Snakemake reruns a job (and everything downstream) when its `params:` change; what each stage's job
+# depends on is stated once, in pipeline/layout.py (rerun_slice), which dvc.yaml is checked against.
 
 
-def _dump(model):
-    return model.model_dump(mode="json")
-
-
-def _search_shared():
-    return {k: v for k, v in _dump(PARAMS.search).items() if k != "methods"}
-
-
-def prepare_slice(wildcards):
-    return {"prepare": _dump(PARAMS.prepare), "data": _dump(PARAMS.data)}
-
-
-def search_slice(wildcards):
-    return {
-        "search": _search_shared(),
-        "method": _dump(PARAMS.method(wildcards.method)),
-        "data": _dump(PARAMS.data),
-        "runtime": _dump(PARAMS.runtime),
-    }
-
-
-def derive_slice(wildcards):
-    # The genotype comes with the search's summary; the method's options shaped it there, not here.
-    return {"derive": _dump(PARAMS.derive)}
-
-
-def retrain_slice(wildcards):
-    # The effective settings of this method: retrain.method_overrides of other methods do not matter.
-    return {
-        "retrain": _dump(PARAMS.retrain_settings(wildcards.method, wildcards.dataset)),
-        "data": _dump(PARAMS.data),
-        "runtime": _dump(PARAMS.runtime),
-    }
-
-
-def select_slice(wildcards):
-    # The short retrain's effective settings on this dataset, as for retrain.
-    return {
-        "select": _dump(PARAMS.select_settings(wildcards.method, wildcards.dataset)),
-        "data": _dump(PARAMS.data),
-        "runtime": _dump(PARAMS.runtime),
-    }
-
-
-def transfer_slice(wildcards):
-    # The effective settings of this method, as for retrain.
-    return {
-        "transfer": _dump(PARAMS.transfer_settings(wildcards.method)),
-        "data": _dump(PARAMS.data),
-        "runtime": _dump(PARAMS.runtime),
-    }
-
-
-def tables_slice(wildcards):
-    return {
-        "tables": _dump(PARAMS.tables),
-        "grid": _dump(PARAMS.grid),
-        "methods": {name: _dump(PARAMS.method(name)) for name in METHODS},
-    }
+def slice_of(stage):
+    """The `params:` input function of rule `stage`: its rerun slice for the job's wildcards."""
+    return lambda wildcards: rerun_slice(stage, PARAMS, wildcards.get("dataset"), wildcards.get("method"))
 
 
 # -------------------------------------------------------------------------------------------- resources
@@ -154,7 +102,7 @@ def launcher(stage):
 
 def imagenet_input(wildcards):
     """Transfer needs prepare's demo tree only when data.imagenet_root points at it."""
-    return ["results/data/imagenet_demo/manifest.json"] if DEMO_IMAGENET else []
+    return [workflow_path(DATA.format(dataset="imagenet_demo"), "manifest.json")] if DEMO_IMAGENET else []
 
 
 def prepare_input(wildcards):
@@ -168,23 +116,25 @@ def grid_outputs():
     Searches on a grid dataset are retrained on it (and transferred when grid.transfer is true); direct
     ImageNet searches are evaluated on ImageNet only, by the transfer stage.
     """
-    pattern = "{dataset}/{method}/seed{seed}"
-    cells = expand(pattern, dataset=DATASETS, method=METHODS, seed=SEEDS)
-    direct = expand(pattern, dataset=["imagenet"], method=IMAGENET_METHODS, seed=SEEDS)
-    outputs = [f"results/search/{cell}/summary.json" for cell in cells + direct]
-    outputs += [f"results/genotypes/{cell}.json" for cell in cells + direct]
-    outputs += [f"results/retrain/{cell}/metrics.json" for cell in cells]
-    outputs += [f"results/select/{cell}/metrics.json" for cell in cells] if PARAMS.grid.select else []
-    transferred = (cells if TRANSFER else []) + direct
-    outputs += [f"results/transfer/imagenet/{cell}/metrics.json" for cell in transferred]
+    def cells(template, file, datasets, methods):
+        return expand(workflow_path(template, file), dataset=datasets, method=methods, seed=SEEDS)
+
+    grid, direct = (DATASETS, METHODS), (["imagenet"], IMAGENET_METHODS)
+    outputs = []
+    for datasets, methods in (grid, direct):
+        outputs += cells(SEARCH, "summary.json", datasets, methods) + cells(GENOTYPE, "", datasets, methods)
+    outputs += cells(RETRAIN, "metrics.json", *grid)
+    outputs += cells(SELECT, "metrics.json", *grid) if PARAMS.grid.select else []
+    for datasets, methods in ([grid] if TRANSFER_GRID else []) + [direct]:
+        outputs += cells(TRANSFER, "metrics.json", datasets, methods)
     return outputs
 
 
 def table_files():
     """The tables the tables stage writes: one per dataset (and ImageNet when any cell is trained on it),
     per format."""
-    names = [*DATASETS, *(["imagenet"] if TRANSFER or IMAGENET_METHODS else [])]
-    return expand("results/tables/{name}.{fmt}", name=names, fmt=PARAMS.tables.formats)
+    names = [*DATASETS, *(["imagenet"] if TRANSFER_GRID or IMAGENET_METHODS else [])]
+    return expand(workflow_path(TABLES, "{name}.{fmt}"), name=names, fmt=PARAMS.tables.formats)
 
 
 def table_outputs():

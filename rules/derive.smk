@@ -6,11 +6,11 @@ rule derive:
         params=PARAMS_INPUT,
         summary=rules.search.output.summary,
     output:
-        genotype="results/genotypes/{dataset}/{method}/seed{seed}.json",
+        genotype=workflow_path(GENOTYPE),
     log:
         "logs/derive/{dataset}/{method}/seed{seed}.log",
     params:
-        slice=derive_slice,
+        slice=slice_of("derive"),
     threads: res("derive").cpus_per_task
     resources:
         gpu=res("derive").gpu,

@@ -8,11 +8,11 @@ rule prepare:
         imagenet=prepare_input,
     output:
         # Written last, so its presence means the splits (or the demo tree) are complete.
-        manifest="results/data/{dataset}/manifest.json",
+        manifest=workflow_path(DATA, "manifest.json"),
     log:
         "logs/prepare/{dataset}.log",
     params:
-        slice=prepare_slice,
+        slice=slice_of("prepare"),
     threads: res("prepare").cpus_per_task
     resources:
         gpu=res("prepare").gpu,

@@ -9,15 +9,15 @@ rule retrain:
         manifest=rules.search.input.manifest,
     output:
         # metrics.json is written last; checkpoint.pt stays undeclared so retries resume (see search.smk).
-        history="results/retrain/{dataset}/{method}/seed{seed}/history.csv",
-        metrics="results/retrain/{dataset}/{method}/seed{seed}/metrics.json",
+        history=workflow_path(RETRAIN, "history.csv"),
+        metrics=workflow_path(RETRAIN, "metrics.json"),
     log:
         "logs/retrain/{dataset}/{method}/seed{seed}.log",
     # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
     benchmark:
         "benchmarks/retrain/{dataset}/{method}/seed{seed}.tsv",
     params:
-        slice=retrain_slice,
+        slice=slice_of("retrain"),
         launch=launcher("retrain"),
     threads: res("retrain").cpus_per_task
     resources:

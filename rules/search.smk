@@ -4,22 +4,22 @@
 rule search:
     input:
         params=PARAMS_INPUT,
-        manifest="results/data/{dataset}/manifest.json",
+        manifest=workflow_path(DATA, "manifest.json"),
     output:
         # The files the stage rewrites at the end; summary.json comes last. checkpoint.pt is deliberately
         # not an output: Snakemake deletes outputs before a job runs, and a retried or requeued job must
         # find its checkpoint to resume.
-        history="results/search/{dataset}/{method}/seed{seed}/history.csv",
-        arch_weights="results/search/{dataset}/{method}/seed{seed}/arch_weights.jsonl",
-        architecture="results/search/{dataset}/{method}/seed{seed}/architecture.json",
-        summary="results/search/{dataset}/{method}/seed{seed}/summary.json",
+        history=workflow_path(SEARCH, "history.csv"),
+        arch_weights=workflow_path(SEARCH, "arch_weights.jsonl"),
+        architecture=workflow_path(SEARCH, "architecture.json"),
+        summary=workflow_path(SEARCH, "summary.json"),
     log:
         "logs/search/{dataset}/{method}/seed{seed}.log",
     # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
     benchmark:
         "benchmarks/search/{dataset}/{method}/seed{seed}.tsv",
     params:
-        slice=search_slice,
+        slice=slice_of("search"),
     threads: res("search").cpus_per_task
     resources:
         gpu=res("search").gpu,

@@ -9,14 +9,14 @@ rule select:
         manifest=rules.search.input.manifest,
     output:
         # metrics.json is written last; checkpoint.pt stays undeclared so retries resume (see search.smk).
-        history="results/select/{dataset}/{method}/seed{seed}/history.csv",
-        metrics="results/select/{dataset}/{method}/seed{seed}/metrics.json",
+        history=workflow_path(SELECT, "history.csv"),
+        metrics=workflow_path(SELECT, "metrics.json"),
     log:
         "logs/select/{dataset}/{method}/seed{seed}.log",
     benchmark:
         "benchmarks/select/{dataset}/{method}/seed{seed}.tsv",
     params:
-        slice=select_slice,
+        slice=slice_of("select"),
         launch=launcher("select"),
     threads: res("select").cpus_per_task
     resources:

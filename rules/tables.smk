@@ -7,14 +7,14 @@ rule tables:
         grid=grid_outputs(),
     output:
         tables=table_outputs(),
-        figures=report(directory("results/figures"), patterns=["{name}.png"], caption="../report/figures.rst",
+        figures=report(directory(workflow_path(FIGURES)), patterns=["{name}.png"], caption="../report/figures.rst",
                        category="Figures"),
         # index.md is written last.
-        index="results/tables/index.md",
+        index=workflow_path(TABLES, "index.md"),
     log:
         "logs/tables.log",
     params:
-        slice=tables_slice,
+        slice=slice_of("tables"),
     threads: res("tables").cpus_per_task
     resources:
         gpu=res("tables").gpu,

@@ -9,15 +9,15 @@ rule transfer:
         genotype=rules.derive.output.genotype,
         imagenet=imagenet_input,
     output:
-        history="results/transfer/imagenet/{dataset}/{method}/seed{seed}/history.csv",
-        metrics="results/transfer/imagenet/{dataset}/{method}/seed{seed}/metrics.json",
+        history=workflow_path(TRANSFER, "history.csv"),
+        metrics=workflow_path(TRANSFER, "metrics.json"),
     log:
         "logs/transfer/{dataset}/{method}/seed{seed}.log",
     # Wall time, peak RSS and CPU load of the job (search cost is a column of every table).
     benchmark:
         "benchmarks/transfer/{dataset}/{method}/seed{seed}.tsv",
     params:
-        slice=transfer_slice,
+        slice=slice_of("transfer"),
         launch=launcher("transfer"),
     threads: res("transfer").cpus_per_task
     resources:

@@ -43,6 +43,7 @@ from pipeline.device import (
 )
 from pipeline.errors import NumericalError, PipelineError, Preempted
 from pipeline.inputs import training_inputs
+from pipeline.layout import search_slice
 from pipeline.methods import SearchMethod, StepContext, create_method
 from pipeline.provenance import params_sha256
 from pipeline.search.drop_path import search_drop_path_prob
@@ -251,7 +252,7 @@ def _evaluate(parts: _Parts, weights: ArchWeights, max_steps: int, autocast: Cal
 def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     """Run (or resume) one search; returns the summary (for summary.json) and the final state."""
     settings = job.params.search_settings(job.method)
-    config_slice = job.params.search_slice(job.method) | {"dataset": job.dataset, "seed": job.seed}
+    config_slice = search_slice(job.params, job.method) | {"dataset": job.dataset, "seed": job.seed}
     parts = _build(job)
     inputs = search_inputs(job)
     state = SearchState()
@@ -417,7 +418,7 @@ def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> 
         "genotype": genotype,
         "early_stop": state.early_stop,
         "method_state": _method_state_summary(parts.method),
-        "params_sha256": params_sha256(job.params.search_slice(job.method)),
+        "params_sha256": params_sha256(search_slice(job.params, job.method)),
     }
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
+from pipeline.layout import prepared_dir, training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     settings = params.retrain_settings(method, args.dataset)
-    splits = (args.prepared or Path("results/data") / args.dataset) / "splits.npz"
+    splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
     indices_file = splits if splits.exists() else None
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}
@@ -106,7 +107,8 @@ def train_genotype(args: argparse.Namespace, params: Params, genotype: Any, meth
                 max_steps_per_epoch=settings.max_steps_per_epoch,
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
-            config=retrain_slice(params, settings, genotype, args.dataset, method, args.seed, ctx.world_size),
+            config=training_slice(params, stage, settings, cells_of(genotype), dataset=args.dataset, method=method,
+                                  seed=args.seed, world_size=ctx.world_size),
             inputs=training_inputs(splits=splits, dataset=args.dataset, root=Path(params.data.root)),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
@@ -116,20 +118,3 @@ def train_genotype(args: argparse.Namespace, params: Params, genotype: Any, meth
                                 input_size=info.image_size, in_channels=info.in_channels,
                                 tags={"space": genotype.search_space}, headline=headline)
 
-
-def retrain_slice(params: Params, settings: RetrainConfig, genotype: Any, dataset: str, method: str,
-                  seed: int, world_size: int) -> dict[str, Any]:
-    """Exactly what a retraining depends on: its provenance hash and resume check use it.
-
-    The world size is part of it because the data sharding and the per-process random streams depend on
-    it: resuming on a different number of processes would continue another run than the one started.
-    """
-    return {
-        "retrain": settings.model_dump(mode="json"),
-        "runtime": params.runtime.model_dump(mode="json"),
-        "genotype": cells_of(genotype),
-        "dataset": dataset,
-        "method": method,
-        "seed": seed,
-        "world_size": world_size,
-    }

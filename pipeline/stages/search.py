@@ -14,6 +14,7 @@ from typing import Any
 
 from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
+from pipeline.layout import prepared_dir, search_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     with tracking.stage_run("search", tracking.RunKey(args.dataset, args.method, args.seed),
-                            params=params.search_slice(args.method), tags={"space": params.method(args.method).space},
+                            params=search_slice(params, args.method), tags={"space": params.method(args.method).space},
                             tracking=params.tracking, out_dir=out) as logger:
         history: list[dict[str, Any]] = []
         arch_lines: list[str] = []
@@ -54,11 +55,11 @@ def run(args: argparse.Namespace) -> int:
             logger.log_metrics(numeric(row), step=row["epoch"])
 
         job = SearchJob(params=params, method=args.method, dataset=args.dataset, seed=args.seed,
-                        prepared_dir=args.prepared or Path("results/data") / args.dataset, out_dir=out,
+                        prepared_dir=args.prepared or prepared_dir(args.dataset), out_dir=out,
                         allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
                         progress=args.progress, on_epoch_end=on_epoch_end)
         summary, state = run_search(job)
-        prov = provenance("search", params.search_slice(args.method), dataset=args.dataset, method=args.method,
+        prov = provenance("search", search_slice(params, args.method), dataset=args.dataset, method=args.method,
                           seed=args.seed, threads=torch.get_num_threads())
         # A resumed run rewrites its files from the checkpointed history, so they are complete either way.
         write_csv(out / "history.csv", state.history)

@@ -11,9 +11,9 @@ variant, the seed with the highest one (pipeline/tables/robustness.py) and repor
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from pipeline.config import load_params
+from pipeline.layout import prepared_dir
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.retrain import add_arguments as add_retrain_arguments
 from pipeline.stages.retrain import method_of, train_genotype
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     settings = params.select_settings(method, args.dataset)
-    splits = (args.prepared or Path("results/data") / args.dataset) / "splits.npz"
+    splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
     halves = load_splits(splits)
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": splits}
     # The search's halves index the (prepared) training split, with and without augmentation.

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pipeline.config import Params, TransferConfig, load_params
+from pipeline.config import load_params
 from pipeline.errors import PipelineError
+from pipeline.layout import training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument
@@ -74,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
                 max_steps_per_epoch=settings.max_steps_per_epoch, top5=True,
             ),
             build_model=build_model, train_set=train_set, test_set=test_set, seed=args.seed, out_dir=args.out,
-            config=transfer_slice(params, settings, genotype, dataset, num_classes, searched_on, method,
-                                  args.seed, ctx.world_size),
+            config=training_slice(params, "transfer", settings, cells_of(genotype), dataset=dataset,
+                                  num_classes=num_classes, searched_on=searched_on, method=method, seed=args.seed,
+                                  world_size=ctx.world_size),
             inputs=training_inputs(splits=None, dataset=dataset, root=root),
             runtime=params.runtime, num_workers=params.data.num_workers, allow_nan_skip=args.allow_nan_skip,
             restart_on_change=args.restart_on_change,
@@ -93,18 +95,3 @@ def run(args: argparse.Namespace) -> int:
               f"top-5 error {metrics['top5_error']:.2f}% on {dataset})")
     return 0
 
-
-def transfer_slice(params: Params, settings: TransferConfig, genotype: Any, dataset: str, num_classes: int,
-                   searched_on: str, method: str, seed: int, world_size: int) -> dict[str, Any]:
-    """Exactly what a transfer training depends on (see retrain_slice for why the world size is in it)."""
-    return {
-        "transfer": settings.model_dump(mode="json"),
-        "runtime": params.runtime.model_dump(mode="json"),
-        "genotype": cells_of(genotype),
-        "dataset": dataset,
-        "num_classes": num_classes,
-        "searched_on": searched_on,
-        "method": method,
-        "seed": seed,
-        "world_size": world_size,
-    }

@@ -16,9 +16,9 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import PipelineError
+from pipeline.layout import genotype_path, retrain_dir, search_dir, transfer_dir
 from pipeline.markers import failure_marker
 from pipeline.tables.grid import Grid
-from pipeline.tables.paths import genotype_path, retrain_dir, search_dir, transfer_dir
 
 SECONDS_PER_DAY = 86400.0
 _ERROR_CHARS = 80

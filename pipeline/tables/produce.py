@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.errors import PipelineError
+from pipeline.layout import genotype_path, search_dir
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
 from pipeline.tables.build import dataset_table, imagenet_table
 from pipeline.tables.cells import cells_figure
@@ -30,7 +31,6 @@ from pipeline.tables.figures import (
     hessian_figure,
 )
 from pipeline.tables.grid import Grid
-from pipeline.tables.paths import genotype_path, search_dir
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
 from pipeline.tables.table import Table

@@ -20,10 +20,10 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.layout import genotype_path, select_dir
 from pipeline.tables.aggregate import seed_mean, status_text
 from pipeline.tables.collect import read_json
 from pipeline.tables.grid import Grid
-from pipeline.tables.paths import genotype_path, select_dir
 from pipeline.tables.reference import paper_simplified_param_free, paper_simplified_spaces
 from pipeline.tables.table import OURS, PAPER, PAPER_ONLY, SOURCE, Column, Table, typed_frame
 
