@@ -27,11 +27,11 @@ pytestmark = pytest.mark.slow
 
 DVC = str(BIN / "dvc")
 # Plumbing every stage shares that cannot change a result (CLI and argument helpers, validation, importing
-# the params file's plugins, error types, atomic writes, provenance records, tracking); as a dep it would
-# rerun everything on any edit.
+# the params file's plugins, the results layout and params slices, error types, atomic writes, provenance
+# records, tracking); as a dep it would rerun everything on any edit.
 PLUMBING = {"pipeline/__init__.py", "pipeline/__main__.py", "pipeline/cli.py", "pipeline/stages/common.py",
-            "pipeline/config.py", "pipeline/plugins.py", "pipeline/errors.py", "pipeline/atomic.py",
-            "pipeline/provenance.py", "pipeline/tracking.py"}
+            "pipeline/config.py", "pipeline/layout.py", "pipeline/plugins.py", "pipeline/errors.py",
+            "pipeline/atomic.py", "pipeline/provenance.py", "pipeline/tracking.py"}
 # Package data a stage reads without importing it.
 DATA = {"pipeline/reference"}
 

@@ -1,0 +1,177 @@
+"""pipeline/layout.py, the one home of the results layout and the params slices: the paths are the documented
+layout, the slices are what the stages and rules computed before they moved there (written out here the
+old way, so committed results, checkpoints and dvc.lock stay valid), and dvc.yaml agrees with it."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline import layout
+from pipeline.config import Params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS_FILES = [REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
+
+
+@functools.cache
+def _params(path: Path) -> Params:
+    return load_params(path)
+
+
+@functools.cache
+def _dvc_stages() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+
+
+def test_paths_are_the_documented_layout() -> None:
+    # docs/architecture.md, "Results layout", written out by hand.
+    results = Path("res")
+    assert layout.search_dir(results, "cifar10", "darts_2nd", 3) == Path("res/search/cifar10/darts_2nd/seed3")
+    assert layout.genotype_path(results, "svhn", "drnas", 0) == Path("res/genotypes/svhn/drnas/seed0.json")
+    assert layout.retrain_dir(results, "digits", "pc_darts", 1) == Path("res/retrain/digits/pc_darts/seed1")
+    assert layout.select_dir(results, "cifar100", "sdarts_rs", 2) == Path("res/select/cifar100/sdarts_rs/seed2")
+    assert layout.transfer_dir(results, "cifar10", "darts_1st", 4) == Path(
+        "res/transfer/imagenet/cifar10/darts_1st/seed4")
+    assert layout.prepared_dir("digits") == Path("results/data/digits")
+    assert layout.workflow_path(layout.SEARCH, "summary.json") == (
+        "results/search/{dataset}/{method}/seed{seed}/summary.json")
+    assert layout.dvc_path(layout.GENOTYPE) == "results/genotypes/${item.dataset}/${item.method}/seed${item.seed}.json"
+
+
+# ------------------------------------------------------------------------ the slices, computed the old way
+
+
+def _dump(model: Any) -> Any:
+    return model.model_dump(mode="json")
+
+
+def _old_rerun_slices(p: Params, dataset: str, method: str) -> dict[str, Any]:
+    """rules/common.smk's *_slice functions before the move."""
+    data, runtime = _dump(p.data), _dump(p.runtime)
+    return {
+        "prepare": {"prepare": _dump(p.prepare), "data": data},
+        "search": {"search": {k: v for k, v in _dump(p.search).items() if k != "methods"},
+                   "method": _dump(p.method(method)), "data": data, "runtime": runtime},
+        "derive": {"derive": _dump(p.derive)},
+        "retrain": {"retrain": _dump(p.retrain_settings(method, dataset)), "data": data, "runtime": runtime},
+        "select": {"select": _dump(p.select_settings(method, dataset)), "data": data, "runtime": runtime},
+        "transfer": {"transfer": _dump(p.transfer_settings(method)), "data": data, "runtime": runtime},
+        "tables": {"tables": _dump(p.tables), "grid": _dump(p.grid),
+                   "methods": {name: _dump(p.method(name)) for name in p.grid.methods}},
+    }
+
+
+@pytest.mark.parametrize("path", PARAMS_FILES, ids=lambda path: path.name)
+def test_slices_are_those_the_stages_and_rules_computed_before(path: Path) -> None:
+    p = _params(path)
+    cells = {"normal": [["sep_conv_3x3", 0]]}
+    for method in p.grid.methods:
+        old_search = {"search": _dump(p.search_settings(method)), "analysis": _dump(p.search.analysis),
+                      "method": {"name": method, **_dump(p.method(method))}, "runtime": _dump(p.runtime)}
+        assert layout.search_slice(p, method) == old_search
+        assert list(layout.search_slice(p, method)) == list(old_search)  # the provenance hash sees the order
+        for dataset in p.grid.datasets:
+            for stage, old in _old_rerun_slices(p, dataset, method).items():
+                assert layout.rerun_slice(stage, p, dataset, method) == old, (path.name, stage, method, dataset)
+            retrain = p.retrain_settings(method, dataset)
+            old_retrain = {"retrain": _dump(retrain), "runtime": _dump(p.runtime), "genotype": cells,
+                           "dataset": dataset, "method": method, "seed": 3, "world_size": 2}
+            new = layout.training_slice(p, "retrain", retrain, cells, dataset=dataset, method=method, seed=3,
+                                        world_size=2)
+            assert list(new.items()) == list(old_retrain.items())
+        transfer = p.transfer_settings(method)
+        old_transfer = {"transfer": _dump(transfer), "runtime": _dump(p.runtime), "genotype": cells,
+                        "dataset": "imagenet", "num_classes": 1000, "searched_on": "cifar10", "method": method,
+                        "seed": 0, "world_size": 1}
+        new = layout.training_slice(p, "transfer", transfer, cells, dataset="imagenet", num_classes=1000,
+                                    searched_on="cifar10", method=method, seed=0, world_size=1)
+        assert list(new.items()) == list(old_transfer.items())
+
+
+# ------------------------------------------------------------------------------------------- dvc.yaml
+# The layout templates each cell stage writes under and reads from.
+_WRITES = {"search": layout.SEARCH, "derive": layout.GENOTYPE, "retrain": layout.RETRAIN,
+           "transfer": layout.TRANSFER}
+_READS = {"search": {layout.DATA}, "derive": {layout.SEARCH}, "retrain": {layout.GENOTYPE, layout.DATA},
+          "transfer": {layout.GENOTYPE}}
+
+
+def _paths(entries: list[Any]) -> list[str]:
+    return [next(iter(entry)) if isinstance(entry, dict) else entry for entry in entries]
+
+
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+def test_dvc_params_are_the_layouts() -> None:
+    stages = _dvc_stages()
+    for name, stage in stages.items():
+        home = name.removesuffix("_imagenet") if name not in layout.DVC_PARAMS else name
+        assert stage["params"] == layout.dvc_params(home), name
+
+
+@pytest.mark.parametrize("stage", sorted(_WRITES))
+def test_dvc_paths_are_the_layouts(stage: str) -> None:
+    spec = _dvc_stages()[stage]
+    out_dir = layout.dvc_path(_WRITES[stage])
+    for kind in ("outs", "metrics", "plots"):
+        for path in _paths(spec.get(kind, [])):
+            assert _under(path, out_dir), f"{stage}.{kind}: {path} is not under the layout's {out_dir}"
+    assert f"--out {out_dir}" in " ".join(spec["cmd"].split())
+    read = {dep for dep in spec["deps"] if dep.startswith(layout.RESULTS + "/")}
+    templates = {layout.dvc_path(template) for template in _READS[stage]}
+    assert {next(t for t in templates if _under(dep, t)) for dep in read} == templates, (stage, read)
+
+
+def test_dvc_prepare_and_tables_paths_are_the_layouts() -> None:
+    stages = _dvc_stages()
+    assert _paths(stages["prepare"]["outs"]) == [layout.dvc_path(layout.DATA)]
+    for dataset in ("imagenet_demo", "imagenet"):
+        assert _paths(stages[f"prepare_{dataset}"]["outs"]) == [str(layout.prepared_dir(dataset))]
+    top = {f"{layout.RESULTS}/{template.split('/')[0]}" for template in _WRITES.values()}
+    assert {dep for dep in stages["tables"]["deps"] if dep.startswith(layout.RESULTS)} == top
+    assert _paths(stages["tables"]["outs"]) == [f"{layout.RESULTS}/{name}" for name in (layout.TABLES, layout.FIGURES)]
+
+
+# Values of a rerun slice that its stage does not read although Snakemake's slice holds them (it takes
+# whole sections): prepare uses no DataLoader; retrain and transfer read only their own data root.
+NOT_READ = {"prepare": {"data.num_workers"}, "retrain": {"data.imagenet_root"},
+            "transfer": {"data.root", "data.download"}}
+# Where a rerun slice's section lives in params.yaml.
+_SECTION = {"method": "search.methods.{method}", "methods": "search.methods"}
+
+
+def _leaves(tree: Any, prefix: str) -> set[str]:
+    if isinstance(tree, dict) and tree:
+        return set().union(*(_leaves(value, f"{prefix}.{key}") for key, value in tree.items()))
+    return {prefix}
+
+
+def test_dvc_stages_rerun_on_everything_the_rerun_slice_holds() -> None:
+    """Every value a Snakemake rule reruns on is a DVC param of the same stage (or of one of the prepare
+    stages, which split prepare by dataset), but for what the stage does not read at all."""
+    p = _params(REPO / "params.yaml")
+    method, dataset = p.grid.methods[0], p.grid.datasets[0]
+    for stage in ("prepare", "search", "derive", "retrain", "transfer", "tables"):
+        names = [name for name in layout.DVC_PARAMS if name.startswith(stage)]
+        keys = [key.replace("${item.method}", method) for name in names for key in layout.dvc_params(name)]
+        held = set()
+        for section, tree in layout.rerun_slice(stage, p, dataset, method).items():
+            held |= _leaves(tree, _SECTION.get(section, section).format(method=method))
+        missing = {leaf for leaf in held if not any(_under(leaf.replace(".", "/"), key.replace(".", "/"))
+                                                      for key in keys)}
+        assert missing <= NOT_READ.get(stage, set()), (stage, sorted(missing))
+
+
+def test_rules_write_no_results_path_of_their_own() -> None:
+    for rule in (REPO / "rules").glob("*.smk"):
+        literal = re.findall(r"[\"']results/[^\"']*[\"']", rule.read_text())
+        assert not literal, f"{rule.name}: {literal} belongs in pipeline/layout.py"
+
