@@ -11,12 +11,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from search_e2e import TINY_SEARCH, prepare_digits
 from shipped_params import narrowed, write_yaml
 
 from pipeline.config import explain, load_params
 from pipeline.errors import ConfigError
 from pipeline.methods import base as methods_base
+from pipeline.methods.darts import Darts, DartsMethod
 from pipeline.space.genotype import load_genotype
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import bench_variants
@@ -95,3 +97,13 @@ def test_the_plugin_method_searches_and_derives_through_the_cli(tmp_path: Path):
     # share > 1/2 outweighs any softmax share of another candidate, so top-2 keeps only the favourite.
     ops = {op for cell in (genotype.normal, genotype.reduce) for pairs in cell for op, _ in pairs}
     assert ops == {"sep_conv_3x3"}
+
+
+def test_an_options_class_belongs_to_one_method():
+    with pytest.raises(TypeError, match=r"options must subclass pipeline\.config\.MethodBase"):
+        methods_base.register_method("not_options", options=dict)(type("Plain", (Darts,), {}))  # type: ignore
+    with pytest.raises(ValueError, match="DartsMethod already holds the options of 'darts'"):
+        methods_base.register_method("darts_again", options=DartsMethod)(type("Again", (Darts,), {}))
+    with pytest.raises(ValidationError, match="DartsMethod holds the options of 'darts', got 'sdarts'"):
+        DartsMethod(algorithm="sdarts")
+    assert not {"not_options", "darts_again"} & set(methods_base.list_methods())
