@@ -25,6 +25,8 @@ class AlphaMethod(SearchMethod):
 
 
 class DartsMethod(MethodBase):
+    """DARTS' options (search.methods.<name> with algorithm: darts)."""
+
     order: Literal[1, 2] = Field(1, description="1: first-order; 2: finite-difference second-order gradient.")
 
 

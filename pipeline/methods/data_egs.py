@@ -109,6 +109,8 @@ def derive_multi(weights: ArchWeights, space: BoundSpace, draws: int) -> Genotyp
 
 
 class DataMethod(MethodBase):
+    """DATA's options: the Ensemble Gumbel-Softmax draws and their temperature."""
+
     skipped_ops: SkippedOps = Field("computed", description=COMPUTED_LIKE_CODE)
     samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
     tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")

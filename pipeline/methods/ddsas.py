@@ -134,6 +134,8 @@ def shrink_available_released(available: torch.Tensor, saliency: torch.Tensor, c
 
 
 class DdsasMethod(MethodBase):
+    """DDSAS' options; `check_search` bounds the subspace size L by the space's edges and ops."""
+
     num_sampled: Annotated[int, Field(ge=1)] = Field(28, description="L: non-`none` ops sampled per cell type.")
     update_every: Annotated[int, Field(ge=1)] = Field(30, description="M: steps between subspace resamples.")
     ucb_c: Annotated[float, Field(ge=0)] = Field(
@@ -153,6 +155,7 @@ class DdsasMethod(MethodBase):
                              "released code): counts from 1, finite UCB bonus with t+1 and T+1, `none` may join in "
                              "the first pass, shrinking may empty an edge, a new period at every epoch start."
     )
+
     def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
         num_edges, num_ops = shape
         low, high = num_edges + 1, num_edges * num_ops

@@ -78,7 +78,10 @@ class DrnasStage(Section):
     partial_k: Annotated[int, Field(ge=1)] = Field(6, description="1/K of the channels enter the mixed op.")
     keep_ops: Annotated[int, Field(ge=1)] = Field(8, description="Ops kept per edge at the start of this stage.")
 
+
 class DrnasMethod(MethodBase):
+    """DrNAS' options; `check_search` ties its progressive stages to the search's epochs and channels."""
+
     regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
     reg_lambda: Annotated[float, Field(ge=0)] = Field(
         1e-3, description="Anchor strength lambda: l2 adds (lambda/2)||eta||^2 (gradient lambda*eta, as the released "
@@ -94,6 +97,7 @@ class DrnasMethod(MethodBase):
     derive: Literal["dirichlet_mean", "softmax"] = Field(
         "dirichlet_mean", description="Derivation weights: Dirichlet mean (paper) or softmax(eta) (released code)."
     )
+
     def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
         num_ops = shape[1]
         check_partial_k(f"{where}.partial_k", self.partial_k, training)

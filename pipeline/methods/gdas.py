@@ -50,6 +50,8 @@ def linear_tau(start: float, end: float, epoch: int, epochs: int) -> float:
 
 
 class GdasMethod(MethodBase):
+    """GDAS' options: the Gumbel-softmax temperature schedule."""
+
     tau_start: Annotated[float, Field(gt=0)] = Field(
         10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
     )

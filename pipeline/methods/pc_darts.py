@@ -27,11 +27,14 @@ def node_softmax(beta: torch.Tensor, node_inputs: Sequence[int]) -> torch.Tensor
 
 
 class PcDartsMethod(MethodBase):
+    """PC-DARTS' options; K must divide the search's channels."""
+
     partial_k: Annotated[int, Field(ge=1)] = Field(4, description="1/K of the channels enter the mixed op.")
     edge_normalization: bool = Field(True, description="Learn per-edge weights beta (softmax over a node's inputs).")
     warmup_epochs: Annotated[int, Field(ge=0)] = Field(
         15, description="Epochs of weight training before architecture updates start (paper and code: 15)."
     )
+
     def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
         check_partial_k(f"{where}.partial_k", self.partial_k, training)
 

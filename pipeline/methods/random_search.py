@@ -35,8 +35,11 @@ def reset_weights(net: nn.Module) -> None:
 
 
 class RandomMethod(MethodBase):
+    """Random search's options; the candidates' short trainings must fill the search's epochs."""
+
     candidates: Annotated[int, Field(ge=1)] = Field(24, description="N genotypes sampled uniformly.")
     train_epochs: Annotated[int, Field(ge=1)] = Field(1, description="Epochs of the short selection training.")
+
     def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
         if self.candidates * self.train_epochs != training.epochs:
             raise ValueError(f"{where}: {self.candidates} candidates x {self.train_epochs} train_epochs = "

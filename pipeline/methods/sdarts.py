@@ -60,6 +60,8 @@ def random_perturbation(weights: torch.Tensor, epsilon: float) -> torch.Tensor:
 
 
 class SdartsMethod(MethodBase):
+    """SDARTS' options: the perturbation of the mixing weights and its radius schedule."""
+
     skipped_ops: SkippedOps = Field("computed", description=COMPUTED_LIKE_CODE)
     perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
     epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
