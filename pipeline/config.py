@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import difflib
 import importlib
-import math
 import types
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from pipeline.errors import ConfigError
 from pipeline.layout import prepared_dir
@@ -255,11 +264,19 @@ class SearchTraining(Section):
 
 SkippedOps = Literal["frozen", "zero_grad", "computed"]
 # The released SDARTS and DATA codes run every op on every step; DDSAS' runs only sampled ops.
-_COMPUTED_LIKE_CODE = ("Weight step, ops whose mixing weight is exactly 0 (default computed: the released code runs "
+COMPUTED_LIKE_CODE = ("Weight step, ops whose mixing weight is exactly 0 (default computed: the released code runs "
                        "every op); frozen | zero_grad | computed as for every method.")
 
 
 class MethodBase(Section):
+    """The options every method variant has. A method's own options subclass this in the method's module,
+    which registers both with `pipeline.methods.register_method(algorithm, options=...)`; `search.methods`
+    validates each variant against the options class its `algorithm` names (`method_options`)."""
+
+    # Set by register_method: the `algorithm:` value this options class belongs to.
+    registered_as: ClassVar[str | None] = None
+
+    algorithm: str = Field(description="Selects this method; its options follow.")
     space: str = Field(
         "darts", description="Search space, a registered name (python -m pipeline spaces): darts (the 8 DARTS "
                              "ops), darts_no_none (the 7 without `none`: SDARTS s5, DrNAS), ... (docs/spaces.md)."
@@ -276,6 +293,17 @@ class MethodBase(Section):
                              f"space: {data['primitives']}); spaces are listed by python -m pipeline spaces")
         return data
 
+    @model_validator(mode="after")
+    def _own_algorithm(self) -> MethodBase:
+        if self.registered_as is not None and self.algorithm != self.registered_as:
+            raise ValueError(f"algorithm: {type(self).__name__} holds the options of '{self.registered_as}', "
+                             f"got {self.algorithm!r}")
+        return self
+
+    def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
+        """Refuse options that do not fit the search settings or the space (ValueError naming the key under
+        `where`); `shape` is (edges, candidates) of the space's first cell type. Checked at params load."""
+
     skipped_ops: SkippedOps = Field(
         "frozen", description="Weight step, ops whose mixing weight is exactly 0: frozen (not computed, no gradient: "
                               "no momentum, weight decay or BN-statistics update), zero_grad (not computed, zero "
@@ -284,121 +312,61 @@ class MethodBase(Section):
     )
 
 
-class DartsMethod(MethodBase):
-    algorithm: Literal["darts"] = Field(description="Selects this method; its options follow.")
-    order: Literal[1, 2] = Field(1, description="1: first-order; 2: finite-difference second-order gradient.")
+def check_partial_k(key: str, k: int, training: SearchTraining) -> None:
+    """Partial channels: 1/K of the search's channels enter the mixed op, so K must divide them."""
+    if training.channels % k:
+        raise ValueError(f"{key}: K = {k} does not divide search.channels = {training.channels}")
 
 
-class SdartsMethod(MethodBase):
-    algorithm: Literal["sdarts"] = Field(description="Selects this method; its options follow.")
-    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
-    perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
-    epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
-    epsilon_end: Annotated[float, Field(gt=0)] = Field(0.3, description="Radius at the last epoch (linear ramp).")
-    attack_steps: Annotated[int, Field(ge=1)] = Field(7, description="PGD steps (adv).")
+def _registry() -> Any:
+    # Imported by name: the methods import this module for MethodBase, and validation can refuse a params
+    # file but never changes a result, so it is no DVC dependency of the stages (test_dvc.py).
+    return importlib.import_module("pipeline.methods")
 
 
-class DrnasStage(Section):
-    epochs: Annotated[int, Field(gt=0)] = Field(25, description="Epochs of this progressive stage.")
-    partial_k: Annotated[int, Field(ge=1)] = Field(6, description="1/K of the channels enter the mixed op.")
-    keep_ops: Annotated[int, Field(ge=1)] = Field(8, description="Ops kept per edge at the start of this stage.")
+def method_options(value: Any) -> MethodBase:
+    """One `search.methods` variant: the options class registered for its `algorithm`, validated.
+
+    Errors keep the user's key path (no union tag in it) and name what is valid: unknown algorithms the
+    registered ones, unknown keys the options of that algorithm.
+    """
+    if isinstance(value, MethodBase):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping {{algorithm: ..., options}}, got {type(value).__name__}")
+    known = _registry().list_methods()
+    algorithm = value.get("algorithm")
+    if algorithm not in known:
+        what = "algorithm: missing" if algorithm is None else f"unknown algorithm {algorithm!r}"
+        raise ValueError(f"{what}{_did_you_mean(str(algorithm), known)}; known: {known}")
+    options = _registry().method_class(algorithm).options
+    try:
+        return options.model_validate(value)
+    except ValidationError as exc:
+        raise _with_valid_keys(exc, options) from None
 
 
-class DrnasMethod(MethodBase):
-    algorithm: Literal["drnas"] = Field(description="Selects this method; its options follow.")
-    regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
-    reg_lambda: Annotated[float, Field(ge=0)] = Field(
-        1e-3, description="Anchor strength lambda: l2 adds (lambda/2)||eta||^2 (gradient lambda*eta, as the released "
-                          "code's Adam weight decay lambda); kl adds lambda * KL."
-    )
-    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
-        10, description="Epochs of each stage before architecture updates start."
-    )
-    partial_k: Annotated[int, Field(ge=1)] = Field(1, description="Partial-channel K without progressive stages.")
-    stages: list[DrnasStage] = Field(
-        default_factory=list, description="Progressive learning stages (empty: one stage, no pruning/widening)."
-    )
-    derive: Literal["dirichlet_mean", "softmax"] = Field(
-        "dirichlet_mean", description="Derivation weights: Dirichlet mean (paper) or softmax(eta) (released code)."
-    )
+def _with_valid_keys(exc: ValidationError, options: type[BaseModel]) -> ValidationError:
+    """`exc` with each unknown key's error naming the valid keys of `options` (the schema walk of
+    `_format_errors` sees only MethodBase at search.methods.<name>)."""
+    details: list[Any] = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden":
+            message = _unknown_key(str(loc[-1]), _fields_at(options, loc[:-1]))
+            details.append({"type": PydanticCustomError("unknown_key", message), "loc": loc, "input": err["input"]})
+        else:
+            details.append({k: err[k] for k in ("type", "loc", "input", "ctx") if k in err})
+    return ValidationError.from_exception_data(exc.title, details)
 
 
-class DdsasMethod(MethodBase):
-    algorithm: Literal["ddsas"] = Field(description="Selects this method; its options follow.")
-    num_sampled: Annotated[int, Field(ge=1)] = Field(28, description="L: non-`none` ops sampled per cell type.")
-    update_every: Annotated[int, Field(ge=1)] = Field(30, description="M: steps between subspace resamples.")
-    ucb_c: Annotated[float, Field(ge=0)] = Field(
-        math.sqrt(2), description="UCB exploration constant (paper sqrt(2); code 1.44)."
-    )
-    schedule: Literal["fixed", "shrink", "expand", "parametric_first"] = Field(
-        "fixed", description="Available-op schedule; parametric_first: only ops with weights until epoch "
-                             "schedule_every, then all (the paper's direct ImageNet search: 40 of 60 epochs)."
-    )
-    schedule_every: Annotated[int, Field(ge=1)] = Field(
-        10, description="Epochs between shrink/expand events; the switch epoch of parametric_first."
-    )
-    shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
-    bookkeeping: Literal["paper", "code"] = Field(
-        "paper", description="paper: counts from 0, UCB +inf until an op is tried, first pass over real ops only, "
-                             "at least one real op per edge after a shrink, periods run across epochs. code (the "
-                             "released code): counts from 1, finite UCB bonus with t+1 and T+1, `none` may join in "
-                             "the first pass, shrinking may empty an edge, a new period at every epoch start."
-    )
-
-
-class DataMethod(MethodBase):
-    algorithm: Literal["data"] = Field(description="Selects this method; its options follow.")
-    skipped_ops: SkippedOps = Field("computed", description=_COMPUTED_LIKE_CODE)
-    samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
-    tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")
-    tau_schedule: Literal["constant", "linear"] = Field(
-        "constant", description="linear: tau = tau_start - (tau_start - tau_end) * epoch / tau_epochs."
-    )
-    tau_start: Annotated[float, Field(gt=0)] = Field(5.0, description="Linear schedule start temperature.")
-    tau_end: Annotated[float, Field(gt=0)] = Field(1.0, description="Linear schedule end temperature.")
-    tau_epochs: Annotated[int, Field(ge=1)] = Field(150, description="Linear schedule length in epochs.")
-    l1_weight: Annotated[float, Field(ge=0)] = Field(
-        0.0, description="Weight of L1(p, sampled code) in the architecture loss (released code: 0.1)."
-    )
-
-
-class RandomMethod(MethodBase):
-    algorithm: Literal["random"] = Field(description="Selects this method; its options follow.")
-    candidates: Annotated[int, Field(ge=1)] = Field(24, description="N genotypes sampled uniformly.")
-    train_epochs: Annotated[int, Field(ge=1)] = Field(1, description="Epochs of the short selection training.")
-
-
-class PcDartsMethod(MethodBase):
-    algorithm: Literal["pc_darts"] = Field(description="Selects this method; its options follow.")
-    partial_k: Annotated[int, Field(ge=1)] = Field(4, description="1/K of the channels enter the mixed op.")
-    edge_normalization: bool = Field(True, description="Learn per-edge weights beta (softmax over a node's inputs).")
-    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
-        15, description="Epochs of weight training before architecture updates start (paper and code: 15)."
-    )
-
-
-class GdasMethod(MethodBase):
-    algorithm: Literal["gdas"] = Field(description="Selects this method; its options follow.")
-    tau_start: Annotated[float, Field(gt=0)] = Field(
-        10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
-    )
-    tau_end: Annotated[float, Field(gt=0)] = Field(
-        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1; its paper: 1)."
-    )
-
-
-MethodConfig = Annotated[
-    Union[DartsMethod, SdartsMethod, DrnasMethod, DdsasMethod, DataMethod, RandomMethod, PcDartsMethod,  # noqa: UP007
-          GdasMethod],
-    Field(discriminator="algorithm"),
-]
-ALGORITHMS: tuple[str, ...] = ("darts", "sdarts", "drnas", "ddsas", "data", "random", "pc_darts", "gdas")
+MethodOptions = Annotated[SerializeAsAny[MethodBase], BeforeValidator(method_options)]
 
 
 class SearchConfig(SearchTraining):
     analysis: AnalysisConfig = Field(default_factory=AnalysisConfig, description="Search-time analyses.")
-    methods: dict[str, MethodConfig] = Field(
-        default_factory=lambda: {"darts_1st": DartsMethod(algorithm="darts", order=1)},
+    methods: dict[str, MethodOptions] = Field(
+        default_factory=lambda: {"darts_1st": {"algorithm": "darts", "order": 1}}, validate_default=True,
         description="Named method variants: {name: {algorithm: ..., options}}.",
     )
 
@@ -618,16 +586,14 @@ def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, An
 def check_space(name: str, method: MethodBase, training: SearchTraining) -> tuple[int, int]:
     """The variant's space exists, fits the method, and has the features the method's options need.
     Returns the (edges, candidates) shape of the space's first cell type."""
-    # Imported by name: validation can refuse a params file but never changes a result, so, like the rest
-    # of this module, it is plumbing and no DVC dependency of the stages that load params (test_dvc.py).
-    method_class = importlib.import_module("pipeline.methods").method_class
+    method_class = _registry().method_class
     get_space = importlib.import_module("pipeline.space.base").get_space
     where = f"search.methods.{name}"
     try:
         space = get_space(method.space)
     except KeyError as exc:
         raise ValueError(f"{where}.space: {exc.args[0]}") from None
-    algorithm = method.algorithm  # type: ignore[attr-defined]
+    algorithm = method.algorithm
     refusal = space.compatible(algorithm)
     if refusal:
         raise ValueError(f"{where}: method '{algorithm}' cannot run on space '{space.name}': {refusal}")
@@ -647,35 +613,7 @@ def check_space(name: str, method: MethodBase, training: SearchTraining) -> tupl
 
 def _check_method(name: str, method: MethodBase, training: SearchTraining) -> None:
     """Constraints that tie a method's options to the space and the search settings."""
-    where = f"search.methods.{name}"
-    num_edges, num_ops = check_space(name, method, training)
-    if isinstance(method, DdsasMethod):
-        low, high = num_edges + 1, num_edges * num_ops
-        if not low <= method.num_sampled <= high:
-            raise ValueError(f"{where}.num_sampled: L = {method.num_sampled} is outside [{low}, {high}] "
-                             f"({num_edges} edges x {num_ops} ops; one op per edge plus at least one more)")
-    if isinstance(method, RandomMethod) and method.candidates * method.train_epochs != training.epochs:
-        raise ValueError(f"{where}: {method.candidates} candidates x {method.train_epochs} train_epochs = "
-                         f"{method.candidates * method.train_epochs} epochs, but the search runs "
-                         f"{training.epochs}; set overrides: {{epochs: {method.candidates * method.train_epochs}}}")
-    partial_ks: list[tuple[str, int]] = []
-    if isinstance(method, PcDartsMethod):
-        partial_ks.append((f"{where}.partial_k", method.partial_k))
-    if isinstance(method, DrnasMethod):
-        partial_ks.append((f"{where}.partial_k", method.partial_k))
-        for i, stage in enumerate(method.stages):
-            partial_ks.append((f"{where}.stages[{i}].partial_k", stage.partial_k))
-            if stage.keep_ops > num_ops:
-                raise ValueError(f"{where}.stages[{i}].keep_ops: {stage.keep_ops} > {num_ops} ops in the space")
-            if i and stage.partial_k > method.stages[i - 1].partial_k:
-                raise ValueError(f"{where}.stages[{i}].partial_k: stages only widen, so K = {stage.partial_k} "
-                                 f"may not exceed the previous stage's {method.stages[i - 1].partial_k}")
-        if method.stages and sum(s.epochs for s in method.stages) != training.epochs:
-            raise ValueError(f"{where}.stages: stage epochs sum to {sum(s.epochs for s in method.stages)} "
-                             f"but the search runs {training.epochs} epochs")
-    for key, k in partial_ks:
-        if training.channels % k:
-            raise ValueError(f"{key}: K = {k} does not divide search.channels = {training.channels}")
+    method.check_search(f"search.methods.{name}", training, check_space(name, method, training))
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -707,32 +645,26 @@ def _format_errors(exc: ValidationError, prefix: str, root: type[BaseModel]) -> 
     lines = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        shown = _without_union_tags(loc)
-        path = ".".join(str(p) for p in ((prefix,) if prefix else ()) + shown) or "(top level)"
+        path = ".".join(str(p) for p in ((prefix,) if prefix else ()) + loc) or "(top level)"
         if err["type"] == "extra_forbidden":
-            siblings = _fields_at(root, loc[:-1])
-            hint = _did_you_mean(str(loc[-1]), siblings) if siblings else ""
-            lines.append(f"{path}: unknown key{hint}" + (f"; valid keys: {sorted(siblings)}" if siblings else ""))
-        elif err["type"] == "union_tag_invalid":
-            lines.append(f"{path}: unknown algorithm {err['input'].get('algorithm')!r}"
-                         f"{_did_you_mean(str(err['input'].get('algorithm')), ALGORITHMS)}; known: {list(ALGORITHMS)}")
+            lines.append(f"{path}: {_unknown_key(str(loc[-1]), _fields_at(root, loc[:-1]))}")
         else:
             message = err["msg"].removeprefix("Value error, ")
-            got = "" if err["type"] in ("value_error", "missing") else f" (got {err['input']!r})"
+            got = "" if err["type"] in ("value_error", "missing", "unknown_key") else f" (got {err['input']!r})"
             # Cross-section checks run on the whole file and name their own key path.
             lines.append(f"{message}{got}" if not loc and not prefix else f"{path}: {message}{got}")
     return "\n  ".join(lines) if len(lines) == 1 else "\n  " + "\n  ".join(lines)
 
 
-def _without_union_tags(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic puts the discriminator value in the path (methods.x.darts.order); users never wrote it."""
-    if loc[:2] == ("search", "methods") and len(loc) > 3 and loc[3] in ALGORITHMS:
-        return loc[:3] + loc[4:]
-    return loc
+def _unknown_key(name: str, siblings: list[str]) -> str:
+    if not siblings:
+        return "unknown key"
+    return f"unknown key{_did_you_mean(name, siblings)}; valid keys: {sorted(siblings)}"
 
 
 def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The valid key names of the mapping at `loc`, walking the schema (dict values and tagged unions)."""
+    """The valid key names of the mapping at `loc`, walking the schema (dict values, list items, optional
+    sections)."""
     annotation: Any = root
     for part in loc:
         annotation = _unwrap(annotation)
@@ -742,11 +674,8 @@ def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             annotation = annotation.model_fields[part].annotation
         elif typing.get_origin(annotation) is dict:
             annotation = typing.get_args(annotation)[1]
-        elif typing.get_origin(annotation) in (Union, types.UnionType):
-            choices = [a for a in typing.get_args(annotation) if _tag_of(a) == part]
-            if not choices:
-                return []
-            annotation = choices[0]
+        elif typing.get_origin(annotation) is list:
+            annotation = typing.get_args(annotation)[0]
         else:
             return []
     annotation = _unwrap(annotation)
@@ -755,16 +684,18 @@ def _fields_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _unwrap(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
-
-
-def _tag_of(model: Any) -> str | None:
-    if isinstance(model, type) and issubclass(model, BaseModel) and "algorithm" in model.model_fields:
-        return typing.get_args(model.model_fields["algorithm"].annotation)[0]
-    return None
+def _unwrap(annotation: Any, optional: bool = True) -> Any:
+    """The type under Annotated and, if `optional`, the section of an optional one (`EarlyStopConfig | None`)."""
+    while True:
+        if typing.get_origin(annotation) is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif optional and typing.get_origin(annotation) in (Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
 
 
 def _did_you_mean(name: str, choices: Any) -> str:
@@ -777,7 +708,7 @@ def explain(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
     lines = []
     for name, field in model.model_fields.items():
         path = f"{prefix}{name}"
-        annotation = _unwrap(field.annotation)
+        annotation = _unwrap(field.annotation, optional=False)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel) and annotation.model_fields:
             lines.append(f"{path}: {field.description}")
             lines.extend(explain(annotation, prefix=f"{path}."))
@@ -790,7 +721,8 @@ def explain(model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
             default = default.model_dump(mode="json")
         lines.append(f"{path} = {default!r}: {field.description}")
     if model is SearchConfig:
-        for method in typing.get_args(_unwrap(MethodConfig)):
-            lines.append(f"{prefix}methods.<name> with algorithm: {_tag_of(method)}")
-            lines.extend(explain(method, prefix=f"{prefix}methods.<name>."))
+        registry = _registry()
+        for algorithm in registry.list_methods():
+            lines.append(f"{prefix}methods.<name> with algorithm: {algorithm}")
+            lines.extend(explain(registry.method_class(algorithm).options, prefix=f"{prefix}methods.<name>."))
     return lines

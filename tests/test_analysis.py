@@ -6,9 +6,10 @@ from torch import nn
 
 from pipeline.analysis.cell_shape import cell_depth, cell_width, genotype_shape
 from pipeline.analysis.hessian import dominant_hessian_eigenvalue, power_iteration
-from pipeline.config import DartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.data import make_loader
 from pipeline.methods import create_method
+from pipeline.methods.darts import DartsMethod
 from pipeline.space.cnn import GENOTYPE_DARTS_V2
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet

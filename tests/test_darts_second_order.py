@@ -5,8 +5,9 @@ from space_support import bound, cnn_cells
 from torch import nn
 from torch.func import functional_call
 
-from pipeline.config import DartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import StepContext, create_method
+from pipeline.methods.darts import DartsMethod
 from pipeline.methods.unrolled import unrolled_arch_gradients
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet

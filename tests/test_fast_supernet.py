@@ -16,8 +16,9 @@ import pytest
 import torch
 from space_support import bound, cnn_cells
 
-from pipeline.config import DartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import create_method, list_methods
+from pipeline.methods.darts import DartsMethod
 from pipeline.space.base import ArchWeights
 from pipeline.space.fast_supernet import SUPERNETS, FastSupernet, supernet_class
 from pipeline.space.primitives import PRIMITIVES

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.config import DartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.data.text import batchify, epoch_windows
 from pipeline.errors import Preempted
 from pipeline.methods import create_method
+from pipeline.methods.darts import DartsMethod
 from pipeline.space.base import BoundSpace
 from pipeline.space.rnn.build import build_network, build_search_model
 from pipeline.space.rnn.genotype import RecurrentGenotype

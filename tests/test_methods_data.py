@@ -12,9 +12,10 @@ import torch
 from search_e2e import prepare_digits, search_via_cli
 from space_support import arch, bound, cnn_cells
 
-from pipeline.config import DataMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import StepContext, create_method
 from pipeline.methods.data_egs import (
+    DataMethod,
     best_cover_size,
     ensemble_gumbel_softmax,
     exact_cover_probability,

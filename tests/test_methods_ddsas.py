@@ -11,10 +11,11 @@ import torch
 from search_e2e import prepare_digits, search_via_cli
 from space_support import bound
 
-from pipeline.config import DdsasMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import create_method
 from pipeline.methods.ddsas import (
     EXPAND_ORDER,
+    DdsasMethod,
     select_subspace,
     shrink_available,
     shrink_available_released,

@@ -9,10 +9,10 @@ from search_e2e import prepare_digits, search_via_cli, tiny_params
 from space_support import bound, cnn_cells
 from torch import nn
 
-from pipeline.config import DrnasMethod, DrnasStage, SearchTraining, load_params
+from pipeline.config import SearchTraining, load_params
 from pipeline.errors import ConfigError
 from pipeline.methods import StepContext, create_method
-from pipeline.methods.drnas import concentration
+from pipeline.methods.drnas import DrnasMethod, DrnasStage, concentration
 from pipeline.search.loop import SearchJob, run_search
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE
 from pipeline.space.supernet import MixedOp, Supernet

@@ -9,8 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.config import GdasMethod
-from pipeline.methods.gdas import gumbel_hard, linear_tau
+from pipeline.methods.gdas import GdasMethod, gumbel_hard, linear_tau
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import build_harness
 

@@ -8,9 +8,9 @@ import torch
 from search_e2e import prepare_digits, search_via_cli
 from space_support import arch, bound, cnn_cells
 
-from pipeline.config import PcDartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import create_method
-from pipeline.methods.pc_darts import node_softmax
+from pipeline.methods.pc_darts import PcDartsMethod, node_softmax
 from pipeline.space.genotype import derive_top2
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet

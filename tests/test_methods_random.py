@@ -13,9 +13,10 @@ import yaml
 from search_e2e import prepare_digits, search_via_cli
 from space_support import bound
 
-from pipeline.config import RandomMethod, SearchTraining, params_from_dict
+from pipeline.config import SearchTraining, params_from_dict
 from pipeline.errors import ConfigError
 from pipeline.methods import create_method
+from pipeline.methods.random_search import RandomMethod
 from pipeline.space.genotype import edge_index
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import build_harness

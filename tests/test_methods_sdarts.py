@@ -9,9 +9,10 @@ from search_e2e import prepare_digits, search_via_cli
 from space_support import arch, bound, cnn_cells
 from torch import nn
 
-from pipeline.config import DartsMethod, SdartsMethod, SearchTraining
+from pipeline.config import SearchTraining
 from pipeline.methods import StepContext, create_method
-from pipeline.methods.sdarts import clip_to_simplex, epsilon_at, project_linf
+from pipeline.methods.darts import DartsMethod
+from pipeline.methods.sdarts import SdartsMethod, clip_to_simplex, epsilon_at, project_linf
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet
 

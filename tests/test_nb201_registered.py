@@ -7,7 +7,6 @@ are the DARTS cell's) and DDSAS' expanding space (it adds the DARTS operations i
 from __future__ import annotations
 
 import json
-import typing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,17 +14,17 @@ import pytest
 import torch
 import yaml
 
-from pipeline.config import MethodConfig, params_from_dict
+from pipeline.config import params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
-from pipeline.methods import create_method, list_methods
+from pipeline.methods import create_method, list_methods, method_class
 from pipeline.space.base import BoundSpace, genotype_from_json, get_space
 from pipeline.space.nb201.arch import Nb201Arch
 from pipeline.space.nb201.ops import NB201_OPS
 from pipeline.stages.bench import build_harness
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
-                  for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
+# algorithm name -> its options class, as registered with the method
+CONFIG_CLASSES = {algorithm: method_class(algorithm).options for algorithm in list_methods()}
 REFUSED = {"data": "darts_cell"}
 # What a variant needs besides its algorithm to be a valid params entry on the demo's 2-epoch search (DDSAS:
 # L = 12 of the 24 non-`none` entries, a new subspace every step).

@@ -15,8 +15,9 @@ import yaml
 from search_e2e import prepare_digits, search_via_cli
 
 from pipeline.cli import main
-from pipeline.config import DartsMethod, SearchTraining, load_params, params_from_dict
+from pipeline.config import SearchTraining, load_params, params_from_dict
 from pipeline.errors import ConfigError
+from pipeline.methods.darts import DartsMethod
 from pipeline.search import loop
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop

@@ -9,7 +9,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.config import DartsMethod, DataMethod, DdsasMethod, DrnasMethod, SdartsMethod
+from pipeline.methods.darts import DartsMethod
+from pipeline.methods.data_egs import DataMethod
+from pipeline.methods.ddsas import DdsasMethod
+from pipeline.methods.drnas import DrnasMethod
+from pipeline.methods.sdarts import SdartsMethod
 from pipeline.stages.bench import build_harness
 
 pytestmark = pytest.mark.usefixtures("one_thread")

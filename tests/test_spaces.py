@@ -19,9 +19,9 @@ from search_e2e import TINY_SEARCH, prepare_digits
 from shipped_params import narrowed, write_yaml
 
 from pipeline.cli import main
-from pipeline.config import MethodConfig, SearchTraining, check_space, params_from_dict
+from pipeline.config import SearchTraining, check_space, params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
-from pipeline.methods import list_methods
+from pipeline.methods import list_methods, method_class
 from pipeline.space.base import ArchWeights, BoundSpace, genotype_from_json, get_space, list_spaces
 from pipeline.space.genotype import CELLS, load_genotype
 from pipeline.space.primitives import PRIMITIVES
@@ -29,8 +29,8 @@ from pipeline.stages.bench import build_harness
 from pipeline.tables.cells import CELL_TYPES
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_CLASSES = {typing.get_args(cls.model_fields["algorithm"].annotation)[0]: cls
-                  for cls in typing.get_args(typing.get_args(MethodConfig)[0])}
+# algorithm name -> its options class, as registered with the method
+CONFIG_CLASSES = {algorithm: method_class(algorithm).options for algorithm in list_methods()}
 # Options that fit the tiny 2-node cells (5 edges) these tests search.
 TINY_OPTIONS: dict[str, dict[str, typing.Any]] = {"ddsas": {"num_sampled": 6}, "pc_darts": {"partial_k": 2},
                                                   "random": {"candidates": 2}}

@@ -9,7 +9,7 @@ a preemption is either a parameter/buffer (saved by `state_dict`) or returned by
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -43,6 +43,9 @@ class SearchMethod(nn.Module, abc.ABC):
     """Base class: a DARTS-style first-order method over per-edge architecture weights."""
 
     algorithm: ClassVar[str]
+    # Set by register_method: the options schema of this method and the variants `bench` times.
+    options: ClassVar[type[MethodBase]]
+    bench_variants: ClassVar[dict[str, dict[str, Any]]]
 
     def __init__(self, config: MethodBase, space: BoundSpace, training: SearchTraining) -> None:
         super().__init__()
@@ -177,13 +180,30 @@ class SearchMethod(nn.Module, abc.ABC):
 _REGISTRY: dict[str, type[SearchMethod]] = {}
 
 
-def register_method(algorithm: str) -> Callable[[type[SearchMethod]], type[SearchMethod]]:
-    """Class decorator: make `algorithm` (the `algorithm:` value in params.yaml) build this class."""
+def register_method(algorithm: str, options: type[MethodBase], *,
+                    bench: Mapping[str, Mapping[str, Any]] | None = None,
+                    ) -> Callable[[type[SearchMethod]], type[SearchMethod]]:
+    """Class decorator: make `algorithm` (the `algorithm:` value in params.yaml) build this class, its
+    variants validated by `options` (a MethodBase subclass: defaults, descriptions, `check_search`).
+
+    `bench` names the variants `python -m pipeline bench` times, each by the options it sets (default: one
+    variant named `algorithm` with default options). The registry is the one home of the method list: the
+    params schema, `config --explain`, `bench` and the tests read it.
+    """
 
     def decorate(cls: type[SearchMethod]) -> type[SearchMethod]:
         if algorithm in _REGISTRY:
             raise ValueError(f"method algorithm '{algorithm}' registered twice")
+        if not (isinstance(options, type) and issubclass(options, MethodBase)):
+            raise TypeError(f"register_method('{algorithm}'): options must subclass pipeline.config.MethodBase, "
+                            f"got {options!r}")
+        if options.registered_as is not None:
+            raise ValueError(f"register_method('{algorithm}'): {options.__name__} already holds the options of "
+                             f"'{options.registered_as}'")
+        options.registered_as = algorithm
         cls.algorithm = algorithm
+        cls.options = options
+        cls.bench_variants = {name: dict(keys) for name, keys in (bench or {algorithm: {}}).items()}
         _REGISTRY[algorithm] = cls
         return cls
 
@@ -199,7 +219,7 @@ def method_class(algorithm: str) -> type[SearchMethod]:
 
 def create_method(config: MethodBase, space: BoundSpace, training: SearchTraining) -> SearchMethod:
     """The one factory for search methods."""
-    return method_class(config.algorithm)(config, space, training)  # type: ignore[attr-defined]
+    return method_class(config.algorithm)(config, space, training)
 
 
 def list_methods() -> list[str]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import torch
+from typing import Literal
 
-from pipeline.config import DartsMethod, SearchTraining
+import torch
+from pydantic import Field
+
+from pipeline.config import MethodBase, SearchTraining
 from pipeline.methods.base import Batch, SearchMethod, StepContext, register_method
 from pipeline.methods.unrolled import unrolled_arch_gradients
 from pipeline.space.base import ArchWeights, BoundSpace
@@ -21,7 +24,13 @@ class AlphaMethod(SearchMethod):
         return ArchWeights({cell: alpha.softmax(-1) for cell, alpha in self.alphas.items()})
 
 
-@register_method("darts")
+class DartsMethod(MethodBase):
+    """DARTS' options (search.methods.<name> with algorithm: darts)."""
+
+    order: Literal[1, 2] = Field(1, description="1: first-order; 2: finite-difference second-order gradient.")
+
+
+@register_method("darts", options=DartsMethod, bench={"darts_1st": {"order": 1}, "darts_2nd": {"order": 2}})
 class Darts(AlphaMethod):
     """First order: d L_val / d alpha at the current weights. Second order: through one virtual SGD step."""
 

@@ -15,11 +15,13 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from pipeline.config import DataMethod, SearchTraining
+from pipeline.config import COMPUTED_LIKE_CODE, MethodBase, SearchTraining, SkippedOps
 from pipeline.methods.base import StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
 from pipeline.space.base import ArchWeights, BoundSpace, CellSpec
@@ -106,7 +108,29 @@ def derive_multi(weights: ArchWeights, space: BoundSpace, draws: int) -> Genotyp
     return Genotype(normal, concat, reduce, concat, search_space=space.name)
 
 
-@register_method("data")
+class DataMethod(MethodBase):
+    """DATA's options: the Ensemble Gumbel-Softmax draws and their temperature."""
+
+    skipped_ops: SkippedOps = Field("computed", description=COMPUTED_LIKE_CODE)
+    samples: Annotated[int, Field(ge=1)] = Field(4, description="M: Gumbel-softmax draws per edge (EGS).")
+    tau: Annotated[float, Field(gt=0)] = Field(1.0, description="Gumbel-softmax temperature (released code: 1).")
+    tau_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="linear: tau = tau_start - (tau_start - tau_end) * epoch / tau_epochs."
+    )
+    tau_start: Annotated[float, Field(gt=0)] = Field(5.0, description="Linear schedule start temperature.")
+    tau_end: Annotated[float, Field(gt=0)] = Field(1.0, description="Linear schedule end temperature.")
+    tau_epochs: Annotated[int, Field(ge=1)] = Field(150, description="Linear schedule length in epochs.")
+    l1_weight: Annotated[float, Field(ge=0)] = Field(
+        0.0, description="Weight of L1(p, sampled code) in the architecture loss (released code: 0.1)."
+    )
+
+
+@register_method("data", options=DataMethod, bench={
+    "data_m4": {"samples": 4},
+    "data_m7": {"samples": 7},
+    # The cost of the weight-step switch: only the code's ops run (the architecture step still runs all).
+    "data_m4_frozen": {"samples": 4, "skipped_ops": "frozen"},
+})
 class Data(AlphaMethod):
     """alpha initialised at 1 + 1e-3 N(0, 1) (relu keeps every op alive at the start), EGS codes each forward."""
 

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from pipeline.config import DdsasMethod, SearchTraining
+from pipeline.config import MethodBase, SearchTraining
 from pipeline.methods.base import SearchMethod, StepContext, register_method
 from pipeline.space.base import ArchWeights, BoundSpace
 from pipeline.space.primitives import PARAMETER_FREE
@@ -131,7 +133,38 @@ def shrink_available_released(available: torch.Tensor, saliency: torch.Tensor, c
     return available
 
 
-@register_method("ddsas")
+class DdsasMethod(MethodBase):
+    """DDSAS' options; `check_search` bounds the subspace size L by the space's edges and ops."""
+
+    num_sampled: Annotated[int, Field(ge=1)] = Field(28, description="L: non-`none` ops sampled per cell type.")
+    update_every: Annotated[int, Field(ge=1)] = Field(30, description="M: steps between subspace resamples.")
+    ucb_c: Annotated[float, Field(ge=0)] = Field(
+        math.sqrt(2), description="UCB exploration constant (paper sqrt(2); code 1.44)."
+    )
+    schedule: Literal["fixed", "shrink", "expand", "parametric_first"] = Field(
+        "fixed", description="Available-op schedule; parametric_first: only ops with weights until epoch "
+                             "schedule_every, then all (the paper's direct ImageNet search: 40 of 60 epochs)."
+    )
+    schedule_every: Annotated[int, Field(ge=1)] = Field(
+        10, description="Epochs between shrink/expand events; the switch epoch of parametric_first."
+    )
+    shrink_count: Annotated[int, Field(ge=1)] = Field(14, description="Ops removed per cell type at each shrink.")
+    bookkeeping: Literal["paper", "code"] = Field(
+        "paper", description="paper: counts from 0, UCB +inf until an op is tried, first pass over real ops only, "
+                             "at least one real op per edge after a shrink, periods run across epochs. code (the "
+                             "released code): counts from 1, finite UCB bonus with t+1 and T+1, `none` may join in "
+                             "the first pass, shrinking may empty an edge, a new period at every epoch start."
+    )
+
+    def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
+        num_edges, num_ops = shape
+        low, high = num_edges + 1, num_edges * num_ops
+        if not low <= self.num_sampled <= high:
+            raise ValueError(f"{where}.num_sampled: L = {self.num_sampled} is outside [{low}, {high}] "
+                             f"({num_edges} edges x {num_ops} ops; one op per edge plus at least one more)")
+
+
+@register_method("ddsas", options=DdsasMethod, bench={"ddsas": {"num_sampled": 28}})
 class Ddsas(SearchMethod):
     """Space parameters zeta and architecture parameters alpha (`[cell, edge, op]`, one Adam) over UCB subspaces.
 

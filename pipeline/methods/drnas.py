@@ -20,13 +20,14 @@ updates pause for `warmup_epochs` at the start of every stage while the weights 
 from __future__ import annotations
 
 from itertools import accumulate
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import torch
+from pydantic import Field
 from torch.distributions import Dirichlet, kl_divergence
 from torch.nn import functional as F
 
-from pipeline.config import DrnasMethod, SearchTraining
+from pipeline.config import MethodBase, SearchTraining, Section, check_partial_k
 from pipeline.methods.base import SearchMethod, StepContext, register_method
 from pipeline.space.base import ArchWeights, BoundSpace
 from pipeline.space.supernet import Supernet
@@ -72,7 +73,47 @@ def edge_entropy(probs: torch.Tensor) -> torch.Tensor:
     return -torch.special.xlogy(probs, probs).sum(-1)
 
 
-@register_method("drnas")
+class DrnasStage(Section):
+    epochs: Annotated[int, Field(gt=0)] = Field(25, description="Epochs of this progressive stage.")
+    partial_k: Annotated[int, Field(ge=1)] = Field(6, description="1/K of the channels enter the mixed op.")
+    keep_ops: Annotated[int, Field(ge=1)] = Field(8, description="Ops kept per edge at the start of this stage.")
+
+
+class DrnasMethod(MethodBase):
+    """DrNAS' options; `check_search` ties its progressive stages to the search's epochs and channels."""
+
+    regularizer: Literal["l2", "kl"] = Field("l2", description="Anchor regulariser: L2 on eta, or KL to Dir(1).")
+    reg_lambda: Annotated[float, Field(ge=0)] = Field(
+        1e-3, description="Anchor strength lambda: l2 adds (lambda/2)||eta||^2 (gradient lambda*eta, as the released "
+                          "code's Adam weight decay lambda); kl adds lambda * KL."
+    )
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        10, description="Epochs of each stage before architecture updates start."
+    )
+    partial_k: Annotated[int, Field(ge=1)] = Field(1, description="Partial-channel K without progressive stages.")
+    stages: list[DrnasStage] = Field(
+        default_factory=list, description="Progressive learning stages (empty: one stage, no pruning/widening)."
+    )
+    derive: Literal["dirichlet_mean", "softmax"] = Field(
+        "dirichlet_mean", description="Derivation weights: Dirichlet mean (paper) or softmax(eta) (released code)."
+    )
+
+    def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
+        num_ops = shape[1]
+        check_partial_k(f"{where}.partial_k", self.partial_k, training)
+        for i, stage in enumerate(self.stages):
+            check_partial_k(f"{where}.stages[{i}].partial_k", stage.partial_k, training)
+            if stage.keep_ops > num_ops:
+                raise ValueError(f"{where}.stages[{i}].keep_ops: {stage.keep_ops} > {num_ops} ops in the space")
+            if i and stage.partial_k > self.stages[i - 1].partial_k:
+                raise ValueError(f"{where}.stages[{i}].partial_k: stages only widen, so K = {stage.partial_k} "
+                                 f"may not exceed the previous stage's {self.stages[i - 1].partial_k}")
+        if self.stages and sum(s.epochs for s in self.stages) != training.epochs:
+            raise ValueError(f"{where}.stages: stage epochs sum to {sum(s.epochs for s in self.stages)} "
+                             f"but the search runs {training.epochs} epochs")
+
+
+@register_method("drnas", options=DrnasMethod, bench={"drnas": {"space": "darts_no_none"}})
 class Drnas(SearchMethod):
     """Dirichlet mixing weights with an anchor regulariser, optionally with progressive stages."""
 

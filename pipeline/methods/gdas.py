@@ -16,10 +16,13 @@ have no gradient; alpha still gets gradient on every entry through p's Jacobian 
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
-from pipeline.config import GdasMethod, SearchTraining
+from pipeline.config import MethodBase, SearchTraining
 from pipeline.methods.base import StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
 from pipeline.space.base import ArchWeights, BoundSpace
@@ -46,7 +49,18 @@ def linear_tau(start: float, end: float, epoch: int, epochs: int) -> float:
     return start if epochs <= 1 else start - (start - end) * epoch / (epochs - 1)
 
 
-@register_method("gdas")
+class GdasMethod(MethodBase):
+    """GDAS' options: the Gumbel-softmax temperature schedule."""
+
+    tau_start: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Gumbel-softmax temperature at the first epoch (GDAS code: tau_max 10)."
+    )
+    tau_end: Annotated[float, Field(gt=0)] = Field(
+        0.1, description="Temperature at the last epoch, reached linearly (GDAS code: tau_min 0.1; its paper: 1)."
+    )
+
+
+@register_method("gdas", options=GdasMethod)
 class Gdas(AlphaMethod):
     """alpha initialised at 1e-3 N(0, 1) (as GDAS' code); a fresh hard sample for every forward."""
 

@@ -10,11 +10,12 @@ architecture is frozen for the first `warmup_epochs` (15 in the paper and code) 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 
-from pipeline.config import PcDartsMethod, SearchTraining
+from pipeline.config import MethodBase, SearchTraining, check_partial_k
 from pipeline.methods.base import register_method
 from pipeline.methods.darts import AlphaMethod
 from pipeline.space.base import ArchWeights, BoundSpace
@@ -25,7 +26,20 @@ def node_softmax(beta: torch.Tensor, node_inputs: Sequence[int]) -> torch.Tensor
     return torch.cat([chunk.softmax(0) for chunk in beta.split(list(node_inputs))])
 
 
-@register_method("pc_darts")
+class PcDartsMethod(MethodBase):
+    """PC-DARTS' options; K must divide the search's channels."""
+
+    partial_k: Annotated[int, Field(ge=1)] = Field(4, description="1/K of the channels enter the mixed op.")
+    edge_normalization: bool = Field(True, description="Learn per-edge weights beta (softmax over a node's inputs).")
+    warmup_epochs: Annotated[int, Field(ge=0)] = Field(
+        15, description="Epochs of weight training before architecture updates start (paper and code: 15)."
+    )
+
+    def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
+        check_partial_k(f"{where}.partial_k", self.partial_k, training)
+
+
+@register_method("pc_darts", options=PcDartsMethod)
 class PcDarts(AlphaMethod):
     """softmax(alpha) per edge, softmax(beta) per node over edges, 1/K channels through the mixed ops."""
 

@@ -16,12 +16,13 @@ index are buffers, so a resumed search continues with the same candidates.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Annotated, Any
 
 import torch
+from pydantic import Field
 from torch import nn
 
-from pipeline.config import RandomMethod, SearchTraining
+from pipeline.config import MethodBase, SearchTraining
 from pipeline.methods.base import SearchMethod, StepContext, register_method
 from pipeline.space.base import ArchWeights, BoundSpace
 
@@ -33,7 +34,20 @@ def reset_weights(net: nn.Module) -> None:
             module.reset_parameters()
 
 
-@register_method("random")
+class RandomMethod(MethodBase):
+    """Random search's options; the candidates' short trainings must fill the search's epochs."""
+
+    candidates: Annotated[int, Field(ge=1)] = Field(24, description="N genotypes sampled uniformly.")
+    train_epochs: Annotated[int, Field(ge=1)] = Field(1, description="Epochs of the short selection training.")
+
+    def check_search(self, where: str, training: SearchTraining, shape: tuple[int, int]) -> None:
+        if self.candidates * self.train_epochs != training.epochs:
+            raise ValueError(f"{where}: {self.candidates} candidates x {self.train_epochs} train_epochs = "
+                             f"{self.candidates * self.train_epochs} epochs, but the search runs "
+                             f"{training.epochs}; set overrides: {{epochs: {self.candidates * self.train_epochs}}}")
+
+
+@register_method("random", options=RandomMethod)
 class RandomSearch(SearchMethod):
     """No architecture parameters: the method's state is its candidate list and their scores."""
 

@@ -15,10 +15,13 @@ The perturbed weights are constants: the weight step sends no gradient to alpha.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import torch
+from pydantic import Field
 from torch.nn import functional as F
 
-from pipeline.config import SdartsMethod
+from pipeline.config import COMPUTED_LIKE_CODE, MethodBase, SkippedOps
 from pipeline.methods.base import Batch, StepContext, register_method
 from pipeline.methods.darts import AlphaMethod
 from pipeline.space.base import ArchWeights
@@ -56,7 +59,20 @@ def random_perturbation(weights: torch.Tensor, epsilon: float) -> torch.Tensor:
     return clip_to_simplex(weights + noise, weights)
 
 
-@register_method("sdarts")
+class SdartsMethod(MethodBase):
+    """SDARTS' options: the perturbation of the mixing weights and its radius schedule."""
+
+    skipped_ops: SkippedOps = Field("computed", description=COMPUTED_LIKE_CODE)
+    perturbation: Literal["rs", "adv"] = Field("rs", description="rs: random smoothing; adv: PGD attack.")
+    epsilon_start: Annotated[float, Field(gt=0)] = Field(0.03, description="Perturbation radius at epoch 0.")
+    epsilon_end: Annotated[float, Field(gt=0)] = Field(0.3, description="Radius at the last epoch (linear ramp).")
+    attack_steps: Annotated[int, Field(ge=1)] = Field(7, description="PGD steps (adv).")
+
+
+@register_method("sdarts", options=SdartsMethod, bench={
+    "sdarts_rs": {"space": "darts_no_none", "perturbation": "rs"},
+    "sdarts_adv": {"space": "darts_no_none", "perturbation": "adv"},
+})
 class Sdarts(AlphaMethod):
     """softmax(alpha) like DARTS; RS or ADV perturbation of the weights the weight step uses."""
 

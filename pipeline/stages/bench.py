@@ -27,21 +27,10 @@ import torch
 from torch import nn
 
 from pipeline.atomic import atomic_write_json
-from pipeline.config import (
-    DartsMethod,
-    DataMethod,
-    DdsasMethod,
-    DrnasMethod,
-    GdasMethod,
-    MethodBase,
-    PcDartsMethod,
-    RandomMethod,
-    SdartsMethod,
-    SearchTraining,
-)
+from pipeline.config import MethodBase, SearchTraining
 from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
-from pipeline.methods import SearchMethod, StepContext, create_method, list_methods
+from pipeline.methods import SearchMethod, StepContext, create_method, list_methods, method_class
 from pipeline.provenance import git_commit
 from pipeline.search.step import search_step
 from pipeline.space.base import BoundSpace
@@ -52,26 +41,14 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 def bench_variants() -> dict[str, MethodBase]:
-    """The default-configured variant of every method the papers compare, named as in configs/paper.yaml."""
-    return {
-        "darts_1st": DartsMethod(algorithm="darts", order=1),
-        "darts_2nd": DartsMethod(algorithm="darts", order=2),
-        "sdarts_rs": SdartsMethod(algorithm="sdarts", space="darts_no_none", perturbation="rs"),
-        "sdarts_adv": SdartsMethod(algorithm="sdarts", space="darts_no_none", perturbation="adv"),
-        "drnas": DrnasMethod(algorithm="drnas", space="darts_no_none"),
-        "ddsas": DdsasMethod(algorithm="ddsas", num_sampled=28),
-        "data_m4": DataMethod(algorithm="data", samples=4),
-        "data_m7": DataMethod(algorithm="data", samples=7),
-        # The cost of the weight-step switch: only the code's ops run (the architecture step still runs all).
-        "data_m4_frozen": DataMethod(algorithm="data", samples=4, skipped_ops="frozen"),
-        "pc_darts": PcDartsMethod(algorithm="pc_darts"),
-        "random": RandomMethod(algorithm="random"),
-        "gdas": GdasMethod(algorithm="gdas"),
-    }
-
-
-def _algorithm(config: MethodBase) -> str:
-    return config.algorithm  # type: ignore[attr-defined]  # every concrete variant has one
+    """The variants every registered method names for timing (`register_method(..., bench=...)`), validated
+    by its options class; a plugin method listed under `plugins:` joins with its defaults."""
+    variants: dict[str, MethodBase] = {}
+    for algorithm in list_methods():
+        method = method_class(algorithm)
+        for name, options in method.bench_variants.items():
+            variants[name] = method.options(algorithm=algorithm, **options)
+    return variants
 
 
 @dataclass
@@ -160,10 +137,10 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
         _synchronize(device)
         times.append(time.perf_counter() - start)
     if not torch.isfinite(loss):
-        raise PipelineError(f"bench: non-finite loss for {_algorithm(config)}")
+        raise PipelineError(f"bench: non-finite loss for {config.algorithm}")
     median = statistics.median(times)
     return {
-        "algorithm": _algorithm(config),
+        "algorithm": config.algorithm,
         "supernet": supernet,
         "median_step_s": median,
         "min_step_s": min(times),
@@ -205,8 +182,8 @@ def run(args: argparse.Namespace) -> int:
     device = choose_device(args.device)
     registered = set(list_methods())
     variants = bench_variants()
-    names = args.methods or [name for name, cfg in variants.items() if _algorithm(cfg) in registered]
-    missing = [name for name in names if _algorithm(variants[name]) not in registered]
+    names = args.methods or [name for name, cfg in variants.items() if cfg.algorithm in registered]
+    missing = [name for name in names if variants[name].algorithm not in registered]
     if missing:
         raise PipelineError(f"bench: no method registered for {missing}; registered: {sorted(registered)}")
     settings = {"steps": args.steps, "warmup": args.warmup, "layers": args.layers, "channels": args.channels,
