@@ -17,7 +17,7 @@ import yaml
 from pipeline.config import params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
 from pipeline.methods import create_method, list_methods, method_class
-from pipeline.space.base import BoundSpace, genotype_from_json, get_space
+from pipeline.space.base import BoundSpace, CellSpec, genotype_from_json, get_space
 from pipeline.space.nb201.arch import Nb201Arch
 from pipeline.space.nb201.ops import NB201_OPS
 from pipeline.stages.bench import build_harness
@@ -123,14 +123,17 @@ def test_genotype_files_dispatch_on_their_space_and_keep_the_string_beside(tmp_p
 
 def test_discretise_puts_one_on_each_chosen_candidate_and_derive_reads_it_back() -> None:
     settings = SimpleNamespace(nodes=4, layers=3)
-    bound = BoundSpace.of("nb201", settings, frozenset({"none"}))
+    bound = BoundSpace.of("nb201", settings)
     arch = Nb201Arch.from_string(OPTIMUM)
     weights = bound.space.discretise(arch, bound.cells)["cell"]
     assert weights.sum().item() == 6 and weights[3, bound.cells[0].edge_ops[3].index("skip_connect")] == 1
     assert bound.derive(bound.space.discretise(arch, bound.cells)) == arch
     with_none = Nb201Arch.from_string(OPTIMUM.replace("skip_connect~0", "none~0"))
+    assert bound.derive(bound.space.discretise(with_none, bound.cells)) == with_none
+    (spec,) = bound.cells
+    without_none = (CellSpec(spec.name, tuple(tuple(op for op in ops if op != "none") for ops in spec.edge_ops)),)
     with pytest.raises(GenotypeError, match="node 3, input 0: 'none' is not a candidate of this search"):
-        bound.space.discretise(with_none, bound.cells)
+        bound.space.discretise(with_none, without_none)
 
 
 def test_the_space_counts_the_benchmark_network_and_refuses_what_it_lacks() -> None:
