@@ -70,7 +70,7 @@ wildcard_constraints:
 
 
 def slice_of(stage):
-    """The `params:` input function of rule `stage`: its rerun slice for the job's wildcards."""
+    """The `params:` input function of the `stage` jobs, returning their rerun slice for the wildcards."""
     return lambda wildcards: rerun_slice(stage, PARAMS, wildcards.get("dataset"), wildcards.get("method"))
 
 
