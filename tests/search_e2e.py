@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,22 @@ def search_via_cli(directory: Path, prepared: Path, methods: dict[str, dict[str,
     with (out / "history.csv").open() as f:
         rows = list(csv.DictReader(f))
     return json.loads((out / "summary.json").read_text()), rows
+
+
+def search_and_derive_in_fresh_processes(directory: Path, params: Path, prepared: Path, method: str) -> Path:
+    """`python -m pipeline search` (one epoch) then `derive` of `method`, each a fresh interpreter in
+    `directory` importing this checkout: what a Snakemake or DVC job runs, so a module listed under the
+    params' `plugins:` is imported exactly as a job imports it. The search goes to `directory`/search; the
+    genotype file's path is returned."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    search_dir, genotype_file = directory / "search", directory / "genotype.json"
+    commands = [
+        ["search", "--dataset", "digits", "--method", method, "--seed", "0", "--prepared", str(prepared),
+         "--out", str(search_dir), "--no-progress"],
+        ["derive", "--search-dir", str(search_dir), "--out", str(genotype_file)],
+    ]
+    for command in commands:
+        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--params", str(params)],
+                              cwd=directory, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return genotype_file

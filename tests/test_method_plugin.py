@@ -4,15 +4,13 @@ package's (precise errors), `config --explain` and `bench` list it, and search +
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from search_e2e import TINY_SEARCH, prepare_digits
+from search_e2e import TINY_SEARCH, prepare_digits, search_and_derive_in_fresh_processes
 from shipped_params import narrowed, write_yaml
 
 from pipeline.config import explain, load_params
@@ -23,7 +21,6 @@ from pipeline.space.genotype import load_genotype
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.stages.bench import bench_variants
 
-REPO = Path(__file__).resolve().parents[1]
 MODULE = "my_lab_method"
 # Copied, not imported by its test name: importing registers the method in this whole test process.
 PLUGIN = Path(__file__).with_name("toy_method_plugin.py")
@@ -79,17 +76,8 @@ def test_the_plugin_method_searches_and_derives_through_the_cli(tmp_path: Path):
     """Fresh interpreters (as Snakemake and DVC start) import the module named only under `plugins:`."""
     prepared = prepare_digits(tmp_path)
     params = _params(tmp_path, favourite=FAVOURITE)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    search_dir, genotype_file = tmp_path / "search", tmp_path / "genotype.json"
-    commands = [  # one epoch of TINY_SEARCH's two steps
-        ["search", "--dataset", "digits", "--method", "fav", "--seed", "0", "--prepared", str(prepared),
-         "--out", str(search_dir), "--no-progress"],
-        ["derive", "--search-dir", str(search_dir), "--out", str(genotype_file)],
-    ]
-    for command in commands:
-        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--params", str(params)], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
+    genotype_file = search_and_derive_in_fresh_processes(tmp_path, params, prepared, "fav")
+    search_dir = tmp_path / "search"
     # The method's own state was searched: its logits are the architecture state saved by the search.
     state = json.loads((search_dir / "architecture.json").read_text())["method_state"]
     assert set(state) == {"alpha_normal", "alpha_reduce"}

@@ -4,10 +4,7 @@ command, params validation of spaces, and a user's space registered through `plu
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import typing
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 import torch
 import toy_space_plugin
 import yaml
-from search_e2e import TINY_SEARCH, prepare_digits
+from search_e2e import TINY_SEARCH, prepare_digits, search_and_derive_in_fresh_processes
 from shipped_params import narrowed, write_yaml
 
 from pipeline.cli import main
@@ -131,17 +128,7 @@ def test_a_space_registered_by_a_plugin_module_runs_search_and_derive_with_no_ot
     raw["plugins"] = ["my_lab_space"]
     raw["search"].update(TINY_SEARCH, epochs=1)
     params = write_yaml(tmp_path / "params.yaml", raw)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    search_dir, genotype_file = tmp_path / "search", tmp_path / "genotype.json"
-    commands = [
-        ["search", "--dataset", "digits", "--method", "darts_toy", "--seed", "0", "--prepared", str(prepared),
-         "--out", str(search_dir), "--no-progress"],
-        ["derive", "--search-dir", str(search_dir), "--out", str(genotype_file)],
-    ]
-    for command in commands:
-        done = subprocess.run([sys.executable, "-m", "pipeline", *command, "--params", str(params)], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stderr[-2000:]
+    genotype_file = search_and_derive_in_fresh_processes(tmp_path, params, prepared, "darts_toy")
     text = json.loads(genotype_file.read_text())
     assert text["search_space"] == "toy_pairs"
     genotype = load_genotype(genotype_file)  # this process has the module under its test name; same space
