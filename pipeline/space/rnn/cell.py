@@ -10,6 +10,8 @@ that enters a matrix product (`dropout_h`).
 
 from __future__ import annotations
 
+import abc
+
 import torch
 from torch import nn
 
@@ -31,7 +33,7 @@ def highway(state: torch.Tensor, gate_pre: torch.Tensor, candidate: torch.Tensor
     return state + torch.sigmoid(gate_pre) * (candidate - state)
 
 
-class HighwayCell(nn.Module):
+class HighwayCell(nn.Module, abc.ABC):
     """The parts both cells share: W0, one W_i per node, dropout masks and the loop over time steps."""
 
     def __init__(self, input_size: int, hidden_size: int, steps: int, dropout_x: float, dropout_h: float) -> None:
@@ -70,9 +72,10 @@ class HighwayCell(nn.Module):
         gate_pre, candidate = torch.cat([x, h_in], dim=-1).mm(self.w0).split(self.hidden_size, dim=-1)
         return highway(h_prev, gate_pre, torch.tanh(candidate))
 
+    @abc.abstractmethod
     def step(self, x: torch.Tensor, h_prev: torch.Tensor, x_mask: torch.Tensor | None,
              h_mask: torch.Tensor | None, arch: ArchWeights | None) -> torch.Tensor:
-        raise NotImplementedError
+        """The next hidden state: the evaluation cell follows its genotype, the search cell mixes by `arch`."""
 
 
 class RecurrentCell(HighwayCell):
