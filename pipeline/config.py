@@ -45,10 +45,68 @@ class Section(BaseModel):
 # ----------------------------------------------------------------------------------------------- global
 
 
+class Nb201Grid(Section):
+    """A sub-grid of the NAS-Bench-201 space (`SearchSpace.subgrid` "nb201"), with grid.seeds. Its prepared
+    data live apart from the main grid's (pipeline/layout.py, `prepared_dir`), as NB201 has its own splits."""
+
+    datasets: list[str] = Field([], description="Image datasets searched and evaluated on (NB201: cifar10, "
+                                                "cifar100, imagenet16_120).")
+    methods: list[str] = Field([], description="Variants of space nb201 (names under search.methods).")
+    retrain: bool = Field(
+        True, description="Also train every derived cell with the retrain stage (NB201's protocol: "
+                          "retrain.space_overrides.nb201); the tables query the benchmark where one is configured.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_datasets(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if name not in DATASETS:
+                raise ValueError(f"unknown dataset '{name}'{_did_you_mean(name, DATASETS)}; known: {list(DATASETS)}")
+        return value
+
+
+class RnnGrid(Section):
+    """The sub-grid of the recurrent space (`SearchSpace.subgrid` "rnn"), with grid.seeds."""
+
+    datasets: list[str] = Field([], description="Text corpora searched and retrained on (the papers: ptb).")
+    methods: list[str] = Field([], description="Variants of space rnn (names under search.methods).")
+    transfer: bool = Field(True, description="Also train each searched cell on grid.rnn.transfer_to.")
+    transfer_to: str = Field("wikitext2", description="The text corpus the searched cells transfer to.")
+
+    @field_validator("datasets")
+    @classmethod
+    def _known_corpora(cls, value: list[str]) -> list[str]:
+        for name in value:
+            _check_text_dataset(name)
+        return value
+
+    @field_validator("transfer_to")
+    @classmethod
+    def _known_target(cls, value: str) -> str:
+        return _check_text_dataset(value)
+
+    @model_validator(mode="after")
+    def _target_apart(self) -> RnnGrid:
+        if self.transfer_to in self.datasets:
+            raise ValueError(f"transfer_to '{self.transfer_to}' is also searched on (datasets {self.datasets}): a "
+                             "transfer trains on another corpus than the search's")
+        return self
+
+
+def _check_text_dataset(name: str) -> str:
+    from pipeline.data.text.prepare import TEXT_DATASETS
+
+    if name not in TEXT_DATASETS:
+        raise ValueError(f"unknown text corpus '{name}'{_did_you_mean(name, TEXT_DATASETS)}; known: "
+                         f"{list(TEXT_DATASETS)}")
+    return name
+
+
 class GridConfig(Section):
     datasets: list[str] = Field(["digits"], min_length=1, description="Datasets searched and retrained on.")
     methods: list[str] = Field(
-        ["darts_1st"], min_length=1, description="Method variants to run: names defined under search.methods."
+        ["darts_1st"], description="Method variants to run: names defined under search.methods (may be empty "
+                                   "when a sub-grid runs)."
     )
     seeds: list[Annotated[int, Field(strict=True, ge=0)]] = Field(
         [0], min_length=1, description="Search seeds; each gives one genotype, retrained with the same seed."
@@ -62,6 +120,23 @@ class GridConfig(Section):
         [], description="Variants also searched directly on ImageNet (data.imagenet_root; per-class samples of "
                         "prepare.imagenet_search) and evaluated by the transfer stage, with grid.seeds."
     )
+
+    nb201: Nb201Grid = Field(
+        default_factory=lambda: Nb201Grid(),
+        description="The NAS-Bench-201 sub-grid: variants of space nb201, searched and evaluated on each dataset.",
+    )
+    rnn: RnnGrid = Field(
+        default_factory=lambda: RnnGrid(),
+        description="The recurrent sub-grid: variants of space rnn, searched and retrained on each corpus (PTB), "
+                    "then trained on grid.rnn.transfer_to (WikiText-2).",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_run(self) -> GridConfig:
+        if not (self.methods or self.imagenet_methods or self.nb201.methods or self.rnn.methods):
+            raise ValueError("no variant to run: list some under grid.methods, grid.imagenet_methods, "
+                             "grid.nb201.methods or grid.rnn.methods")
+        return self
 
     @field_validator("datasets")
     @classmethod
@@ -500,16 +575,17 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
-        for key in ("methods", "imagenet_methods"):
-            for name in getattr(self.grid, key):
-                if name not in self.search.methods:
-                    raise ValueError(
-                        f"grid.{key}: '{name}' is not defined under search.methods"
-                        f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
-                    )
         for name in self.search.methods:
             self.search_settings(name)
             _check_method(name, self.search.methods[name], self.search_settings(name))
+        for key, names, subgrid in _grid_method_lists(self.grid):
+            for name in names:
+                if name not in self.search.methods:
+                    raise ValueError(
+                        f"{key}: '{name}' is not defined under search.methods"
+                        f"{_did_you_mean(name, self.search.methods)}; defined: {sorted(self.search.methods)}"
+                    )
+                _check_subgrid(key, name, self.search.methods[name].space, subgrid)
         for stage, settings_of in (("retrain", self.retrain_settings), ("transfer", self.transfer_settings)):
             for name in getattr(self, stage).method_overrides:
                 if name not in self.search.methods:
@@ -557,6 +633,25 @@ class Params(Section):
     def transfer_settings(self, name: str) -> TransferConfig:
         """The transfer settings of variant `name` (transfer.method_overrides applied)."""
         return _with_method_overrides(self.transfer, name, "transfer")
+
+
+def _grid_method_lists(grid: GridConfig) -> list[tuple[str, list[str], str | None]]:
+    """(params key, variant names, the `SearchSpace.subgrid` its variants' spaces must have) of every list of
+    variants in the grid."""
+    return [("grid.methods", grid.methods, None), ("grid.imagenet_methods", grid.imagenet_methods, None),
+            ("grid.nb201.methods", grid.nb201.methods, "nb201"), ("grid.rnn.methods", grid.rnn.methods, "rnn")]
+
+
+def _check_subgrid(key: str, name: str, space_name: str, subgrid: str | None) -> None:
+    """A variant runs in the (sub-)grid of its space: the CNN spaces in the main grid, nb201 in grid.nb201,
+    rnn in grid.rnn; the stages each grid runs (transfer to ImageNet, WikiText-2) fit only that space."""
+    from pipeline.space.base import get_space
+
+    belongs = get_space(space_name).subgrid
+    if belongs != subgrid:
+        where = "grid.methods or grid.imagenet_methods" if belongs is None else f"grid.{belongs}.methods"
+        raise ValueError(f"{key}: variant '{name}' searches space '{space_name}', whose variants belong under "
+                         f"{where}")
 
 
 def _with_method_overrides(section: Any, name: str, key: str) -> Any:

@@ -25,12 +25,17 @@ RESULTS = "results"
 # ------------------------------------------------------------------------------------------ results layout
 # Templates relative to `results/`; their {names} are the Snakemake wildcards and DVC's matrix items.
 DATA = "data/{dataset}"
+# The NAS-Bench-201 sub-grid's prepared data live apart: NB201 has its own splits (cifar10-valid), and a
+# dataset of both grids then has one prepare job (one DVC stage) per grid.
+DATA_NB201 = "data/nb201/{dataset}"
 SEARCH = "search/{dataset}/{method}/seed{seed}"
 GENOTYPE = "genotypes/{dataset}/{method}/seed{seed}.json"
 RETRAIN = "retrain/{dataset}/{method}/seed{seed}"
 SELECT = "select/{dataset}/{method}/seed{seed}"
 # The genotype's search dataset stays in the path, so genotypes from different datasets never collide.
 TRANSFER = "transfer/imagenet/{dataset}/{method}/seed{seed}"
+# A recurrent cell searched on {dataset} (PTB) trained on the corpus grid.rnn.transfer_to ({target}).
+TRANSFER_TEXT = "transfer/{target}/{dataset}/{method}/seed{seed}"
 TABLES = "tables"
 FIGURES = "figures"
 
@@ -39,9 +44,10 @@ def _cell(template: str, results: Path, dataset: str, method: str, seed: int) ->
     return results / template.format(dataset=dataset, method=method, seed=seed)
 
 
-def prepared_dir(dataset: str, results: Path = Path(RESULTS)) -> Path:
-    """prepare's output directory of `dataset` (the default --prepared of the training stages)."""
-    return results / DATA.format(dataset=dataset)
+def prepared_dir(dataset: str, results: Path = Path(RESULTS), *, subgrid: str | None = None) -> Path:
+    """prepare's output directory of `dataset` for the grid `subgrid` (`SearchSpace.subgrid` of the space
+    searched; None: the main grid), the default --prepared of the training stages."""
+    return results / (DATA_NB201 if subgrid == "nb201" else DATA).format(dataset=dataset)
 
 
 def search_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
@@ -62,6 +68,10 @@ def select_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
 
 def transfer_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
     return _cell(TRANSFER, results, dataset, method, seed)
+
+
+def text_transfer_dir(results: Path, target: str, dataset: str, method: str, seed: int) -> Path:
+    return results / TRANSFER_TEXT.format(target=target, dataset=dataset, method=method, seed=seed)
 
 
 def workflow_path(template: str, file: str = "") -> str:

@@ -37,7 +37,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def _params_with(variant: dict) -> dict:
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     raw["search"]["methods"] = {"on_nb201": variant}
-    raw["grid"] = {**raw["grid"], "methods": ["on_nb201"], "imagenet_methods": []}
+    raw["grid"] = {**raw["grid"], "methods": [], "imagenet_methods": [],
+                   "nb201": {"datasets": ["digits"], "methods": ["on_nb201"]}}
     raw["retrain"]["method_overrides"] = {}
     raw["transfer"]["method_overrides"] = {}
     return raw

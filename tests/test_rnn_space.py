@@ -241,7 +241,8 @@ def test_methods_needing_the_cnn_cell_are_refused_naming_method_space_and_reason
 def _params_with_variant(variant: dict) -> Params:
     """Validated params whose grid searches variant `v` on the recurrent space (8 nodes)."""
     return params_from_dict({"search": {"methods": {"v": {**variant, "space": "rnn", "overrides": {"nodes": 8}}}},
-                             "grid": {"methods": ["v"]}})
+                             "grid": {"methods": [], "rnn": {"datasets": ["text_demo"], "methods": ["v"],
+                                                             "transfer_to": "ptb"}}})
 
 
 def test_inspect_counts_a_recurrent_genotype_for_a_vocabulary_and_size(tmp_path, capsys) -> None:

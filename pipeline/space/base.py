@@ -148,6 +148,10 @@ class SearchSpace(abc.ABC):
     # offering it fills `CellSpec.node_inputs`) and "drop_path" (`search.drop_path`, R-DARTS(DP): the
     # supernet has `set_drop_path(prob)`).
     features: ClassVar[frozenset[str]] = frozenset()
+    # The grid its variants run in: None for the main grid (grid.methods, retrained on the dataset and
+    # transferred to ImageNet), else the key of its sub-grid under `grid` ("nb201", "rnn"), whose datasets
+    # and evaluation stages fit the space (pipeline/config.py, GridConfig).
+    subgrid: ClassVar[str | None] = None
     # Derivation rules `derive` accepts; the first is the default.
     derive_rules: ClassVar[tuple[str, ...]] = ("default",)
 

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import Params, load_params
-from pipeline.tables import Grid, produce
+from pipeline.tables import Grid, SubGrid, produce
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,4 +55,8 @@ def grid_of(params: Params) -> Grid:
         method_specs={name: spec.model_dump(mode="json") for name, spec in params.search.methods.items()},
         imagenet_methods=tuple(params.grid.imagenet_methods),
         select=params.grid.select,
+        nb201=SubGrid(tuple(params.grid.nb201.datasets), tuple(params.grid.nb201.methods),
+                      retrain=params.grid.nb201.retrain),
+        rnn=SubGrid(tuple(params.grid.rnn.datasets), tuple(params.grid.rnn.methods),
+                    transfer_to=params.grid.rnn.transfer_to if params.grid.rnn.transfer else None),
     )

@@ -9,7 +9,7 @@ Nothing here imports torch: the stage is quick and runs anywhere.
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
 from pipeline.tables.build import dataset_table, imagenet_table
 from pipeline.tables.collect import collect_retrain_runs, collect_transfer_runs
-from pipeline.tables.grid import Grid
+from pipeline.tables.grid import Grid, SubGrid
 from pipeline.tables.produce import build_tables, produce
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.table import Column, Table
@@ -17,6 +17,7 @@ from pipeline.tables.table import Column, Table
 __all__ = [
     "Column",
     "Grid",
+    "SubGrid",
     "Table",
     "build_tables",
     "collect_retrain_runs",

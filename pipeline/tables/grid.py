@@ -15,6 +15,22 @@ IMAGENET = "imagenet"
 
 
 @dataclass(frozen=True)
+class SubGrid:
+    """A sub-grid of one space family (params grid.nb201, grid.rnn): its datasets and variants, with the
+    main grid's seeds; `retrain` whether its cells were trained on their dataset, `transfer_to` the dataset
+    they were transferred to (None: not transferred)."""
+
+    datasets: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ()
+    retrain: bool = True
+    transfer_to: str | None = None
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(dataset, method) of every search of the sub-grid."""
+        return [(dataset, method) for dataset in self.datasets for method in self.methods]
+
+
+@dataclass(frozen=True)
 class Grid:
     """Datasets x method variants x seeds, whether transfer ran, each variant's options, direct ImageNet searches."""
 
@@ -29,6 +45,9 @@ class Grid:
     imagenet_methods: tuple[str, ...] = ()
     # Whether the select stage ran: the S1-S4 tables then report one selected seed per variant.
     select: bool = False
+    # The sub-grids of the NAS-Bench-201 and recurrent spaces (empty: not run).
+    nb201: SubGrid = SubGrid()
+    rnn: SubGrid = SubGrid()
 
     def retrain_pairs(self) -> list[tuple[str, str]]:
         """(dataset, method) of every search that is retrained on its dataset."""
@@ -40,8 +59,9 @@ class Grid:
         return pairs + [(IMAGENET, method) for method in self.imagenet_methods]
 
     def search_pairs(self) -> list[tuple[str, str]]:
-        """(dataset, method) of every search of the grid."""
-        return self.retrain_pairs() + [(IMAGENET, method) for method in self.imagenet_methods]
+        """(dataset, method) of every search of the main grid and the sub-grids."""
+        return (self.retrain_pairs() + [(IMAGENET, method) for method in self.imagenet_methods]
+                + self.nb201.pairs() + self.rnn.pairs())
 
     def algorithm(self, method: str) -> str:
         """The algorithm of a variant; a variant without a spec is taken to be named after its algorithm."""

@@ -43,6 +43,7 @@ class Nb201Space(SearchSpace):
     """NAS-Bench-201 (Dong & Yang, ICLR 2020): 4 nodes, 6 edges, 5 operations, one cell type."""
 
     genotype_type = Nb201Arch
+    subgrid = "nb201"
     derive_rules = ("argmax",)
     features = frozenset({"partial_channels", "widening", "node_inputs"})
 

@@ -43,6 +43,7 @@ class RecurrentSpace(SearchSpace):
     """DARTS' recurrent cell search space (Liu et al., ICLR 2019, §2.1, §3.2)."""
 
     data_kind = "text"
+    subgrid = "rnn"
     genotype_type = RecurrentGenotype
     derive_rules = ("argmax_per_node",)
 
