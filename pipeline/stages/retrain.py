@@ -5,7 +5,7 @@ NetworkCIFAR on the whole training split (augmentation and cutout) and evaluates
 every epoch. Writes checkpoint.pt and history.csv every epoch and metrics.json last. Under `torchrun`
 it trains with DDP (`retrain.batch_size` is the global batch, split over the processes); rerunning a
 stopped command resumes it. A recurrent genotype trains its language model on the corpus instead
-(pipeline/stages/text_training.py: language_model.retrain, perplexity).
+(pipeline.stages.lm_training.py: language_model.retrain, perplexity).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.layout import prepared_dir, training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
-from pipeline.stages.text_training import is_text_genotype, run_text_training
+from pipeline.stages.lm_training import is_text_genotype, run_text_training
 
 if TYPE_CHECKING:
     from torch import nn

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
 
         prepared = args.prepared or prepared_dir(args.dataset)
         if text:
-            from pipeline.train.lm.stages import run_text_search
+            from pipeline.train.lm.text_search import run_text_search
 
             found = run_text_search(params, args.method, args.dataset, args.seed, prepared, out,
                                     restart_on_change=args.restart_on_change, on_epoch_end=on_epoch_end)

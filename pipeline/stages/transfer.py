@@ -7,7 +7,7 @@ settings of the genotype's method variant (`transfer.method_overrides`: each pap
 its own batch, learning rate and schedule). Writes checkpoint.pt and history.csv every epoch and
 metrics.json last; runs under `torchrun` with DDP like retrain (`transfer.batch_size` is the global batch).
 A recurrent genotype trains its language model on the corpus `--target` instead (language_model.transfer;
-results/transfer/TARGET/D/M/seedS, pipeline/stages/text_training.py).
+results/transfer/TARGET/D/M/seedS, pipeline.stages.lm_training.py).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from pipeline.layout import prepared_dir, training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument
+from pipeline.stages.lm_training import is_text_genotype, run_text_training
 from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
-from pipeline.stages.text_training import is_text_genotype, run_text_training
 
 if TYPE_CHECKING:
     from torch import nn

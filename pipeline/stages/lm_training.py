@@ -31,7 +31,7 @@ def run_text_training(params: Params, stage: str, genotype: Any, cells: dict[str
     """Train and test on `corpus`; the MLflow run joins the (searched_on, method, seed) runs of the genotype."""
     import torch
 
-    from pipeline.train.lm.stages import train_text_genotype
+    from pipeline.train.lm.text_training import train_text_genotype
 
     out.mkdir(parents=True, exist_ok=True)
     config = lm_training_slice(params, stage, params.lm_settings(stage, method), cells, dataset=corpus, method=method,
