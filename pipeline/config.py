@@ -94,11 +94,10 @@ class RnnGrid(Section):
 
 
 def _check_text_dataset(name: str) -> str:
-    from pipeline.data.text.prepare import TEXT_DATASETS
-
-    if name not in TEXT_DATASETS:
-        raise ValueError(f"unknown text corpus '{name}'{_did_you_mean(name, TEXT_DATASETS)}; known: "
-                         f"{list(TEXT_DATASETS)}")
+    # Imported by name, like the method registry (`_registry`): validation is no DVC dependency (test_dvc.py).
+    corpora = importlib.import_module("pipeline.data.text.prepare").TEXT_DATASETS
+    if name not in corpora:
+        raise ValueError(f"unknown text corpus '{name}'{_did_you_mean(name, corpora)}; known: {list(corpora)}")
     return name
 
 
@@ -726,8 +725,7 @@ def _grid_method_lists(grid: GridConfig) -> list[tuple[str, list[str], str | Non
 def _check_subgrid(key: str, name: str, space_name: str, subgrid: str | None) -> None:
     """A variant runs in the (sub-)grid of its space: the CNN spaces in the main grid, nb201 in grid.nb201,
     rnn in grid.rnn; the stages each grid runs (transfer to ImageNet, WikiText-2) fit only that space."""
-    from pipeline.space.base import get_space
-
+    get_space = importlib.import_module("pipeline.space.base").get_space  # by name, as `_check_text_dataset`
     belongs = get_space(space_name).subgrid
     if belongs != subgrid:
         where = "grid.methods or grid.imagenet_methods" if belongs is None else f"grid.{belongs}.methods"

