@@ -83,7 +83,7 @@ def workflow_path(template: str, file: str = "") -> str:
 def dvc_path(template: str, file: str = "") -> str:
     """The same path as dvc.yaml writes it, each {name} a `${item.name}` of the stage's matrix."""
     return workflow_path(template, file).format(dataset="${item.dataset}", method="${item.method}",
-                                                seed="${item.seed}")
+                                                seed="${item.seed}", target="${item.target}")
 
 
 # ------------------------------------------------------------------------------------- provenance slices
