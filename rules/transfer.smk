@@ -48,12 +48,13 @@ rule transfer_text:
         "benchmarks/transfer/{target}/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=slice_of("transfer_text"),
-    threads: res("transfer").cpus_per_task
+    # One language model in one process, like a recurrent retrain: the retrain request, not ImageNet's.
+    threads: res("retrain").cpus_per_task
     resources:
-        gpu=res("transfer").gpu,
-        mem_mb=res("transfer").mem_mb,
-        runtime=res("transfer").runtime,
-        cpus_per_task=res("transfer").cpus_per_task,
+        gpu=res("retrain").gpu,
+        mem_mb=res("retrain").mem_mb,
+        runtime=res("retrain").runtime,
+        cpus_per_task=res("retrain").cpus_per_task,
     conda:
         "../envs/pipeline.yaml"
     shell:

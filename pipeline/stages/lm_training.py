@@ -8,12 +8,14 @@ best validation weights, params_m, provenance), tracked in MLflow like the image
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from pipeline import tracking
 from pipeline.atomic import atomic_write_json
 from pipeline.config import Params
+from pipeline.errors import PipelineError
 from pipeline.layout import lm_training_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
@@ -33,6 +35,9 @@ def run_text_training(params: Params, stage: str, genotype: Any, cells: dict[str
 
     from pipeline.train.lm.text_training import train_text_genotype
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise PipelineError(f"{stage} of a recurrent cell trains one language model in one process, not under "
+                            f"torchrun: set resources.{stage}.gpu to 1 for grid.rnn")
     out.mkdir(parents=True, exist_ok=True)
     config = lm_training_slice(params, stage, params.lm_settings(stage, method), cells, dataset=corpus, method=method,
                                seed=seed)
