@@ -30,9 +30,10 @@ from pipeline.train.lm.setup import corpus_inputs, dropouts, read_corpus, start
 EpochRows = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
 
 
-
 @dataclass
 class TextSearchResult:
+    """What the search stage writes: summary.json (before provenance), history.csv, arch_weights.jsonl."""
+
     summary: dict[str, Any]
     history: list[dict[str, Any]]
     arch_history: list[dict[str, Any]]

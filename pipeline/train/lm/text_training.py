@@ -25,6 +25,8 @@ from pipeline.train.lm.setup import corpus_inputs, dropouts, read_corpus, start
 
 @dataclass
 class TextTrainResult:
+    """What retrain / transfer write: metrics.json (before provenance) and history.csv."""
+
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
 
