@@ -161,7 +161,7 @@ def index_markdown(grid: Grid, tables: list[Table], formats: Sequence[str], figu
 def _perplexity_figures(results: Path, grid: Grid) -> list[tuple[str, bytes | None, str]]:
     """Validation perplexity curves of the recurrent sub-grid's language models, per corpus trained on."""
     rnn, pending = grid.rnn, []
-    stages = [("", None)] + ([("transfer ", rnn.transfer_to)] if rnn.transfer_to else [])
+    stages = [("retrain", None)] + ([("transfer", rnn.transfer_to)] if rnn.transfer_to else [])
     for corpus in rnn.datasets if rnn.methods else []:
         for what, target in stages:
             def run_dir(results: Path, dataset: str, method: str, seed: int, target: str | None = target) -> Path:
@@ -169,9 +169,9 @@ def _perplexity_figures(results: Path, grid: Grid) -> list[tuple[str, bytes | No
                         else text_transfer_dir(results, target, dataset, method, seed))
             histories = collect_histories(results, grid, corpus, methods=rnn.methods, run_dir=run_dir)
             name = table_name(target or corpus, corpus if target else None)
-            title = f"{target or corpus}: validation perplexity ({what}of cells searched on {corpus}; mean ± std)"
+            title = f"{target or corpus}: validation perplexity ({what} of the cells searched on {corpus}; mean ± std)"
             pending.append((f"{name}.png", perplexity_figure(histories, list(rnn.methods), title),
-                            f"no {what}history.csv of the cells searched on {corpus}"))
+                            f"no {what} history.csv of the cells searched on {corpus}"))
     return pending
 
 
