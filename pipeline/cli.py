@@ -22,9 +22,11 @@ STAGES: dict[str, str] = {
     "prepare": "Write dataset splits and a checksummed manifest (and the demo ImageFolder tree).",
     "search": "Search an architecture: one method variant, dataset and seed.",
     "derive": "Derive the genotype JSON of a finished search.",
-    "retrain": "Train the evaluation network of a genotype from scratch and test it.",
+    "retrain": "Train the evaluation network of a genotype from scratch and test it (a recurrent cell: its "
+               "language model, perplexity).",
     "select": "Short retrain of a genotype scored on the search's validation half (S1-S4 selection protocol).",
-    "transfer": "Train the ImageNet network of a genotype (mobile setting) and report top-1/top-5.",
+    "transfer": "Train the ImageNet network of a genotype (mobile setting) and report top-1/top-5; a recurrent "
+                "cell: its language model on the corpus --target (perplexity).",
     "tables": "Paper-shaped tables and figures from every metrics file of the grid.",
     "inspect": "Params, mult-adds and a rendering of a genotype's network.",
     "spaces": "List the registered search spaces, or show one's candidate operations per edge.",

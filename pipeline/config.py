@@ -94,11 +94,10 @@ class RnnGrid(Section):
 
 
 def _check_text_dataset(name: str) -> str:
-    from pipeline.data.text.prepare import TEXT_DATASETS
-
-    if name not in TEXT_DATASETS:
-        raise ValueError(f"unknown text corpus '{name}'{_did_you_mean(name, TEXT_DATASETS)}; known: "
-                         f"{list(TEXT_DATASETS)}")
+    # Imported by name, like the method registry (`_registry`): validation is no DVC dependency (test_dvc.py).
+    corpora = importlib.import_module("pipeline.data.text.prepare").TEXT_DATASETS
+    if name not in corpora:
+        raise ValueError(f"unknown text corpus '{name}'{_did_you_mean(name, corpora)}; known: {list(corpora)}")
     return name
 
 
@@ -543,6 +542,74 @@ class TransferConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------------------- language model
+# The recurrent space's training (grid.rnn): quark0/darts rnn/train_search.py (search), rnn/train.py (PTB
+# retrain) and DARTS §3.3 / DATA §4.3 (WikiText-2 transfer). A text search reads the shared search keys
+# through its variant's overrides (epochs, batch_size, channels = embedding = hidden size, nodes,
+# weights.lr / weight_decay / grad_clip, arch.*; the LM loop uses plain SGD at a constant rate, so
+# weights.momentum, lr_min and warmup_epochs do not apply) plus `language_model.search`.
+
+
+class LmDropouts(Section):
+    """Drop probabilities of the language model (rnn/train.py and train_search.py flags in brackets)."""
+
+    output: Annotated[float, Field(ge=0, lt=1)] = Field(0.75, description="On the cell's outputs (--dropout).")
+    hidden: Annotated[float, Field(ge=0, lt=1)] = Field(0.25, description="On states entering a W_i (--dropouth).")
+    input: Annotated[float, Field(ge=0, lt=1)] = Field(0.75, description="On x_t entering W0 (--dropoutx).")
+    embedding: Annotated[float, Field(ge=0, lt=1)] = Field(0.2, description="On the embedded words (--dropouti).")
+    embedding_words: Annotated[float, Field(ge=0, lt=1)] = Field(
+        0.0, description="Whole words of the embedding matrix (--dropoute).")
+
+
+class LmSearchConfig(Section):
+    """The text-only keys of a recurrent-cell search (train_search.py)."""
+
+    bptt: Annotated[int, Field(ge=2)] = Field(35, description="Truncated-BPTT window (--bptt).")
+    eval_batch_size: Annotated[int, Field(gt=0)] = Field(10, description="Batch of the validation pass.")
+    batch_norm: bool = Field(True, description="BatchNorm (no affine) on every node of the search cell "
+                                               "(train_search.py; DATA §4.3).")
+    alpha: Annotated[float, Field(ge=0)] = Field(0.0, description="Activation regularisation (--alpha).")
+    beta: Annotated[float, Field(ge=0)] = Field(1e-3, description="Temporal regularisation (--beta).")
+    dropouts: LmDropouts = Field(default_factory=LmDropouts, description="Dropouts of the search model.")
+
+
+class LmTrainConfig(Section):
+    """Training a derived recurrent cell from scratch (rnn/train.py: NT-ASGD, the best validation weights
+    tested); defaults: DARTS' PTB evaluation."""
+
+    epochs: Annotated[int, Field(gt=0)] = Field(8000, description="Epochs (DARTS' train.py: 8000).")
+    size: Annotated[int, Field(gt=0)] = Field(850, description="Embedding = hidden size (PTB 850, WikiText-2 700).")
+    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Training batch (--batch_size).")
+    eval_batch_size: Annotated[int, Field(gt=0)] = Field(10, description="Validation batch (train.py: 10).")
+    test_batch_size: Annotated[int, Field(gt=0)] = Field(1, description="Test batch (train.py: 1).")
+    bptt: Annotated[int, Field(ge=2)] = Field(35, description="Mean window length (--bptt).")
+    max_seq_len_delta: Annotated[int, Field(ge=0)] = Field(20, description="Longest window: bptt + this.")
+    lr: Annotated[float, Field(gt=0)] = Field(20.0, description="SGD / ASGD learning rate (--lr).")
+    weight_decay: Annotated[float, Field(ge=0)] = Field(8e-7, description="Weight decay (--wdecay).")
+    grad_clip: Annotated[float, Field(gt=0)] = Field(0.25, description="Gradient-norm clip (--clip).")
+    alpha: Annotated[float, Field(ge=0)] = Field(0.0, description="Activation regularisation (--alpha).")
+    beta: Annotated[float, Field(ge=0)] = Field(1e-3, description="Temporal regularisation (--beta).")
+    nonmono: Annotated[int, Field(ge=1)] = Field(5, description="NT-ASGD's non-monotone interval (--nonmono).")
+    dropouts: LmDropouts = Field(default_factory=LmDropouts, description="Dropouts of the evaluation model.")
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+    method_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per method variant: keys it changes (e.g. DATA's 1600 epochs).")
+
+
+def _wikitext2() -> LmTrainConfig:
+    # DARTS §3.3 (WT2: 700 units, weight decay 5e-7, hidden dropout 0.15), as DATA §4.3 repeats.
+    return LmTrainConfig(size=700, weight_decay=5e-7, dropouts=LmDropouts(hidden=0.15))
+
+
+class LanguageModelConfig(Section):
+    search: LmSearchConfig = Field(default_factory=LmSearchConfig,
+                                   description="Text-only search keys (the rest: search.* and overrides).")
+    retrain: LmTrainConfig = Field(default_factory=LmTrainConfig,
+                                   description="The retrain stage on a grid.rnn corpus (PTB).")
+    transfer: LmTrainConfig = Field(default_factory=_wikitext2,
+                                    description="The transfer stage to grid.rnn.transfer_to (WikiText-2).")
+
+
 class DeriveConfig(Section):
     """Derivation rules are per method (search.methods.<name>); this section holds nothing yet."""
 
@@ -572,6 +639,8 @@ class Params(Section):
     select: SelectConfig = Field(default_factory=SelectConfig, description="The select stage (short retrains).")
     transfer: TransferConfig = Field(default_factory=TransferConfig, description="The transfer stage.")
     tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
+    language_model: LanguageModelConfig = Field(
+        default_factory=LanguageModelConfig, description="Search, retrain and transfer of the recurrent space.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
@@ -592,6 +661,12 @@ class Params(Section):
                     raise ValueError(f"{stage}.method_overrides: '{name}' is not a method under search.methods"
                                      f"{_did_you_mean(name, self.search.methods)}")
                 settings_of(name)
+        for stage in ("retrain", "transfer"):
+            for name in getattr(self.language_model, stage).method_overrides:
+                if name not in self.search.methods:
+                    raise ValueError(f"language_model.{stage}.method_overrides: '{name}' is not a method under "
+                                     f"search.methods{_did_you_mean(name, self.search.methods)}")
+                self.lm_settings(stage, name)
         for dataset in self.retrain.dataset_overrides:
             for name in self.search.methods:
                 self.retrain_settings(name, dataset)
@@ -630,6 +705,11 @@ class Params(Section):
         settings.max_steps_per_epoch = self.select.max_steps_per_epoch
         return settings
 
+    def lm_settings(self, stage: str, name: str) -> LmTrainConfig:
+        """The language-model training of variant `name` in `stage` ("retrain" on its corpus, "transfer" to
+        grid.rnn.transfer_to): language_model.<stage> with its method_overrides applied."""
+        return _with_method_overrides(getattr(self.language_model, stage), name, f"language_model.{stage}")
+
     def transfer_settings(self, name: str) -> TransferConfig:
         """The transfer settings of variant `name` (transfer.method_overrides applied)."""
         return _with_method_overrides(self.transfer, name, "transfer")
@@ -645,8 +725,7 @@ def _grid_method_lists(grid: GridConfig) -> list[tuple[str, list[str], str | Non
 def _check_subgrid(key: str, name: str, space_name: str, subgrid: str | None) -> None:
     """A variant runs in the (sub-)grid of its space: the CNN spaces in the main grid, nb201 in grid.nb201,
     rnn in grid.rnn; the stages each grid runs (transfer to ImageNet, WikiText-2) fit only that space."""
-    from pipeline.space.base import get_space
-
+    get_space = importlib.import_module("pipeline.space.base").get_space  # by name, as `_check_text_dataset`
     belongs = get_space(space_name).subgrid
     if belongs != subgrid:
         where = "grid.methods or grid.imagenet_methods" if belongs is None else f"grid.{belongs}.methods"

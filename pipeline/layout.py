@@ -13,6 +13,7 @@ Three kinds of params slice, each kept here because each has a different job:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,19 +83,30 @@ def workflow_path(template: str, file: str = "") -> str:
 def dvc_path(template: str, file: str = "") -> str:
     """The same path as dvc.yaml writes it, each {name} a `${item.name}` of the stage's matrix."""
     return workflow_path(template, file).format(dataset="${item.dataset}", method="${item.method}",
-                                                seed="${item.seed}")
+                                                seed="${item.seed}", target="${item.target}")
 
 
 # ------------------------------------------------------------------------------------- provenance slices
 
 
+def is_text_variant(params: Params, method: str) -> bool:
+    """Whether variant `method` searches a text space (the recurrent one): its stages train language models."""
+    # Imported by name, as pipeline/config.py reaches the registry: which slice applies never changes a
+    # result, so the spaces are no DVC dependency of the stages that read the layout (test_dvc.py).
+    get_space = importlib.import_module("pipeline.space.base").get_space
+    return get_space(params.method(method).space).data_kind == "text"
+
+
 def search_slice(params: Params, method: str) -> dict[str, Any]:
-    """Exactly what a search of variant `method` reads: its provenance hash and resume check use it."""
+    """Exactly what a search of variant `method` reads: its provenance hash and resume check use it (a text
+    search also reads language_model.search)."""
+    text = {"language_model": {"search": params.language_model.search.model_dump(mode="json")}}
     return {
         "search": params.search_settings(method).model_dump(mode="json"),
         "analysis": params.search.analysis.model_dump(mode="json"),
         "method": {"name": method, **params.method(method).model_dump(mode="json")},
         "runtime": params.runtime.model_dump(mode="json"),
+        **(text if is_text_variant(params, method) else {}),
     }
 
 
@@ -114,6 +126,16 @@ def training_slice(params: Params, stage: str, settings: Any, cells: dict[str, A
             "world_size": world_size}
 
 
+def lm_training_slice(params: Params, stage: str, settings: Any, cells: dict[str, Any], *, dataset: str,
+                      method: str, seed: int) -> dict[str, Any]:
+    """What a language-model retrain or transfer depends on (provenance and resume key): `settings` its
+    effective language_model.<stage> of this variant, `cells` the genotype without provenance, `dataset`
+    the corpus it trains on."""
+    return {"language_model": {stage: settings.model_dump(mode="json")},
+            "runtime": params.runtime.model_dump(mode="json"), "genotype": cells, "dataset": dataset,
+            "method": method, "seed": seed}
+
+
 # ------------------------------------------------------------------------------- Snakemake rerun slices
 # Snakemake reruns a job (and everything downstream) when its `params:` change, so each rule's params are
 # the params.yaml values its stage reads: a search sees the shared search keys and its own method entry,
@@ -130,8 +152,10 @@ def _prepare(params: Params, dataset: str | None, method: str | None) -> dict[st
 
 def _search(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
     assert method is not None
+    text = {"language_model": {"search": _dump(params.language_model.search)}}
     return {"search": {k: v for k, v in _dump(params.search).items() if k != "methods"},
-            "method": _dump(params.method(method)), "data": _dump(params.data), "runtime": _dump(params.runtime)}
+            "method": _dump(params.method(method)), "data": _dump(params.data), "runtime": _dump(params.runtime),
+            **(text if is_text_variant(params, method) else {})}
 
 
 def _derive(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
@@ -149,6 +173,23 @@ def _trained(section: str, settings_of: Callable[[Params, str, str], Any]) -> Ca
     return slice_of
 
 
+def _lm_trained(stage: str) -> Callable[..., dict[str, Any]]:
+    """A language-model training job's slice: its language_model.<stage> settings of this variant."""
+    def slice_of(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+        assert method is not None
+        return {"language_model": {stage: _dump(params.lm_settings(stage, method))}, "data": _dump(params.data),
+                "runtime": _dump(params.runtime)}
+    return slice_of
+
+
+def _retrain(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+    """The retrain rule trains image and text genotypes alike; each reads its own section."""
+    assert method is not None
+    if is_text_variant(params, method):
+        return _lm_trained("retrain")(params, dataset, method)
+    return _trained("retrain", lambda p, m, d: p.retrain_settings(m, d))(params, dataset, method)
+
+
 def _tables(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
     return {"tables": _dump(params.tables), "grid": _dump(params.grid),
             "methods": {name: _dump(params.method(name)) for name in params.grid.methods}}
@@ -158,9 +199,10 @@ _RERUN_SLICES: dict[str, Callable[[Params, str | None, str | None], dict[str, An
     "prepare": _prepare,
     "search": _search,
     "derive": _derive,
-    "retrain": _trained("retrain", lambda p, method, dataset: p.retrain_settings(method, dataset)),
+    "retrain": _retrain,
     "select": _trained("select", lambda p, method, dataset: p.select_settings(method, dataset)),
     "transfer": _trained("transfer", lambda p, method, dataset: p.transfer_settings(method)),
+    "transfer_text": _lm_trained("transfer"),
     "tables": _tables,
 }
 
@@ -178,6 +220,8 @@ def rerun_slice(stage: str, params: Params, dataset: str | None = None, method: 
 # data.num_workers, and the demo ImageNet tree only its own keys. The DVC pipeline has no select stage.
 SEARCH_SHARED = "{search_shared}"  # stands for search.<key> of every shared search key
 _PREPARE_SPLITS = ("prepare.test_fraction", "prepare.split_seed", "prepare.search_portion", "prepare.imagenet_demo")
+# A text corpus: the demo's vocabulary, or PTB / WikiText-2 copied from data.root.
+_PREPARE_TEXT = ("prepare.text_demo", "data.root")
 DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": (*_PREPARE_SPLITS, "prepare.text_demo", "data.root", "data.download"),
     "prepare_imagenet_demo": _PREPARE_SPLITS,
@@ -188,6 +232,13 @@ DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "retrain": ("retrain", "data.root", "data.download", "data.num_workers", "runtime"),
     "transfer": ("transfer", "data.imagenet_root", "data.num_workers", "runtime"),
     "tables": ("tables", "grid", "search.methods"),
+    # The recurrent sub-grid (grid.rnn): the corpora, and the same stage bodies with language_model keys.
+    "prepare_text": _PREPARE_TEXT,
+    "prepare_text_target": _PREPARE_TEXT,
+    "search_rnn": (SEARCH_SHARED, "search.methods.{method}", "language_model.search", "runtime"),
+    "derive_rnn": ("derive",),
+    "retrain_rnn": ("language_model.retrain", "runtime"),
+    "transfer_rnn": ("language_model.transfer", "runtime"),
 }
 
 

@@ -18,6 +18,8 @@ from pipeline.layout import (  # noqa: E402
     DATA, FIGURES, GENOTYPE, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir, rerun_slice,
     workflow_path,
 )
+from pipeline.layout import TRANSFER_TEXT  # noqa: E402
+from pipeline.data.text.corpus import CORPUS_FILES  # noqa: E402
 
 
 def _params_file():
@@ -57,11 +59,20 @@ IMAGENET_METHODS = list(PARAMS.grid.imagenet_methods)
 # data.imagenet_root is a real ImageFolder tree the user provides.
 DEMO_IMAGENET = Path(PARAMS.data.imagenet_root) == prepared_dir("imagenet_demo")
 
+# The recurrent sub-grid (grid.rnn): its variants search and retrain on each corpus of RNN_DATASETS and,
+# when grid.rnn.transfer is true, train on RNN_TARGETS (the one corpus grid.rnn.transfer_to).
+RNN_DATASETS = list(PARAMS.grid.rnn.datasets)
+RNN_METHODS = list(PARAMS.grid.rnn.methods)
+RNN_TARGETS = [PARAMS.grid.rnn.transfer_to] if PARAMS.grid.rnn.transfer and RNN_METHODS else []
+
 
 wildcard_constraints:
-    dataset="|".join([*DATASETS, "imagenet_demo", *(["imagenet"] if IMAGENET_METHODS else [])]),
-    method="|".join(dict.fromkeys([*METHODS, *IMAGENET_METHODS])),
+    dataset="|".join([*DATASETS, "imagenet_demo", *(["imagenet"] if IMAGENET_METHODS else []),
+                      *RNN_DATASETS, *RNN_TARGETS]),
+    method="|".join(dict.fromkeys([*METHODS, *IMAGENET_METHODS, *RNN_METHODS])),
     seed=r"\d+",
+    # The corpus a recurrent cell transfers to (rule transfer_text); never "imagenet" (rule transfer).
+    target="|".join(CORPUS_FILES),
 
 
 # ------------------------------------------------------------------------------------------ params slices
@@ -127,7 +138,21 @@ def grid_outputs():
     outputs += cells(SELECT, "metrics.json", *grid) if PARAMS.grid.select else []
     for datasets, methods in ([grid] if TRANSFER_GRID else []) + [direct]:
         outputs += cells(TRANSFER, "metrics.json", datasets, methods)
-    return outputs
+    return outputs + rnn_outputs()
+
+
+def rnn_outputs():
+    """The recurrent sub-grid's final files: search, genotype and retrain on each corpus, and the transfer
+    to grid.rnn.transfer_to when grid.rnn.transfer is true."""
+    cells = {"dataset": RNN_DATASETS, "method": RNN_METHODS, "seed": SEEDS}
+    outputs = [path for template, file in ((SEARCH, "summary.json"), (GENOTYPE, ""), (RETRAIN, "metrics.json"))
+               for path in expand(workflow_path(template, file), **cells)]
+    return outputs + expand(workflow_path(TRANSFER_TEXT, "metrics.json"), target=RNN_TARGETS, **cells)
+
+
+def text_target_input(wildcards):
+    """A text transfer reads the prepared corpus it trains on."""
+    return workflow_path(DATA.format(dataset=wildcards.target), "manifest.json")
 
 
 def table_files():

@@ -2,8 +2,8 @@
 
 Tests shrink the demo instead of writing params files from scratch, so they follow the schema as it grows.
 The narrowing lives here once: params.yaml cross-references its method variants (grid.methods,
-grid.imagenet_methods, retrain.method_overrides, transfer.method_overrides), and every copy of that logic
-broke when one was added.
+grid.imagenet_methods, grid.rnn.methods, retrain.method_overrides, transfer.method_overrides,
+language_model.*.method_overrides), and every copy of that logic broke when one was added.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# Variants of this space run in grid.rnn, not grid.methods (pipeline/space/rnn, SearchSpace.subgrid).
+RECURRENT_SPACE = "rnn"
 
 
 def deep_update(base: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,12 +40,18 @@ def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Itera
     shipped = raw["search"]["methods"]
     specs = dict(methods) if isinstance(methods, Mapping) else {name: shipped[name] for name in methods}
     direct = list(imagenet_methods)
-    raw["grid"]["methods"] = [name for name in specs if name not in direct]
+    recurrent = [name for name, spec in specs.items() if spec.get("space") == RECURRENT_SPACE]
+    raw["grid"]["methods"] = [name for name in specs if name not in direct and name not in recurrent]
     raw["grid"]["imagenet_methods"] = direct
+    if "rnn" in raw["grid"]:
+        raw["grid"]["rnn"]["methods"] = recurrent
     raw["search"]["methods"] = specs
-    for stage in ("retrain", "transfer"):
-        overrides = raw[stage].get("method_overrides", {})
-        raw[stage]["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}
+    sections = [raw[stage] for stage in ("retrain", "transfer")]
+    language_model = raw.get("language_model", {})
+    sections += [language_model[stage] for stage in ("retrain", "transfer") if stage in language_model]
+    for section in sections:
+        overrides = section.get("method_overrides", {})
+        section["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}
     raw["tracking"]["enabled"] = False
     return raw
 

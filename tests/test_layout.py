@@ -175,3 +175,74 @@ def test_rules_write_no_results_path_of_their_own() -> None:
         literal = re.findall(r"[\"']results/[^\"']*[\"']", rule.read_text())
         assert not literal, f"{rule.name}: {literal} belongs in pipeline/layout.py"
 
+
+
+# ------------------------------------------------------------------------------- the recurrent sub-grid
+# dvc.yaml's grid.rnn stages: (stage, the layout template it writes, those it reads, the rerun slice whose
+# values it must list as params). The prepare stages read no results; the tables read everything.
+_RNN_STAGES = {
+    "search_rnn": (layout.SEARCH, {layout.DATA}, "search"),
+    "derive_rnn": (layout.GENOTYPE, {layout.SEARCH}, "derive"),
+    "retrain_rnn": (layout.RETRAIN, {layout.GENOTYPE, layout.DATA}, "retrain"),
+    "transfer_rnn": (layout.TRANSFER_TEXT, {layout.GENOTYPE, layout.DATA.format(dataset="{target}")}, "transfer_text"),
+}
+
+
+def test_paths_of_the_recurrent_sub_grid_are_the_documented_layout() -> None:
+    assert layout.text_transfer_dir(Path("res"), "wikitext2", "ptb", "darts_rnn_2nd", 1) == Path(
+        "res/transfer/wikitext2/ptb/darts_rnn_2nd/seed1")
+    assert layout.dvc_path(layout.TRANSFER_TEXT) == (
+        "results/transfer/${item.target}/${item.dataset}/${item.method}/seed${item.seed}")
+
+
+@pytest.mark.parametrize("stage", sorted(_RNN_STAGES))
+def test_dvc_rnn_stages_write_and_read_the_layouts_paths(stage: str) -> None:
+    spec = _dvc_stages()[stage]
+    writes, reads, _ = _RNN_STAGES[stage]
+    out_dir = layout.dvc_path(writes)
+    for kind in ("outs", "metrics", "plots"):
+        for path in _paths(spec.get(kind, [])):
+            assert _under(path, out_dir), f"{stage}.{kind}: {path} is not under the layout's {out_dir}"
+    assert f"--out {out_dir}" in " ".join(spec["cmd"].split())
+    read = {dep for dep in spec["deps"] if dep.startswith(layout.RESULTS + "/")}
+    templates = {layout.dvc_path(template) for template in reads}
+    assert {next(t for t in templates if _under(dep, t)) for dep in read} == templates, (stage, read)
+    assert spec["matrix"]["method"] == "${grid.rnn.methods}" and spec["matrix"]["dataset"] == "${grid.rnn.datasets}"
+
+
+def test_dvc_prepares_each_rnn_corpus_and_the_transfer_target() -> None:
+    stages = _dvc_stages()
+    assert stages["prepare_text"]["matrix"] == {"dataset": "${grid.rnn.datasets}"}
+    assert stages["prepare_text_target"]["matrix"] == {"dataset": ["${grid.rnn.transfer_to}"]}
+    assert stages["transfer_rnn"]["matrix"]["target"] == ["${grid.rnn.transfer_to}"]
+    for name in ("prepare_text", "prepare_text_target"):
+        assert _paths(stages[name]["outs"]) == [layout.dvc_path(layout.DATA)]
+
+
+@pytest.mark.parametrize("stage", sorted(_RNN_STAGES))
+def test_dvc_rnn_stages_rerun_on_everything_the_rerun_slice_holds(stage: str) -> None:
+    """As for the main grid: each value the Snakemake job of an rnn variant reruns on is a DVC param of the
+    stage, but for `data` (a text stage reads its prepared corpus, a dependency, not data.root)."""
+    p = _params(REPO / "params.yaml")
+    method, dataset = p.grid.rnn.methods[0], p.grid.rnn.datasets[0]
+    keys = [key.replace("${item.method}", method) for key in layout.dvc_params(stage)]
+    held = set()
+    for section, tree in layout.rerun_slice(_RNN_STAGES[stage][2], p, dataset, method).items():
+        held |= _leaves(tree, _SECTION.get(section, section).format(method=method))
+    missing = {leaf for leaf in held if not any(_under(leaf.replace(".", "/"), key.replace(".", "/")) for key in keys)}
+    assert {leaf.split(".")[0] for leaf in missing} <= {"data"}, (stage, sorted(missing))
+
+
+def test_rnn_provenance_slices_hold_the_language_model_settings() -> None:
+    p = _params(REPO / "params.yaml")
+    method = p.grid.rnn.methods[0]
+    assert layout.search_slice(p, method)["language_model"] == {"search": _dump(p.language_model.search)}
+    assert "language_model" not in layout.search_slice(p, p.grid.methods[0])
+    cells = {"recurrent": [["tanh", 0]], "concat": [1]}
+    for stage in ("retrain", "transfer"):
+        new = layout.lm_training_slice(p, stage, p.lm_settings(stage, method), cells, dataset="ptb", method=method,
+                                       seed=2)
+        assert new == {"language_model": {stage: _dump(p.lm_settings(stage, method))}, "runtime": _dump(p.runtime),
+                       "genotype": cells, "dataset": "ptb", "method": method, "seed": 2}
+    assert layout.rerun_slice("retrain", p, "text_demo", method)["language_model"] == {
+        "retrain": _dump(p.lm_settings("retrain", method))}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -137,3 +138,21 @@ def test_prepare_stage_writes_the_demo_corpus_and_its_manifest(tmp_path: Path) -
     assert manifest["sizes"]["vocab"] == 300 and manifest["settings"] == {"vocab_size": 300}
     assert set(manifest["files"]) == set(CORPUS_FILES["text_demo"].values())
     assert list(manifest["source_files"]) == ["pydoc_data/topics.py"]
+
+
+def test_the_two_demo_corpora_are_the_topics_at_even_and_odd_positions() -> None:
+    import pydoc_data.topics
+
+    topics = pydoc_data.topics.topics
+    keys = sorted(topics)
+
+    # A source line becomes a corpus line when it holds a letter or digit (its words, PTB style).
+    def wordy(key: str) -> int:
+        return sum(1 for line in topics[key].splitlines() if re.search(r"[A-Za-z0-9]", line))
+
+    even, odd = source_lines("text_demo"), source_lines("text_demo2")
+    assert len(even) == sum(wordy(key) for key in keys[0::2])
+    assert len(odd) == sum(wordy(key) for key in keys[1::2])
+    first_of_second_topic = next(line for line in topics[keys[1]].splitlines() if re.search(r"[A-Za-z0-9]", line))
+    assert odd[0] == ["N" if word.isdigit() else word for word in re.findall(r"[a-z]+|[0-9]+",
+                                                                             first_of_second_topic.lower())]

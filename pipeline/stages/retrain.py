@@ -4,7 +4,8 @@
 NetworkCIFAR on the whole training split (augmentation and cutout) and evaluates it on the test split
 every epoch. Writes checkpoint.pt and history.csv every epoch and metrics.json last. Under `torchrun`
 it trains with DDP (`retrain.batch_size` is the global batch, split over the processes); rerunning a
-stopped command resumes it.
+stopped command resumes it. A recurrent genotype trains its language model on the corpus instead
+(pipeline.stages.lm_training.py: language_model.retrain, perplexity).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pipeline.layout import prepared_dir, training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
+from pipeline.stages.lm_training import is_text_genotype, run_text_training
 
 if TYPE_CHECKING:
     from torch import nn
@@ -63,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
+    if is_text_genotype(genotype):
+        run_text_training(params, "retrain", genotype, cells_of(genotype), method=method, corpus=args.dataset,
+                          searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
+                          prepared=args.prepared or prepared_dir(args.dataset), out=args.out,
+                          restart_on_change=args.restart_on_change)
+        return 0
     settings = params.retrain_settings(method, args.dataset)
     splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.

@@ -6,6 +6,8 @@ tree that `prepare --dataset imagenet_demo` writes (recognised by its manifest),
 settings of the genotype's method variant (`transfer.method_overrides`: each paper trained its cells with
 its own batch, learning rate and schedule). Writes checkpoint.pt and history.csv every epoch and
 metrics.json last; runs under `torchrun` with DDP like retrain (`transfer.batch_size` is the global batch).
+A recurrent genotype trains its language model on the corpus `--target` instead (language_model.transfer;
+results/transfer/TARGET/D/M/seedS, pipeline.stages.lm_training.py).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from pipeline.config import load_params
 from pipeline.errors import PipelineError
-from pipeline.layout import training_slice
+from pipeline.layout import prepared_dir, training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument
+from pipeline.stages.lm_training import is_text_genotype, run_text_training
 from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
 
 if TYPE_CHECKING:
@@ -35,6 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                               "(default: the genotype's provenance.dataset)")
     parser.add_argument("--out", type=Path, required=True,
                         help="output dir, e.g. results/transfer/imagenet/D/M/seedS")
+    parser.add_argument("--target", help="recurrent genotypes only: the text corpus to train on "
+                                         "(grid.rnn.transfer_to, e.g. wikitext2)")
+    parser.add_argument("--prepared", type=Path, help="recurrent genotypes only: prepare's output dir of --target "
+                                                      "(default: results/data/TARGET)")
     add_training_arguments(parser)
 
 
@@ -46,10 +53,21 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
-    settings = params.transfer_settings(method)
     searched_on = args.searched_on or genotype.provenance.get("dataset")
     if not searched_on:
         raise PipelineError(f"{args.genotype} records no provenance.dataset; pass --searched-on DATASET")
+    if is_text_genotype(genotype):
+        if not args.target:
+            raise PipelineError(f"{args.genotype} is a recurrent cell: pass --target CORPUS, the corpus it transfers "
+                                f"to (grid.rnn.transfer_to)")
+        run_text_training(params, "transfer", genotype, cells_of(genotype), method=method, corpus=args.target,
+                          searched_on=searched_on, seed=args.seed, prepared=args.prepared or prepared_dir(args.target),
+                          out=args.out, restart_on_change=args.restart_on_change)
+        return 0
+    if args.target or args.prepared:
+        raise PipelineError("--target and --prepared apply to recurrent genotypes; an image genotype transfers to "
+                            "the ImageFolder tree at data.imagenet_root")
+    settings = params.transfer_settings(method)
     root = Path(params.data.imagenet_root)
     dataset = folder_dataset(root)
     info = get_dataset_info(dataset)

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import PipelineError
-from pipeline.layout import genotype_path, retrain_dir, search_dir, transfer_dir
+from pipeline.layout import genotype_path, retrain_dir, search_dir, text_transfer_dir, transfer_dir
 from pipeline.markers import failure_marker
 from pipeline.tables.grid import Grid
 
@@ -25,6 +25,7 @@ _ERROR_CHARS = 80
 _SEARCH_FIELDS = ("search_cost_days", "search_on_cpu", "peak_memory_mb")
 _RETRAIN_FIELDS = ("test_error", "test_acc", "params_m", "mult_adds_m")
 _TRANSFER_FIELDS = ("top1_error", "top5_error", "params_m", "mult_adds_m")
+_LM_FIELDS = ("valid_ppl", "test_ppl", "params_m")
 # Text columns taken from metrics.json under another name: transfer's `dataset` is what it trained on
 # (ILSVRC2012, or the offline demo stand-in), not the dataset the cell was searched on.
 _TRANSFER_TEXT = {"trained_on": "dataset"}
@@ -56,12 +57,24 @@ def collect_transfer_runs(results: Path, grid: Grid) -> pd.DataFrame:
     return _collect(results, grid, grid.transfer_pairs(), transfer_dir, "transfer", _TRANSFER_FIELDS, _TRANSFER_TEXT)
 
 
-def collect_histories(results: Path, grid: Grid, dataset: str) -> pd.DataFrame:
-    """The search history.csv files of one dataset, stacked, with `method` and `seed` columns."""
+def collect_lm_runs(results: Path, grid: Grid, target: str | None = None) -> pd.DataFrame:
+    """Every (corpus, method, seed) of the recurrent sub-grid with its language-model metrics: trained on the
+    corpus it was searched on (retrain), or on `target` (the transfer to grid.rnn.transfer_to)."""
+    if target is None:
+        return _collect(results, grid, grid.rnn.pairs(), retrain_dir, "retrain", _LM_FIELDS, {})
+    def stage_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
+        return text_transfer_dir(results, target, dataset, method, seed)
+    return _collect(results, grid, grid.rnn.pairs(), stage_dir, "transfer", _LM_FIELDS, {})
+
+
+def collect_histories(results: Path, grid: Grid, dataset: str, *, methods: tuple[str, ...] | None = None,
+                      run_dir: Callable[[Path, str, str, int], Path] = search_dir) -> pd.DataFrame:
+    """The history.csv files of one dataset (of the searches, or of the stage whose directory `run_dir`
+    gives), stacked, with `method` and `seed` columns; `methods` default to the main grid's."""
     frames = []
-    for method in grid.methods:
+    for method in grid.methods if methods is None else methods:
         for seed in grid.seeds:
-            path = search_dir(results, dataset, method, seed) / "history.csv"
+            path = run_dir(results, dataset, method, seed) / "history.csv"
             if path.is_file():
                 frames.append(pd.read_csv(path).assign(method=method, seed=seed))
     if not frames:

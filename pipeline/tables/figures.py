@@ -48,6 +48,20 @@ def edge_labels(num_edges: int) -> list[str]:
     return labels[:num_edges]
 
 
+# The recurrent space's one cell type (pipeline/space/rnn/operations.py CELL; no torch import here).
+RECURRENT = "recurrent"
+
+
+def recurrent_edge_labels(num_edges: int) -> list[str]:
+    """"input→node" per edge of the recurrent cell: node i reads every earlier node 0..i-1, in that order."""
+    labels = []
+    node = 1
+    while len(labels) < num_edges:
+        labels += [f"{source}→{node}" for source in range(node)]
+        node += 1
+    return labels[:num_edges]
+
+
 def arch_weights_figure(records: list[dict[str, Any]], title: str) -> bytes | None:
     """Per cell type, one op x epoch block per edge, side by side on one colour scale.
 
@@ -76,7 +90,8 @@ def arch_weights_figure(records: list[dict[str, Any]], title: str) -> bytes | No
         image = ax.imshow(blocks, aspect="auto", interpolation="nearest", cmap=colormap, vmin=low, vmax=high)
         ax.set_yticks(range(candidates), _candidate_labels(edge_ops[cell]), fontsize=7)
         ax.set_xticks([edge * width + (len(epochs) - 1) / 2 for edge in range(cell_edges)],
-                      edge_labels(cell_edges), fontsize=7, rotation=45)
+                      (recurrent_edge_labels if cell == RECURRENT else edge_labels)(cell_edges), fontsize=7,
+                      rotation=45)
         ax.set_title(f"{cell} cell: one block per edge (input→node), epochs {epochs[0]}..{epochs[-1]} "
                      "left to right", fontsize=8)
     figure.colorbar(image, ax=axes, shrink=0.7, label="weight")
@@ -93,6 +108,11 @@ def accuracy_figure(histories: pd.DataFrame, methods: list[str], title: str) -> 
     """Supernet validation accuracy (solid) and derived-architecture accuracy (dashed) per epoch."""
     series = [("valid_acc", "-", "supernet"), ("child_valid_acc", "--", "derived")]
     return _curves(histories, methods, title, series, "validation accuracy (%)")
+
+
+def perplexity_figure(histories: pd.DataFrame, methods: list[str], title: str) -> bytes | None:
+    """Validation perplexity per epoch of the language models, mean ± std over seeds, one line per method."""
+    return _curves(histories, methods, title, [("valid_ppl", "-", "")], "validation perplexity")
 
 
 def error_vs_paper_figure(frame: pd.DataFrame, title: str) -> bytes | None:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.errors import PipelineError
-from pipeline.layout import genotype_path, search_dir
+from pipeline.layout import genotype_path, retrain_dir, search_dir, text_transfer_dir
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
 from pipeline.tables.build import dataset_table, imagenet_table
 from pipeline.tables.cells import cells_figure
 from pipeline.tables.collect import (
     collect_histories,
+    collect_lm_runs,
     collect_retrain_runs,
     collect_transfer_runs,
     read_arch_weights,
@@ -29,8 +30,10 @@ from pipeline.tables.figures import (
     arch_weights_figure,
     error_vs_paper_figure,
     hessian_figure,
+    perplexity_figure,
 )
 from pipeline.tables.grid import Grid
+from pipeline.tables.language_model import perplexity_table, table_name
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
 from pipeline.tables.table import Table
@@ -59,6 +62,20 @@ def build_tables(results: Path, grid: Grid) -> list[Table]:
                if (table := build(runs, results, grid)) is not None]
     if grid.transfer_pairs():
         tables.append(imagenet_table(collect_transfer_runs(results, grid), grid))
+    return tables + lm_tables(results, grid)
+
+
+def lm_tables(results: Path, grid: Grid) -> list[Table]:
+    """The recurrent sub-grid's perplexity tables: per search corpus, and per corpus transferred from."""
+    rnn = grid.rnn
+    if not rnn.methods:
+        return []
+    runs = collect_lm_runs(results, grid)
+    tables = [perplexity_table(runs[runs["dataset"] == corpus], corpus, grid) for corpus in rnn.datasets]
+    if rnn.transfer_to:
+        moved = collect_lm_runs(results, grid, rnn.transfer_to)
+        tables += [perplexity_table(moved[moved["dataset"] == corpus], rnn.transfer_to, grid, searched_on=corpus)
+                   for corpus in rnn.datasets]
     return tables
 
 
@@ -97,6 +114,7 @@ def draw_figures(results: Path, figures_dir: Path, grid: Grid, tables: dict[str,
              error_vs_paper_figure(tables[dataset].frame, f"{dataset}: test error, ours vs paper"),
              f"no finished retrain run on {dataset}"),
         ]
+    pending += _perplexity_figures(results, grid)
     for dataset, method in grid.search_pairs():
         for seed in grid.seeds:
             pending += _run_figures(results, dataset, method, seed, use_graphviz)
@@ -119,6 +137,8 @@ def index_markdown(grid: Grid, tables: list[Table], formats: Sequence[str], figu
         f"Grid: datasets {', '.join(grid.datasets)}; methods {', '.join(grid.methods)}; "
         f"seeds {', '.join(map(str, grid.seeds))}; ImageNet transfer: {'yes' if grid.transfer else 'no'}; "
         f"searched directly on ImageNet: {', '.join(grid.imagenet_methods) or 'none'}.",
+        *([f"Recurrent sub-grid: corpora {', '.join(grid.rnn.datasets)}; methods {', '.join(grid.rnn.methods)}; "
+           f"transferred to: {grid.rnn.transfer_to or 'none'}."] if grid.rnn.methods else []),
         "",
         "## Tables",
         "",
@@ -138,6 +158,23 @@ def index_markdown(grid: Grid, tables: list[Table], formats: Sequence[str], figu
     return "\n".join(lines)
 
 
+def _perplexity_figures(results: Path, grid: Grid) -> list[tuple[str, bytes | None, str]]:
+    """Validation perplexity curves of the recurrent sub-grid's language models, per corpus trained on."""
+    rnn, pending = grid.rnn, []
+    stages = [("retrain", None)] + ([("transfer", rnn.transfer_to)] if rnn.transfer_to else [])
+    for corpus in rnn.datasets if rnn.methods else []:
+        for what, target in stages:
+            def run_dir(results: Path, dataset: str, method: str, seed: int, target: str | None = target) -> Path:
+                return (retrain_dir(results, dataset, method, seed) if target is None
+                        else text_transfer_dir(results, target, dataset, method, seed))
+            histories = collect_histories(results, grid, corpus, methods=rnn.methods, run_dir=run_dir)
+            name = table_name(target or corpus, corpus if target else None)
+            title = f"{target or corpus}: validation perplexity ({what} of the cells searched on {corpus}; mean ± std)"
+            pending.append((f"{name}.png", perplexity_figure(histories, list(rnn.methods), title),
+                            f"no {what} history.csv of the cells searched on {corpus}"))
+    return pending
+
+
 def _run_figures(results: Path, dataset: str, method: str, seed: int,
                  use_graphviz: bool) -> list[tuple[str, bytes | None, str]]:
     """The architecture-weight heat map and the cell diagram of one run."""
@@ -146,6 +183,9 @@ def _run_figures(results: Path, dataset: str, method: str, seed: int,
     weights_path = search_dir(results, dataset, method, seed) / "arch_weights.jsonl"
     genotype_file = genotype_path(results, dataset, method, seed)
     genotype = read_json(genotype_file)
+    if genotype is not None and genotype.get("search_space") == "rnn":
+        return [(f"arch_weights_{stem}.png", arch_weights_figure(read_arch_weights(weights_path), title),
+                 f"no {weights_path.relative_to(results).as_posix()}")]  # the cell diagram draws CNN cells only
     try:
         cells = None if genotype is None else cells_figure(genotype, title, use_graphviz)
     except PipelineError as exc:

@@ -65,3 +65,16 @@ def paper_simplified_param_free() -> dict[str, dict[str, Any]]:
     computed = dict(_load()["simplified_spaces_parameter_free_released_cells_cifar10"])
     stated = dict(_load()["simplified_spaces_parameter_free_cifar10"])
     return computed | stated
+
+
+# The sections holding perplexities of recurrent cells trained on a corpus.
+_PERPLEXITY_SECTIONS = ("ptb", "wikitext2")
+
+
+def paper_perplexity(corpus: str) -> dict[str, dict[str, Any]]:
+    """Per method: the paper's valid / test perplexity, params (M) and search cost on `corpus` (empty when
+    none), then the DARTS authors' released model on it where their README reports one."""
+    if corpus not in _PERPLEXITY_SECTIONS:
+        return {}
+    released = _load()["released_darts_models"].get(corpus)
+    return dict(_load()[corpus]) | ({"darts_v2_released": released} if released else {})

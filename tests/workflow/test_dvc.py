@@ -14,10 +14,12 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_RNN_METHOD,
     assert_each_variant_searched_its_space,
     copy_repo,
     run,
     sha256,
+    tiny_rnn_edit,
     tool_env,
     write_params,
     write_tiny_params,
@@ -165,10 +167,15 @@ def _status(root: Path) -> dict:
 def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
     root = _git_copy(tmp_path / "repo", tiny=True)
     run([DVC, "remote", "modify", "local", "url", str(tmp_path / "remote")], cwd=root, timeout=60)
+    write_params(root, tiny_rnn_edit())
 
     run([DVC, "repro"], cwd=root, timeout=900, env=tool_env())
     assert _status(root) == {}
     assert_each_variant_searched_its_space(root)
+    rnn_cell = f"text_demo/{TINY_RNN_METHOD}/seed0"
+    moved = json.loads((root / f"results/transfer/text_demo2/{rnn_cell}/metrics.json").read_text())
+    assert (moved["dataset"], moved["searched_on"]) == ("text_demo2", "text_demo")
+    assert (root / "results/tables/lm_text_demo2_from_text_demo.md").is_file()
 
     before = _cached_files(root)
     assert any(path.endswith("checkpoint.pt") for path in before)
@@ -183,6 +190,11 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
     original = (root / "params.yaml").read_text()
     write_params(root, {"retrain": {"lr": 0.05}})
     assert set(_status(root)) == {"retrain@digits-darts_1st-0", "retrain@digits-darts_2nd-0"}
+
+    # The recurrent sub-grid's transfer reads language_model.transfer, nothing else does.
+    (root / "params.yaml").write_text(original)
+    write_params(root, {"language_model": {"transfer": {"lr": 10.0}}})
+    assert set(_status(root)) == {f"transfer_rnn@text_demo2-text_demo-{TINY_RNN_METHOD}-0"}
 
     (root / "params.yaml").write_text(original)
     write_params(root, {"search": {"methods": {"darts_2nd": {"overrides": {"batch_size": 4}}}}})

@@ -14,10 +14,12 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_RNN_METHOD,
     assert_each_variant_searched_its_space,
     copy_repo,
     expected_tables,
     run,
+    tiny_rnn_edit,
     write_params,
 )
 
@@ -64,7 +66,7 @@ def _pyproject_dependencies() -> set[str]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_repo: Path) -> Path:
     """The tiny grid run for real with 2 cores, MLflow tracking into a brand-new SQLite store."""
-    write_params(tiny_repo, {"tracking": {"enabled": True}})
+    write_params(tiny_repo, {"tracking": {"enabled": True}}, tiny_rnn_edit())
     run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=tiny_repo, timeout=900)
     return tiny_repo
 
@@ -95,6 +97,21 @@ def test_direct_imagenet_search_is_transferred_and_reported_not_retrained(finish
     assert float(ours[0]["top1_mean"]) == pytest.approx(metrics["top1_error"])
 
 
+def test_the_recurrent_sub_grid_runs_prepare_to_transfer_and_reaches_its_tables(finished_run: Path) -> None:
+    cell = f"text_demo/{TINY_RNN_METHOD}/seed0"
+    summary = json.loads((finished_run / f"results/search/{cell}/summary.json").read_text())
+    assert summary["provenance"]["dataset"] == "text_demo" and "final_valid_ppl" in summary
+    retrained = json.loads((finished_run / f"results/retrain/{cell}/metrics.json").read_text())
+    moved = json.loads((finished_run / f"results/transfer/text_demo2/{cell}/metrics.json").read_text())
+    assert (retrained["dataset"], moved["dataset"], moved["searched_on"]) == ("text_demo", "text_demo2", "text_demo")
+    for name, metrics in (("lm_text_demo", retrained), ("lm_text_demo2_from_text_demo", moved)):
+        rows = list(csv.DictReader((finished_run / f"results/tables/{name}.csv").open()))
+        ours = [row for row in rows if row["source"] == "ours"]
+        assert [(row["method"], row["status"]) for row in ours] == [(TINY_RNN_METHOD, "ok")]
+        assert float(ours[0]["test_ppl_mean"]) == pytest.approx(metrics["test_ppl"])
+    assert (finished_run / "results/figures/lm_text_demo.png").is_file()
+
+
 def test_report_holds_the_tables_and_figures(finished_run: Path) -> None:
     run([SNAKEMAKE, "--report", "report.html", "all_tables"], cwd=finished_run, timeout=300)
     report = finished_run / "report.html"
@@ -118,10 +135,11 @@ def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -
             "WHERE t.key = 'pipeline.parent_key' AND r.lifecycle_stage = 'active'"
         ).fetchone()[0]
     counts = dict(stages)
-    # Two digits cells (searched, retrained, transferred) and one direct ImageNet search (not retrained).
+    # Two digits cells (searched, retrained, transferred), one direct ImageNet search (not retrained) and one
+    # recurrent cell (searched, retrained on its corpus, transferred to the second).
     assert {stage: counts.get(stage) for stage in ("search", "derive", "retrain", "transfer")} == {
-        "search": 3, "derive": 3, "retrain": 2, "transfer": 3}, counts
-    assert parents == 3
+        "search": 4, "derive": 4, "retrain": 3, "transfer": 4}, counts
+    assert parents == 4
 
 
 def _jobs_by_rule(jobs: list) -> dict[str, set[str]]:

@@ -55,6 +55,25 @@ TINY: dict[str, Any] = {
 }
 
 
+# The recurrent sub-grid of the Snakemake fixture run and of the DVC repro test (never_stale's runs leave it
+# out): the demo's variant searched on the demo corpus and transferred to the second one, on the smallest
+# language models (3 nodes; the search's BatchNorm statistics need a few steps before evaluation).
+TINY_RNN_METHOD = "rnn_darts_1st"
+_TINY_LM = {"epochs": 1, "size": 4, "batch_size": 4, "max_steps_per_epoch": 2}
+
+
+def tiny_rnn_edit() -> dict[str, Any]:
+    """The params edit adding the tiny recurrent sub-grid to a tiny params file."""
+    shipped = yaml.safe_load((REPO / "params.yaml").read_text())["search"]["methods"][TINY_RNN_METHOD]
+    spec = deep_update(shipped, {"overrides": {"epochs": 1, "max_steps_per_epoch": 6, "batch_size": 4,
+                                               "channels": 4, "nodes": 3}})
+    return {"grid": {"rnn": {"datasets": ["text_demo"], "methods": [TINY_RNN_METHOD], "transfer": True,
+                             "transfer_to": "text_demo2"}},
+            "search": {"methods": {TINY_RNN_METHOD: spec}},
+            "prepare": {"text_demo": {"vocab_size": 300}},
+            "language_model": {"retrain": _TINY_LM, "transfer": _TINY_LM}}
+
+
 def _excluded(path: str) -> bool:
     return any(path == p or path.startswith(p + "/") for p in _NOT_COPIED) or "__pycache__" in path
 

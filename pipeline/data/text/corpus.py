@@ -23,11 +23,12 @@ UNK = "<unk>"
 SPLITS = ("train", "valid", "test")
 
 # The file names each corpus ships with: PTB as in Mikolov's simple-examples/data, WikiText-2 as in
-# wikitext-2 (word level, the `.tokens` files); the demo corpus is written by `demo.write_demo_corpus`.
+# wikitext-2 (word level, the `.tokens` files); the two demo corpora are written by `demo.write_demo_corpus`.
 CORPUS_FILES: Mapping[str, Mapping[str, str]] = {
     "ptb": {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"},
     "wikitext2": {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wiki.test.tokens"},
     "text_demo": {"train": "demo.train.txt", "valid": "demo.valid.txt", "test": "demo.test.txt"},
+    "text_demo2": {"train": "demo2.train.txt", "valid": "demo2.valid.txt", "test": "demo2.test.txt"},
 }
 
 

@@ -1,11 +1,13 @@
-"""The offline demo corpus: English text that ships with CPython, made word level like PTB.
+"""The offline demo corpora: English text that ships with CPython, made word level like PTB.
 
 Source: the standard library's `pydoc_data/topics.py` (the text `help()` shows for Python's keywords and
 topics, about 70,000 words), present on every CPython install, so a fresh machine without internet can run
-the recurrent chain. Made like Mikolov's PTB: lower case, words of letters only, every number `N`, no
-punctuation, one output line per non-empty source line; the `vocab_size - 2` most frequent training words
-are kept (ties alphabetically) and every other word becomes `<unk>`. The lines, in sorted topic order,
-are split contiguously 80/10/10 into train/valid/test, so the split never depends on a seed.
+the recurrent chain. Its topics, in sorted order, make two disjoint documents: those at even positions
+are `text_demo` (the corpus searched on, PTB's role) and those at odd positions `text_demo2` (the corpus a
+searched cell transfers to, WikiText-2's role). Made like Mikolov's PTB: lower case, words of letters
+only, every number `N`, no punctuation, one output line per non-empty source line; the `vocab_size - 2`
+most frequent training words are kept (ties alphabetically) and every other word becomes `<unk>`. The
+lines are split contiguously 80/10/10 into train/valid/test, so the split never depends on a seed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pipeline.data.text.corpus import CORPUS_FILES, UNK
 from pipeline.errors import DataError
 
 DEMO = "text_demo"
+# Each demo corpus and the parity of the positions of its topics in sorted order.
+DEMO_DOCUMENTS = {DEMO: 0, "text_demo2": 1}
 TRAIN_FRACTION, VALID_FRACTION = 0.8, 0.1
 _WORD = re.compile(r"[a-z]+|[0-9]+")
 
@@ -38,11 +42,11 @@ def source_path() -> Path:
     return Path(_topics_module().__file__ or "")
 
 
-def source_lines() -> list[list[str]]:
-    """The words of every non-empty line of pydoc's topics, PTB style."""
+def source_lines(name: str = DEMO) -> list[list[str]]:
+    """The words of every non-empty line of the topics of demo corpus `name`, PTB style."""
     topics = _topics_module().topics
     lines = []
-    for key in sorted(topics):
+    for key in sorted(topics)[DEMO_DOCUMENTS[name]::2]:
         for line in topics[key].splitlines():
             words = ["N" if word.isdigit() else word for word in _WORD.findall(line.lower())]
             if words:
@@ -67,13 +71,13 @@ def demo_splits(lines: list[list[str]], vocab_size: int) -> dict[str, list[list[
             for split, part in parts.items()}
 
 
-def write_demo_corpus(out_dir: Path, vocab_size: int = 2000) -> dict[str, Path]:
-    """Write the three files of the demo corpus into `out_dir` (the PTB layout the loader reads)."""
+def write_demo_corpus(out_dir: Path, vocab_size: int = 2000, name: str = DEMO) -> dict[str, Path]:
+    """Write the three files of demo corpus `name` into `out_dir` (the PTB layout the loader reads)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    for split, lines in demo_splits(source_lines(), vocab_size).items():
-        path = out_dir / CORPUS_FILES[DEMO][split]
+    for split, lines in demo_splits(source_lines(name), vocab_size).items():
+        path = out_dir / CORPUS_FILES[name][split]
         atomic_write_text(path, "".join(" ".join(line) + "\n" for line in lines))
         written[split] = path
     return written

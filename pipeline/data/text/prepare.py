@@ -2,7 +2,7 @@
 (`results/data/{dataset}/`) and describe them in the manifest.
 
 PTB and WikiText-2 are copied from `{data.root}/{dataset}/` (the files of CORPUS_FILES; they are not
-downloaded); the demo corpus is written from pydoc's topics. Reading the copied files through
+downloaded); the demo corpora are written from pydoc's topics. Reading the copied files through
 `load_corpus` validates them (every valid/test word known or `<unk>`) before the manifest records the
 vocabulary size, the token counts and the checksums. The demo corpus depends on the Python version that
 ships pydoc_data/topics.py; its checksum in `source_files` tells which text a run used.
@@ -16,7 +16,7 @@ from typing import Any
 from pipeline.atomic import atomic_write_bytes
 from pipeline.data.files import sha256_file
 from pipeline.data.text.corpus import CORPUS_FILES, SPLITS, load_corpus
-from pipeline.data.text.demo import DEMO, source_path, write_demo_corpus
+from pipeline.data.text.demo import DEMO_DOCUMENTS, source_path, write_demo_corpus
 from pipeline.errors import DataError
 from pipeline.provenance import provenance
 
@@ -28,9 +28,9 @@ def prepare_text_corpus(name: str, out: Path, *, source_root: Path, demo_vocab_s
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = CORPUS_FILES[name]
-    if name == DEMO:
+    if name in DEMO_DOCUMENTS:
         settings: dict[str, Any] = {"vocab_size": demo_vocab_size}
-        write_demo_corpus(out, demo_vocab_size)
+        write_demo_corpus(out, demo_vocab_size, name)
         sources = {"pydoc_data/topics.py": source_path()}
     else:
         settings = {}

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -29,13 +29,13 @@ from torch.nn import functional as F
 
 from pipeline.checkpoint import StopRequest, load_resumable, rng_state, save_checkpoint, set_rng_state
 from pipeline.data.text import batchify, epoch_windows, window
-from pipeline.data.text.batches import SequenceLength
+from pipeline.data.text.batches import SequenceLength, Window
 from pipeline.errors import NumericalError, Preempted
+from pipeline.space.base import ArchWeights
 from pipeline.space.rnn.model import LmOutput, RNNLanguageModel
 from pipeline.space.rnn.step_net import TokenWindow
 from pipeline.train.lm.evaluate import evaluate_nll, perplexity
 from pipeline.train.lm.ntasgd import averaged_weights, averaging_optimizer, should_average
-from pipeline.train.lm.search import MethodSearch
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,28 @@ class LmState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+class ArchitectureSearch(Protocol):
+    """What the loop asks of a search (pipeline/train/lm/search.py, MethodSearch): stated here so that
+    training an evaluation network imports no search method."""
+
+    def bind(self, optimizer: torch.optim.Optimizer) -> None: ...
+
+    def on_epoch_start(self, epoch: int) -> None: ...
+
+    def architecture_step(self, epoch: int, where: Window, lr: float, train: TokenWindow,
+                          targets: torch.Tensor) -> None: ...
+
+    def weight_arch(self, train: TokenWindow, targets: torch.Tensor) -> ArchWeights: ...
+
+    def eval_arch(self) -> ArchWeights: ...
+
+    def on_validation(self, epoch: int, valid_loss: float) -> dict[str, Any]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
 @dataclass
 class LmJob:
     """One resumable training run: of an evaluation network (`search` None), or of a search model whose
@@ -91,7 +113,7 @@ class LmJob:
     config: dict[str, Any]
     inputs: dict[str, str]
     restart_on_change: bool = False
-    search: MethodSearch | None = None
+    search: ArchitectureSearch | None = None
     on_epoch_end: Callable[[list[dict[str, Any]]], None] | None = None
 
 

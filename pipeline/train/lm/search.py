@@ -34,6 +34,8 @@ class MethodSearch:
         self.a_optimizer = a_optimizer
         self.epochs = epochs
         self.hidden_valid: torch.Tensor | None = None
+        # One arch_weights.jsonl row per validated epoch; checkpointed, so a resumed search writes them all.
+        self.arch_history: list[dict[str, Any]] = []
         self._ctx: StepContext | None = None
 
     @property
@@ -74,15 +76,25 @@ class MethodSearch:
         """Report the epoch's validation to the method (random search keeps the best candidate: it gets
         minus the loss, higher is better) and return the history columns of the search."""
         self.method.on_validation(epoch, -valid_loss)
-        recurrent = self.method.derive().to_json()["recurrent"]
-        return {"genotype": json.dumps(recurrent), **self.method.epoch_metrics()}
+        genotype = self.method.space.space.genotype_to_json(self.method.derive())
+        probabilities = self.method.mixing_probabilities()
+        self.arch_history.append({
+            "epoch": epoch,
+            "edge_ops": {spec.name: [list(ops) for ops in spec.edge_ops] for spec in self.method.space.cells},
+            "weights": {cell: probabilities[cell].detach().cpu().double().tolist() for cell in probabilities},
+            "genotype": genotype,
+        })
+        cells = {key: genotype[key] for key in ("recurrent", "concat")}  # as the image search's genotype column
+        return {"genotype": json.dumps(cells, separators=(",", ":")), **self.method.epoch_metrics()}
 
     def state_dict(self) -> dict[str, Any]:
         return {"method": self.method.state_dict(), "hidden_valid": self.hidden_valid,
+                "arch_history": self.arch_history,
                 "a_optimizer": None if self.a_optimizer is None else self.a_optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.method.load_state_dict(state["method"])
+        self.arch_history = list(state["arch_history"])
         hidden = state["hidden_valid"]
         self.hidden_valid = None if hidden is None else hidden.to(self.device)
         if self.a_optimizer is not None:
