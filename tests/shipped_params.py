@@ -41,6 +41,9 @@ def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Itera
     raw["grid"]["methods"] = [name for name in specs if name not in direct]
     raw["grid"]["imagenet_methods"] = direct
     raw["search"]["methods"] = specs
+    for subgrid in ("nb201", "rnn"):
+        if subgrid in raw["grid"]:
+            raw["grid"][subgrid]["methods"] = [name for name in raw["grid"][subgrid]["methods"] if name in specs]
     for stage in ("retrain", "transfer"):
         overrides = raw[stage].get("method_overrides", {})
         raw[stage]["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}

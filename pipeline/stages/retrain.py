@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
-from pipeline.layout import prepared_dir, training_slice
+from pipeline.layout import training_slice
 from pipeline.space.base import get_space
 from pipeline.space.genotype import load_genotype
-from pipeline.stages.common import add_params_argument, add_run_control_arguments
+from pipeline.stages.common import add_params_argument, add_run_control_arguments, default_prepared
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="seeds the initial weights and the data order")
     parser.add_argument("--method", help="method variant whose retrain.method_overrides apply "
                                          "(default: the genotype's provenance.method)")
-    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET; "
+                                                      "NAS-Bench-201 variants: results/data/nb201/DATASET)")
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/retrain/D/M/seedS")
     add_training_arguments(parser)
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     settings = params.retrain_settings(method, args.dataset)
-    splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
+    splits = (args.prepared or default_prepared(params, method, args.dataset)) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
     indices_file = splits if splits.exists() else None
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}

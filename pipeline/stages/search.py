@@ -14,10 +14,10 @@ from typing import Any
 
 from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
-from pipeline.layout import prepared_dir, search_slice
+from pipeline.layout import search_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
-from pipeline.stages.common import add_params_argument, add_run_control_arguments
+from pipeline.stages.common import add_params_argument, add_run_control_arguments, default_prepared
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset name (digits, cifar10, cifar100, svhn, imagenet16_120, imagenet)")
     parser.add_argument("--method", required=True, help="method variant defined under search.methods")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET; "
+                                                      "NAS-Bench-201 variants: results/data/nb201/DATASET)")
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/search/D/M/seedS")
     add_run_control_arguments(parser)
 
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             logger.log_metrics(numeric(row), step=row["epoch"])
 
         job = SearchJob(params=params, method=args.method, dataset=args.dataset, seed=args.seed,
-                        prepared_dir=args.prepared or prepared_dir(args.dataset), out_dir=out,
+                        prepared_dir=args.prepared or default_prepared(params, args.method, args.dataset), out_dir=out,
                         allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
                         progress=args.progress, on_epoch_end=on_epoch_end)
         summary, state = run_search(job)
