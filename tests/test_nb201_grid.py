@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import ConfigError, load_params, params_from_dict
-from pipeline.stages.common import default_prepared
+from pipeline.space.base import data_dir_of
 from tests.shipped_params import REPO, deep_update, narrowed
 
 NB201_PROTOCOL = {"epochs": 200, "batch_size": 256, "layers": 15, "channels": 16, "lr": 0.1, "lr_min": 0.0,
@@ -68,5 +68,5 @@ def test_bad_space_overrides_are_refused_naming_the_key(overrides: dict, message
 
 def test_an_nb201_variant_reads_the_sub_grids_prepared_data_by_default() -> None:
     params = params_from_dict(_with_nb201())
-    assert default_prepared(params, "on_nb201", "digits") == Path("results/data/nb201/digits")
-    assert default_prepared(params, "darts_1st", "digits") == Path("results/data/digits")
+    assert data_dir_of(params, "on_nb201", "digits") == Path("results/data/nb201/digits")
+    assert data_dir_of(params, "darts_1st", "digits") == Path("results/data/digits")

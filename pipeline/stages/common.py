@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pipeline.layout import prepared_dir
-
-if TYPE_CHECKING:
-    from pipeline.config import Params
 
 
 def add_params_argument(parser: argparse.ArgumentParser) -> None:
@@ -30,11 +24,3 @@ def add_run_control_arguments(parser: argparse.ArgumentParser) -> None:
                              "afresh (Snakemake and DVC pass this: they rerun a stage because its params changed); "
                              "without it such a checkpoint is refused")
     add_progress_argument(parser)
-
-
-def default_prepared(params: Params, method: str, dataset: str) -> Path:
-    """prepare's output of `dataset` for the grid variant `method` runs in: a NAS-Bench-201 variant reads
-    results/data/nb201/DATASET (its own splits), every other results/data/DATASET."""
-    from pipeline.space.base import get_space
-
-    return prepared_dir(dataset, subgrid=get_space(params.method(method).space).subgrid)

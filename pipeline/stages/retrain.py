@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
 from pipeline.layout import training_slice
-from pipeline.space.base import get_space
+from pipeline.space.base import data_dir_of, get_space
 from pipeline.space.genotype import load_genotype
-from pipeline.stages.common import add_params_argument, add_run_control_arguments, default_prepared
+from pipeline.stages.common import add_params_argument, add_run_control_arguments
 
 if TYPE_CHECKING:
     from torch import nn
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     settings = params.retrain_settings(method, args.dataset)
-    splits = (args.prepared or default_prepared(params, method, args.dataset)) / "splits.npz"
+    splits = (args.prepared or data_dir_of(params, method, args.dataset)) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
     indices_file = splits if splits.exists() else None
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}

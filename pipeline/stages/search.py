@@ -17,7 +17,7 @@ from pipeline.config import load_params
 from pipeline.layout import search_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
-from pipeline.stages.common import add_params_argument, add_run_control_arguments, default_prepared
+from pipeline.stages.common import add_params_argument, add_run_control_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pipeline import tracking
     from pipeline.search.loop import SearchJob, run_search
+    from pipeline.space.base import data_dir_of
 
     params = load_params(args.params)
     params.method(args.method)
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             logger.log_metrics(numeric(row), step=row["epoch"])
 
         job = SearchJob(params=params, method=args.method, dataset=args.dataset, seed=args.seed,
-                        prepared_dir=args.prepared or default_prepared(params, args.method, args.dataset), out_dir=out,
+                        prepared_dir=args.prepared or data_dir_of(params, args.method, args.dataset), out_dir=out,
                         allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
                         progress=args.progress, on_epoch_end=on_epoch_end)
         summary, state = run_search(job)
