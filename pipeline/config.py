@@ -552,6 +552,15 @@ class DeriveConfig(Section):
     """Derivation rules are per method (search.methods.<name>); this section holds nothing yet."""
 
 
+class BenchmarkConfig(Section):
+    """Tabular benchmarks the tables stage queries instead of (or beside) training the derived cells."""
+
+    nb201: str = Field(
+        "", description="NAS-Bench-201 / NATS-Bench topology archive: a NATS-tss-*-simple/ directory (fast mode, "
+                        "megabytes of memory), a NATS-tss-*.pickle.pbz2 or a NAS-Bench-201-*.pth file (read whole: "
+                        "gigabytes, ~28 GB for v1.0); empty: none, the NB201 tables report our retrain's accuracy.")
+
+
 class TablesConfig(Section):
     formats: list[Literal["md", "csv", "tex"]] = Field(["md", "csv", "tex"], description="Table formats written.")
 
@@ -580,6 +589,8 @@ class Params(Section):
     select: SelectConfig = Field(default_factory=SelectConfig, description="The select stage (short retrains).")
     transfer: TransferConfig = Field(default_factory=TransferConfig, description="The transfer stage.")
     tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig,
+                                       description="Benchmark archives the tables stage reads.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:

@@ -150,8 +150,10 @@ def _trained(section: str, settings_of: Callable[[Params, str, str], Any]) -> Ca
 
 
 def _tables(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+    names = [*params.grid.methods, *params.grid.nb201.methods]
     return {"tables": _dump(params.tables), "grid": _dump(params.grid),
-            "methods": {name: _dump(params.method(name)) for name in params.grid.methods}}
+            "methods": {name: _dump(params.method(name)) for name in names},
+            "benchmark": _dump(params.benchmark)}
 
 
 _RERUN_SLICES: dict[str, Callable[[Params, str | None, str | None], dict[str, Any]]] = {
@@ -187,7 +189,7 @@ DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "derive": ("derive",),
     "retrain": ("retrain", "data.root", "data.download", "data.num_workers", "runtime"),
     "transfer": ("transfer", "data.imagenet_root", "data.num_workers", "runtime"),
-    "tables": ("tables", "grid", "search.methods"),
+    "tables": ("tables", "grid", "search.methods", "benchmark"),
 }
 
 
