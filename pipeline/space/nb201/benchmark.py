@@ -35,8 +35,6 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-import torch
-
 from pipeline.errors import DataError
 from pipeline.safe_pickle import restricted_load
 from pipeline.space.nb201.arch import Nb201Arch
@@ -72,6 +70,8 @@ def _load_pbz2(path: Path) -> Any:
 
 
 def _load_pth(path: Path) -> Any:
+    import torch  # only for NAS-Bench-201's .pth: the tables stage queries the other archives without it
+
     try:
         # weights_only: torch's own allow-list unpickler (containers, numbers, strings, tensors).
         return torch.load(path, map_location="cpu", weights_only=True)
