@@ -32,18 +32,20 @@ def deep_update(base: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, 
 def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Iterable[str] = (),
              source: Path = REPO / "params.yaml") -> dict[str, Any]:
     """`source` (the shipped params.yaml) defining only `methods` (name -> spec, or names of shipped
-    variants), with tracking off. Those in `imagenet_methods` are searched directly on ImageNet; the
-    rest form grid.methods."""
+    variants), with tracking off. Those in `imagenet_methods` are searched directly on ImageNet, those the
+    source lists in a sub-grid (grid.nb201, grid.rnn) stay there; the rest form grid.methods."""
     raw = yaml.safe_load(source.read_text())
     shipped = raw["search"]["methods"]
     specs = dict(methods) if isinstance(methods, Mapping) else {name: shipped[name] for name in methods}
     direct = list(imagenet_methods)
-    raw["grid"]["methods"] = [name for name in specs if name not in direct]
+    # A variant of a sub-grid (grid.nb201, grid.rnn) stays there, if it is among `methods`.
+    subgrids = {key: raw["grid"][key]["methods"] for key in ("nb201", "rnn") if key in raw["grid"]}
+    in_subgrid = {name for names in subgrids.values() for name in names}
+    raw["grid"]["methods"] = [name for name in specs if name not in direct and name not in in_subgrid]
     raw["grid"]["imagenet_methods"] = direct
     raw["search"]["methods"] = specs
-    for subgrid in ("nb201", "rnn"):
-        if subgrid in raw["grid"]:
-            raw["grid"][subgrid]["methods"] = [name for name in raw["grid"][subgrid]["methods"] if name in specs]
+    for key, names in subgrids.items():
+        raw["grid"][key]["methods"] = [name for name in names if name in specs]
     for stage in ("retrain", "transfer"):
         overrides = raw[stage].get("method_overrides", {})
         raw[stage]["method_overrides"] = {name: value for name, value in overrides.items() if name in specs}

@@ -14,7 +14,9 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_NB201,
     assert_each_variant_searched_its_space,
+    assert_nb201_cell_ran,
     copy_repo,
     expected_tables,
     run,
@@ -64,9 +66,13 @@ def _pyproject_dependencies() -> set[str]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_repo: Path) -> Path:
     """The tiny grid run for real with 2 cores, MLflow tracking into a brand-new SQLite store."""
-    write_params(tiny_repo, {"tracking": {"enabled": True}})
+    write_params(tiny_repo, {"tracking": {"enabled": True}}, TINY_NB201)
     run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=tiny_repo, timeout=900)
     return tiny_repo
+
+
+def test_the_nb201_sub_grid_is_searched_on_its_data_retrained_and_tabled(finished_run: Path) -> None:
+    assert_nb201_cell_ran(finished_run)
 
 
 def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run: Path) -> None:
@@ -118,10 +124,11 @@ def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -
             "WHERE t.key = 'pipeline.parent_key' AND r.lifecycle_stage = 'active'"
         ).fetchone()[0]
     counts = dict(stages)
-    # Two digits cells (searched, retrained, transferred) and one direct ImageNet search (not retrained).
+    # Two digits cells (searched, retrained, transferred), one direct ImageNet search (not retrained) and one
+    # NAS-Bench-201 cell (searched and retrained, not transferred).
     assert {stage: counts.get(stage) for stage in ("search", "derive", "retrain", "transfer")} == {
-        "search": 3, "derive": 3, "retrain": 2, "transfer": 3}, counts
-    assert parents == 3
+        "search": 4, "derive": 4, "retrain": 3, "transfer": 3}, counts
+    assert parents == 4
 
 
 def _jobs_by_rule(jobs: list) -> dict[str, set[str]]:
@@ -171,8 +178,8 @@ def test_shared_search_edit_reruns_every_search_and_downstream(finished_run: Pat
     jobs = _edit_and_plan(finished_run, {"search": {"arch": {"lr": 6.0e-4}}})
     everywhere = {"darts_1st", "darts_2nd", "ddsas_imagenet"}
     assert _jobs_by_rule(jobs) == {
-        "search": everywhere, "derive": everywhere,
-        "retrain": {"darts_1st", "darts_2nd"}, "transfer": everywhere, "tables": {""},
+        "search": everywhere | {"gdas_nb201"}, "derive": everywhere | {"gdas_nb201"},
+        "retrain": {"darts_1st", "darts_2nd", "gdas_nb201"}, "transfer": everywhere, "tables": {""},
     }
 
 
