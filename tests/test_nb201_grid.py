@@ -70,3 +70,32 @@ def test_an_nb201_variant_reads_the_sub_grids_prepared_data_by_default() -> None
     params = params_from_dict(_with_nb201())
     assert data_dir_of(params, "on_nb201", "digits") == Path("results/data/nb201/digits")
     assert data_dir_of(params, "darts_1st", "digits") == Path("results/data/digits")
+
+
+def test_the_paper_configs_nb201_grid_is_the_papers() -> None:
+    """Values typed from DrNAS Sec. 4.3 and its 201-space/train_search_progressive.py (100 epochs as two
+    stages of 50, K 4 -> 2, 5 -> 3 ops kept, architecture steps after 10 epochs, batch 64, lr 0.025 -> 0.001,
+    arch Adam 3e-4, anchor 1e-3), DDSAS Sec. 4.5 (L = 12, M = 30, the rest as DARTS) and DrNAS Tables 1
+    (K = 1, 2, 4, 8, progressive) and 5 (lambda 5e-4 .. 1)."""
+    paper = load_params(REPO / "configs" / "paper.yaml")
+    assert paper.grid.nb201.datasets == ["cifar10", "cifar100", "imagenet16_120"]
+    methods = paper.grid.nb201.methods
+    for method in methods:  # the benchmark's supernet: 3 stages of N = 5 cells at C = 16
+        settings = paper.search_settings(method)
+        assert (settings.layers, settings.channels) == (15, 16), method
+    drnas = paper.method("drnas_nb201")
+    settings = paper.search_settings("drnas_nb201")
+    assert [(stage.epochs, stage.partial_k, stage.keep_ops) for stage in drnas.stages] == [(50, 4, 5), (50, 2, 3)]
+    assert (settings.epochs, settings.batch_size, settings.weights.lr, settings.weights.lr_min, settings.arch.lr) == (
+        100, 64, 0.025, 0.001, 3e-4)
+    assert (drnas.warmup_epochs, drnas.reg_lambda) == (10, 1e-3)
+    ddsas = paper.method("ddsas_nb201")
+    assert (ddsas.num_sampled, ddsas.update_every, paper.search_settings("ddsas_nb201").epochs) == (12, 30, 50)
+    gdas = paper.method("gdas_nb201")
+    assert (gdas.tau_start, gdas.tau_end) == (10.0, 0.1)
+    variants = {name: paper.method(name) for name in methods if paper.method(name).algorithm == "drnas"}
+    at_default = [spec for spec in variants.values() if spec.reg_lambda == 1e-3]
+    assert {"progressive" if spec.stages else spec.partial_k for spec in at_default} == {1, 2, 4, 8, "progressive"}
+    assert {spec.reg_lambda for spec in variants.values()} == {5e-4, 1e-3, 1.0}
+    assert {paper.method(name).algorithm for name in methods} == {"darts", "gdas", "sdarts", "pc_darts", "random",
+                                                                  "ddsas", "drnas"}

@@ -105,6 +105,8 @@ def test_drnas_tables_1_and_5_appear_for_variants_differing_in_k_and_lambda(tmp_
     assert (k2["K"], k2["test_acc_mean"], k2["peak_memory_mb"]) == ("2", pytest.approx(77.8325), 400.0)
     assert k2["paper_accuracy"] == pytest.approx(93.49) and k2["paper_memory_mb"] == 1583  # DrNAS Table 1
     assert "measured on cpu" in " ".join(tables["nb201_drnas_partial_cifar10"].notes)
+    # Only the variants at DrNAS' default lambda (1e-3) compare K: the lambda variants stay out of Table 1.
+    assert list(partial[partial["K"] == "1"]["method"]) == ["drnas_k1"]
     anchor = tables["nb201_drnas_lambda_cifar10"].frame.set_index("lambda")
     # DrNAS Table 5: 94.01 at lambda 5e-4, 93.76 at 1; the default 1e-3 (three of our variants) is Table 4's.
     assert anchor.loc["0.0005", "paper_accuracy"] == pytest.approx(94.01)
