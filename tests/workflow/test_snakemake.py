@@ -188,3 +188,15 @@ def test_tracking_or_resources_edit_reruns_nothing(finished_run: Path) -> None:
     jobs = _edit_and_plan(finished_run, {"tracking": {"experiment": "elsewhere"},
                                          "resources": {"search": {"mem_mb": 1500}}})
     assert _jobs_by_rule(jobs) == {}
+
+
+def test_configuring_or_replacing_the_nb201_benchmark_reruns_only_the_tables(finished_run: Path) -> None:
+    # The plan only: the archive is an input of the tables rule (the tables stage would open it).
+    archive = finished_run / "bench.pth"
+    archive.write_bytes(b"first")
+    try:
+        jobs = _edit_and_plan(finished_run, {"benchmark": {"nb201": "bench.pth"}})
+        assert _jobs_by_rule(jobs) == {"tables": {""}}
+        assert any("bench.pth" in str(path) for job in jobs for path in job.inputs)
+    finally:
+        archive.unlink()
