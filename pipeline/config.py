@@ -482,6 +482,11 @@ class RetrainConfig(Section):
         default_factory=dict, description="Per dataset: retrain keys it changes, applied before method_overrides "
                                           "(Zela et al.'s S1-S4 protocol: cifar100 and svhn {layers: 8, channels: 16})."
     )
+    space_overrides: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per search space: retrain keys of the space's own training protocol, "
+                                          "applied first (before dataset_overrides and method_overrides), e.g. "
+                                          "nb201: NAS-Bench-201's 200 epochs, Nesterov SGD, no auxiliary head."
+    )
 
     @field_validator("dataset_overrides")
     @classmethod
@@ -614,9 +619,21 @@ class DeriveConfig(Section):
     """Derivation rules are per method (search.methods.<name>); this section holds nothing yet."""
 
 
+class BenchmarkConfig(Section):
+    """Tabular benchmarks the tables stage queries instead of (or beside) training the derived cells."""
+
+    nb201: str = Field(
+        "", description="NAS-Bench-201 / NATS-Bench topology archive: a NATS-tss-*-simple/ directory (fast mode, "
+                        "megabytes of memory), a NATS-tss-*.pickle.pbz2 or a NAS-Bench-201-*.pth file (read whole: "
+                        "gigabytes, ~28 GB for v1.0); empty: none, the NB201 tables report our retrain's accuracy.")
+
+
 class TablesConfig(Section):
     formats: list[Literal["md", "csv", "tex"]] = Field(["md", "csv", "tex"], description="Table formats written.")
 
+
+# The keys of a stage section that hold overrides rather than settings.
+OVERRIDE_KEYS = {"method_overrides", "dataset_overrides", "space_overrides"}
 
 # The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
 THREADED_STAGES = ("search", "retrain", "select", "transfer")
@@ -641,6 +658,8 @@ class Params(Section):
     tables: TablesConfig = Field(default_factory=TablesConfig, description="The tables stage.")
     language_model: LanguageModelConfig = Field(
         default_factory=LanguageModelConfig, description="Search, retrain and transfer of the recurrent space.")
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig,
+                                       description="Benchmark archives the tables stage reads.")
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Params:
@@ -667,6 +686,10 @@ class Params(Section):
                     raise ValueError(f"language_model.{stage}.method_overrides: '{name}' is not a method under "
                                      f"search.methods{_did_you_mean(name, self.search.methods)}")
                 self.lm_settings(stage, name)
+        base = self.retrain.model_dump(exclude=OVERRIDE_KEYS)
+        for space, overrides in self.retrain.space_overrides.items():
+            _check_space_name(f"retrain.space_overrides.{space}", space)
+            _merged(RetrainConfig, base, overrides, f"retrain.space_overrides.{space}")
         for dataset in self.retrain.dataset_overrides:
             for name in self.search.methods:
                 self.retrain_settings(name, dataset)
@@ -690,11 +713,14 @@ class Params(Section):
         return _merged(SearchTraining, base, self.method(name).overrides, f"search.methods.{name}.overrides")
 
     def retrain_settings(self, name: str, dataset: str | None = None) -> RetrainConfig:
-        """The retrain settings of variant `name` on `dataset`: retrain.dataset_overrides of the dataset, then
-        retrain.method_overrides of the variant (None: no dataset's)."""
-        base = self.retrain.model_dump(exclude={"method_overrides", "dataset_overrides"})
-        where = f"retrain.dataset_overrides.{dataset}"
-        on_dataset = _merged(RetrainConfig, base, self.retrain.dataset_overrides.get(dataset or "", {}), where)
+        """The retrain settings of variant `name` on `dataset`: retrain.space_overrides of the variant's space
+        (its own protocol, e.g. NAS-Bench-201's), then retrain.dataset_overrides of the dataset (None: no
+        dataset's), then retrain.method_overrides of the variant."""
+        base = self.retrain.model_dump(exclude=OVERRIDE_KEYS)
+        space = self.method(name).space
+        on_space = _deep_merge(base, self.retrain.space_overrides.get(space, {}))
+        where = f"retrain.space_overrides.{space} + retrain.dataset_overrides.{dataset}"
+        on_dataset = _merged(RetrainConfig, on_space, self.retrain.dataset_overrides.get(dataset or "", {}), where)
         on_dataset.method_overrides = self.retrain.method_overrides
         return _with_method_overrides(on_dataset, name, "retrain")
 
@@ -733,9 +759,18 @@ def _check_subgrid(key: str, name: str, space_name: str, subgrid: str | None) ->
                          f"{where}")
 
 
+def _check_space_name(key: str, space: str) -> None:
+    from pipeline.space.base import get_space
+
+    try:
+        get_space(space)
+    except KeyError as exc:
+        raise ValueError(f"{key}: {exc.args[0]}") from None
+
+
 def _with_method_overrides(section: Any, name: str, key: str) -> Any:
     """`section` with the overrides of variant `name` applied; the result holds no overrides of its own."""
-    base = section.model_dump(exclude={"method_overrides", "dataset_overrides"})
+    base = section.model_dump(exclude=OVERRIDE_KEYS)
     return _merged(type(section), base, section.method_overrides.get(name, {}), f"{key}.method_overrides.{name}")
 
 

@@ -191,8 +191,10 @@ def _retrain(params: Params, dataset: str | None, method: str | None) -> dict[st
 
 
 def _tables(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+    names = [*params.grid.methods, *params.grid.nb201.methods]
     return {"tables": _dump(params.tables), "grid": _dump(params.grid),
-            "methods": {name: _dump(params.method(name)) for name in params.grid.methods}}
+            "methods": {name: _dump(params.method(name)) for name in names},
+            "benchmark": _dump(params.benchmark)}
 
 
 _RERUN_SLICES: dict[str, Callable[[Params, str | None, str | None], dict[str, Any]]] = {
@@ -231,7 +233,7 @@ DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "derive": ("derive",),
     "retrain": ("retrain", "data.root", "data.download", "data.num_workers", "runtime"),
     "transfer": ("transfer", "data.imagenet_root", "data.num_workers", "runtime"),
-    "tables": ("tables", "grid", "search.methods"),
+    "tables": ("tables", "grid", "search.methods", "benchmark"),
     # The recurrent sub-grid (grid.rnn): the corpora, and the same stage bodies with language_model keys.
     "prepare_text": _PREPARE_TEXT,
     "prepare_text_target": _PREPARE_TEXT,

@@ -15,7 +15,7 @@ from pipeline.config import load_params  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 # The results layout and the params slices (pipeline/layout.py); the rules name its path templates.
 from pipeline.layout import (  # noqa: E402
-    DATA, FIGURES, GENOTYPE, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir, rerun_slice,
+    DATA, DATA_NB201, FIGURES, GENOTYPE, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir, rerun_slice,
     workflow_path,
 )
 from pipeline.layout import TRANSFER_TEXT  # noqa: E402
@@ -59,6 +59,10 @@ IMAGENET_METHODS = list(PARAMS.grid.imagenet_methods)
 # data.imagenet_root is a real ImageFolder tree the user provides.
 DEMO_IMAGENET = Path(PARAMS.data.imagenet_root) == prepared_dir("imagenet_demo")
 
+# The NAS-Bench-201 sub-grid (grid.nb201): its variants search, derive and (when grid.nb201.retrain) retrain
+# on each of its datasets, reading their own prepared data (layout DATA_NB201).
+NB201_METHODS = list(PARAMS.grid.nb201.methods)
+NB201_DATASETS = list(PARAMS.grid.nb201.datasets) if NB201_METHODS else []
 # The recurrent sub-grid (grid.rnn): its variants search and retrain on each corpus of RNN_DATASETS and,
 # when grid.rnn.transfer is true, train on RNN_TARGETS (the one corpus grid.rnn.transfer_to).
 RNN_DATASETS = list(PARAMS.grid.rnn.datasets)
@@ -67,9 +71,9 @@ RNN_TARGETS = [PARAMS.grid.rnn.transfer_to] if PARAMS.grid.rnn.transfer and RNN_
 
 
 wildcard_constraints:
-    dataset="|".join([*DATASETS, "imagenet_demo", *(["imagenet"] if IMAGENET_METHODS else []),
-                      *RNN_DATASETS, *RNN_TARGETS]),
-    method="|".join(dict.fromkeys([*METHODS, *IMAGENET_METHODS, *RNN_METHODS])),
+    dataset="|".join(dict.fromkeys([*DATASETS, "imagenet_demo", *(["imagenet"] if IMAGENET_METHODS else []),
+                                     *NB201_DATASETS, *RNN_DATASETS, *RNN_TARGETS])),
+    method="|".join(dict.fromkeys([*METHODS, *IMAGENET_METHODS, *NB201_METHODS, *RNN_METHODS])),
     seed=r"\d+",
     # The corpus a recurrent cell transfers to (rule transfer_text); never "imagenet" (rule transfer).
     target="|".join(CORPUS_FILES),
@@ -121,6 +125,17 @@ def prepare_input(wildcards):
     return imagenet_input(wildcards) if wildcards.dataset == "imagenet" else []
 
 
+def data_manifest(wildcards):
+    """The prepared data a search or retrain reads: the NB201 sub-grid's own for its variants."""
+    template = DATA_NB201 if wildcards.method in NB201_METHODS else DATA
+    return workflow_path(template, "manifest.json").format(dataset=wildcards.dataset)
+
+
+def nb201_benchmark_input(wildcards):
+    """The benchmark archive the tables query (params benchmark.nb201), so replacing it reruns the tables."""
+    return [PARAMS.benchmark.nb201] if PARAMS.benchmark.nb201 and NB201_METHODS else []
+
+
 def grid_outputs():
     """Every final file of the grid: what the tables read and what `rule all` asks for.
 
@@ -138,6 +153,9 @@ def grid_outputs():
     outputs += cells(SELECT, "metrics.json", *grid) if PARAMS.grid.select else []
     for datasets, methods in ([grid] if TRANSFER_GRID else []) + [direct]:
         outputs += cells(TRANSFER, "metrics.json", datasets, methods)
+    nb201 = (NB201_DATASETS, NB201_METHODS)
+    outputs += cells(SEARCH, "summary.json", *nb201) + cells(GENOTYPE, "", *nb201)
+    outputs += cells(RETRAIN, "metrics.json", *nb201) if PARAMS.grid.nb201.retrain else []
     return outputs + rnn_outputs()
 
 

@@ -24,3 +24,11 @@ rule prepare:
     shell:
         "exec python -m pipeline prepare --params {input.params:q} --dataset {wildcards.dataset}"
         " --out $(dirname {output.manifest:q}) > {log:q} 2>&1"
+
+
+# The NAS-Bench-201 sub-grid's prepared data: the same stage, apart from the main grid's (layout DATA_NB201).
+use rule prepare as prepare_nb201 with:
+    output:
+        manifest=workflow_path(DATA_NB201, "manifest.json"),
+    log:
+        "logs/prepare/nb201/{dataset}.log",

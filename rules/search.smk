@@ -4,7 +4,7 @@
 rule search:
     input:
         params=PARAMS_INPUT,
-        manifest=workflow_path(DATA, "manifest.json"),
+        manifest=data_manifest,
     output:
         # The files the stage rewrites at the end; summary.json comes last. checkpoint.pt is deliberately
         # not an output: Snakemake deletes outputs before a job runs, and a retried or requeued job must

@@ -5,6 +5,7 @@ rule tables:
     input:
         params=PARAMS_INPUT,
         grid=grid_outputs(),
+        nb201_benchmark=nb201_benchmark_input,
     output:
         tables=table_outputs(),
         figures=report(directory(workflow_path(FIGURES)), patterns=["{name}.png"], caption="../report/figures.rst",

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
+from pipeline.space.base import get_space
+
 REPO = Path(__file__).resolve().parents[1]
-# Variants of this space run in grid.rnn, not grid.methods (pipeline/space/rnn, SearchSpace.subgrid).
-RECURRENT_SPACE = "rnn"
 
 
 def deep_update(base: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, Any]:
@@ -34,17 +34,18 @@ def deep_update(base: Mapping[str, Any], edits: Mapping[str, Any]) -> dict[str, 
 def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Iterable[str] = (),
              source: Path = REPO / "params.yaml") -> dict[str, Any]:
     """`source` (the shipped params.yaml) defining only `methods` (name -> spec, or names of shipped
-    variants), with tracking off. Those in `imagenet_methods` are searched directly on ImageNet; the
-    rest form grid.methods."""
+    variants), with tracking off. Those in `imagenet_methods` are searched directly on ImageNet, those of the
+    NB201 and recurrent spaces run in their sub-grid (grid.nb201, grid.rnn); the rest form grid.methods."""
     raw = yaml.safe_load(source.read_text())
     shipped = raw["search"]["methods"]
     specs = dict(methods) if isinstance(methods, Mapping) else {name: shipped[name] for name in methods}
     direct = list(imagenet_methods)
-    recurrent = [name for name, spec in specs.items() if spec.get("space") == RECURRENT_SPACE]
-    raw["grid"]["methods"] = [name for name in specs if name not in direct and name not in recurrent]
+    # A variant of the NB201 or recurrent space runs in that sub-grid (SearchSpace.subgrid), the rest in grid.methods.
+    subgrid = {name: get_space(spec.get("space", "darts")).subgrid for name, spec in specs.items()}
+    raw["grid"]["methods"] = [name for name in specs if name not in direct and subgrid[name] is None]
     raw["grid"]["imagenet_methods"] = direct
-    if "rnn" in raw["grid"]:
-        raw["grid"]["rnn"]["methods"] = recurrent
+    for key in ("nb201", "rnn"):
+        raw["grid"][key]["methods"] = [name for name in specs if name not in direct and subgrid[name] == key]
     raw["search"]["methods"] = specs
     sections = [raw[stage] for stage in ("retrain", "transfer")]
     language_model = raw.get("language_model", {})

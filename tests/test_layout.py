@@ -63,7 +63,8 @@ def _old_rerun_slices(p: Params, dataset: str, method: str) -> dict[str, Any]:
         "select": {"select": _dump(p.select_settings(method, dataset)), "data": data, "runtime": runtime},
         "transfer": {"transfer": _dump(p.transfer_settings(method)), "data": data, "runtime": runtime},
         "tables": {"tables": _dump(p.tables), "grid": _dump(p.grid),
-                   "methods": {name: _dump(p.method(name)) for name in p.grid.methods}},
+                   "methods": {name: _dump(p.method(name)) for name in p.grid.methods + p.grid.nb201.methods},
+                   "benchmark": _dump(p.benchmark)},
     }
 
 
@@ -113,26 +114,34 @@ def _under(path: str, directory: str) -> bool:
 def test_dvc_params_are_the_layouts() -> None:
     stages = _dvc_stages()
     for name, stage in stages.items():
-        home = name.removesuffix("_imagenet") if name not in layout.DVC_PARAMS else name
+        home = name if name in layout.DVC_PARAMS else name.removesuffix("_imagenet").removesuffix("_nb201")
         assert stage["params"] == layout.dvc_params(home), name
 
 
-@pytest.mark.parametrize("stage", sorted(_WRITES))
+# The NAS-Bench-201 sub-grid's stages: the same bodies, reading its own prepared data.
+_NB201_READS = {stage: {layout.DATA_NB201 if read == layout.DATA else read for read in reads}
+                for stage, reads in _READS.items()}
+
+
+@pytest.mark.parametrize("stage", [*sorted(_WRITES), "search_nb201", "derive_nb201", "retrain_nb201"])
 def test_dvc_paths_are_the_layouts(stage: str) -> None:
     spec = _dvc_stages()[stage]
-    out_dir = layout.dvc_path(_WRITES[stage])
+    home = stage.removesuffix("_nb201")
+    out_dir = layout.dvc_path(_WRITES[home])
     for kind in ("outs", "metrics", "plots"):
         for path in _paths(spec.get(kind, [])):
             assert _under(path, out_dir), f"{stage}.{kind}: {path} is not under the layout's {out_dir}"
     assert f"--out {out_dir}" in " ".join(spec["cmd"].split())
     read = {dep for dep in spec["deps"] if dep.startswith(layout.RESULTS + "/")}
-    templates = {layout.dvc_path(template) for template in _READS[stage]}
+    templates = {layout.dvc_path(template) for template in (_NB201_READS if home != stage else _READS)[home]}
     assert {next(t for t in templates if _under(dep, t)) for dep in read} == templates, (stage, read)
 
 
 def test_dvc_prepare_and_tables_paths_are_the_layouts() -> None:
     stages = _dvc_stages()
     assert _paths(stages["prepare"]["outs"]) == [layout.dvc_path(layout.DATA)]
+    assert _paths(stages["prepare_nb201"]["outs"]) == [layout.dvc_path(layout.DATA_NB201)]
+    assert f"--out {layout.dvc_path(layout.DATA_NB201)}" in stages["prepare_nb201"]["cmd"]
     for dataset in ("imagenet_demo", "imagenet"):
         assert _paths(stages[f"prepare_{dataset}"]["outs"]) == [str(layout.prepared_dir(dataset))]
     top = {f"{layout.RESULTS}/{template.split('/')[0]}" for template in _WRITES.values()}

@@ -26,6 +26,7 @@ from torch import nn
 
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import GenotypeError
+from pipeline.layout import RESULTS, prepared_dir
 
 DataKind = Literal["image", "text"]
 
@@ -308,3 +309,9 @@ class BoundSpace:
 
     def derive(self, probabilities: ArchWeights, rule: str = "default") -> SpaceGenotype:
         return self.space.derive(probabilities, self.cells, rule)
+
+
+def data_dir_of(params: Any, method: str, dataset: str, results: Path = Path(RESULTS)) -> Path:
+    """prepare's output of `dataset` for variant `method`: that of the (sub-)grid its space runs in
+    (`SearchSpace.subgrid`; NAS-Bench-201's data apart, pipeline/layout.py), the stages' default --prepared."""
+    return prepared_dir(dataset, results, subgrid=get_space(params.method(method).space).subgrid)

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.config import Params, RetrainConfig, load_params
 from pipeline.errors import PipelineError
-from pipeline.layout import prepared_dir, training_slice
-from pipeline.space.base import get_space
+from pipeline.layout import training_slice
+from pipeline.space.base import data_dir_of, get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
 from pipeline.stages.lm_training import is_text_genotype, run_text_training
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, required=True, help="seeds the initial weights and the data order")
     parser.add_argument("--method", help="method variant whose retrain.method_overrides apply "
                                          "(default: the genotype's provenance.method)")
-    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET; "
+                                                      "NAS-Bench-201 variants: results/data/nb201/DATASET)")
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/retrain/D/M/seedS")
     add_training_arguments(parser)
 
@@ -68,11 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if is_text_genotype(genotype):
         run_text_training(params, "retrain", genotype, cells_of(genotype), method=method, corpus=args.dataset,
                           searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
-                          prepared=args.prepared or prepared_dir(args.dataset), out=args.out,
+                          prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,
                           restart_on_change=args.restart_on_change)
         return 0
     settings = params.retrain_settings(method, args.dataset)
-    splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
+    splits = (args.prepared or data_dir_of(params, method, args.dataset)) / "splits.npz"
     # Datasets with an official split (CIFAR, SVHN) need no splits file; digits' split lives only there.
     indices_file = splits if splits.exists() else None
     data_args = {"root": params.data.root, "download": params.data.download, "indices_file": indices_file}

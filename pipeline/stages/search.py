@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
-from pipeline.layout import is_text_variant, prepared_dir, search_slice
+from pipeline.layout import is_text_variant, search_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dataset name (digits, cifar10, cifar100, svhn, imagenet16_120, imagenet)")
     parser.add_argument("--method", required=True, help="method variant defined under search.methods")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET)")
+    parser.add_argument("--prepared", type=Path, help="prepare's output dir (default: results/data/DATASET; "
+                                                      "NAS-Bench-201 variants: results/data/nb201/DATASET)")
     parser.add_argument("--out", type=Path, required=True, help="output dir, e.g. results/search/D/M/seedS")
     add_run_control_arguments(parser)
 
@@ -38,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from pipeline import tracking
+    from pipeline.space.base import data_dir_of
 
     params = load_params(args.params)
     params.method(args.method)
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             write_rows(history, arch_history)
             logger.log_metrics(numeric(history[-1]), step=history[-1]["epoch"])
 
-        prepared = args.prepared or prepared_dir(args.dataset)
+        prepared = args.prepared or data_dir_of(params, args.method, args.dataset)
         if text:
             from pipeline.train.lm.text_search import run_text_search
 

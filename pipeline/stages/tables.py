@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.config import Params, load_params
+from pipeline.space.nb201.benchmark import Nb201Benchmark
 from pipeline.tables import Grid, SubGrid, produce
 
 
@@ -33,16 +34,27 @@ def run(args: argparse.Namespace) -> int:
 
     params = load_params(args.params)
     grid = grid_of(params)
+    bench = open_benchmark(params)
     written = produce(Path(args.results), Path(args.out), Path(args.figures), grid,
-                      params.tables.formats, use_graphviz=shutil.which("dot") is not None)
+                      params.tables.formats, use_graphviz=shutil.which("dot") is not None, bench=bench)
     # The tables and figures also become artifacts of one MLflow run, so the UI shows them beside the runs.
-    slice_ = {"grid": params.grid.model_dump(mode="json"), "tables": params.tables.model_dump(mode="json")}
+    slice_ = {"grid": params.grid.model_dump(mode="json"), "tables": params.tables.model_dump(mode="json"),
+              "benchmark": {"nb201": params.benchmark.nb201,
+                            "nb201_fingerprint": bench.fingerprint if bench is not None else ""}}
     with tracking.stage_run("tables", tracking.RunKey(), params=slice_, tags={}, tracking=params.tracking,
                             out_dir=Path(args.out)) as logger:
         for path in written:
             logger.log_artifact(path, artifact_path="figures" if path.suffix == ".png" else "tables")
     print(f"tables: wrote {len(written)} files; see {Path(args.out) / 'index.md'}")
     return 0
+
+
+def open_benchmark(params: Params) -> Nb201Benchmark | None:
+    """The NAS-Bench-201 archive of params benchmark.nb201, opened once for the whole stage (each architecture
+    is then read and computed once), or None when none is configured or the grid runs no NB201 variant."""
+    if not (params.benchmark.nb201 and params.grid.nb201.methods):
+        return None
+    return Nb201Benchmark(params.benchmark.nb201)
 
 
 def grid_of(params: Params) -> Grid:

@@ -113,7 +113,7 @@ def _collect(results: Path, grid: Grid, pairs: list[tuple[str, str]],
                 (f"{stage}/metrics.json", target / "metrics.json"),
             ]
             rows.append(_run_row(dataset, method, seed, chain, [search, genotype, target], fields, texts)
-                        | _search_fields(search))
+                        | search_fields(search))
     frame = pd.DataFrame(rows, columns=[*_KEYS, *fields, *texts, *_SEARCH_FIELDS])
     return frame.astype(dict.fromkeys([*fields, "search_cost_days", "peak_memory_mb"], "float64"))
 
@@ -144,7 +144,7 @@ def _failure_text(failure: dict[str, Any]) -> str:
     return f"{failure.get('stage', 'a stage')} failed: {error}"
 
 
-def _search_fields(search: Path) -> dict[str, Any]:
+def search_fields(search: Path) -> dict[str, Any]:
     """Search cost in device-days (wall time x devices / 86400), whether it ran on CPU, peak memory."""
     summary = read_json(search / "summary.json")
     if summary is None:

@@ -137,15 +137,40 @@ def error_vs_paper_figure(frame: pd.DataFrame, title: str) -> bytes | None:
     return png_bytes(figure)
 
 
+def anytime_figure(histories: pd.DataFrame, methods: list[str], title: str) -> bytes | None:
+    """Left: the benchmark's test accuracy of each epoch's derived cell (`benchmark_test_acc`); right: the
+    dominant Hessian eigenvalue; mean ± std over seeds per method (the figure SDARTS and DrNAS draw)."""
+    panels = [([("benchmark_test_acc", "-", "")], "benchmark test accuracy (%)"),
+              ([("hessian_eig", "-", "")], "dominant Hessian eigenvalue")]
+    if not _present(histories, panels[0][0]):
+        return None
+    figure = Figure(figsize=(11.0, 3.6), layout="constrained")
+    for ax, (series, ylabel) in zip(figure.subplots(1, 2), panels, strict=True):
+        _draw_curves(ax, histories, methods, _present(histories, series), ylabel)
+    figure.suptitle(title, fontsize=9)
+    return png_bytes(figure)
+
+
+def _present(histories: pd.DataFrame, series: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    return [(key, style, label) for key, style, label in series
+            if key in histories.columns and histories[key].notna().any()]
+
+
 def _curves(histories: pd.DataFrame, methods: list[str], title: str, series: list[tuple[str, str, str]],
             ylabel: str) -> bytes | None:
     """Mean ± std over seeds of history columns vs epoch; a colour per method, a line style per series."""
-    present = [(key, style, label) for key, style, label in series
-               if key in histories.columns and histories[key].notna().any()]
+    present = _present(histories, series)
     if not present:
         return None
     figure = Figure(figsize=(6.0, 3.6), layout="constrained")
     ax = figure.subplots()
+    _draw_curves(ax, histories, methods, present, ylabel)
+    ax.set_title(title, fontsize=9)
+    return png_bytes(figure)
+
+
+def _draw_curves(ax: Any, histories: pd.DataFrame, methods: list[str], present: list[tuple[str, str, str]],
+                 ylabel: str) -> None:
     colours = {method: f"C{index % 10}" for index, method in enumerate(methods)}
     for method in methods:
         mine = histories[histories["method"] == method]
@@ -160,9 +185,8 @@ def _curves(histories: pd.DataFrame, methods: list[str], title: str, series: lis
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    return png_bytes(figure)
+    if present:
+        ax.legend(fontsize=7)
 
 
 def _input_name(index: int) -> str:

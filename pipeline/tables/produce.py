@@ -16,7 +16,7 @@ from pipeline.errors import PipelineError
 from pipeline.layout import genotype_path, retrain_dir, search_dir, text_transfer_dir
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
 from pipeline.tables.build import dataset_table, imagenet_table
-from pipeline.tables.cells import cells_figure
+from pipeline.tables.cells import CELL_TYPES, cells_figure
 from pipeline.tables.collect import (
     collect_histories,
     collect_lm_runs,
@@ -34,6 +34,7 @@ from pipeline.tables.figures import (
 )
 from pipeline.tables.grid import Grid
 from pipeline.tables.language_model import perplexity_table, table_name
+from pipeline.tables.nb201 import Nb201Benchmark, anytime_figures, collect_nb201_runs, nb201_tables
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
 from pipeline.tables.table import Table
@@ -49,9 +50,10 @@ class Figures:
     skipped: tuple[tuple[str, str], ...]
 
 
-def build_tables(results: Path, grid: Grid) -> list[Table]:
+def build_tables(results: Path, grid: Grid, bench: Nb201Benchmark | None = None) -> list[Table]:
     """Per dataset its error table and any ablation table, the S1-S4 tables when the grid searches those
-    spaces, then ImageNet when the grid trains cells on it."""
+    spaces, then ImageNet when the grid trains cells on it, then the NAS-Bench-201 sub-grid's tables
+    (`bench`: the benchmark the derived cells are queried in, None: our retrain evaluates them)."""
     runs = collect_retrain_runs(results, grid)
     tables: list[Table] = []
     for dataset in grid.datasets:
@@ -62,6 +64,7 @@ def build_tables(results: Path, grid: Grid) -> list[Table]:
                if (table := build(runs, results, grid)) is not None]
     if grid.transfer_pairs():
         tables.append(imagenet_table(collect_transfer_runs(results, grid), grid))
+    tables += nb201_tables(collect_nb201_runs(results, grid, bench), grid, bench)
     return tables + lm_tables(results, grid)
 
 
@@ -80,9 +83,9 @@ def lm_tables(results: Path, grid: Grid) -> list[Table]:
 
 
 def produce(results: Path, out: Path, figures_dir: Path, grid: Grid, formats: Sequence[str],
-            use_graphviz: bool) -> list[Path]:
+            use_graphviz: bool, bench: Nb201Benchmark | None = None) -> list[Path]:
     """Write every table in `formats`, every figure whose inputs exist, and index.md; return the paths."""
-    tables = build_tables(results, grid)
+    tables = build_tables(results, grid, bench)
     written = []
     for table in tables:
         for fmt in formats:
@@ -90,7 +93,8 @@ def produce(results: Path, out: Path, figures_dir: Path, grid: Grid, formats: Se
             atomic_write_text(path, WRITERS[fmt](table))
             written.append(path)
     figures_dir.mkdir(parents=True, exist_ok=True)  # a declared output of the workflow, even when empty
-    figures = draw_figures(results, figures_dir, grid, {table.name: table for table in tables}, use_graphviz)
+    figures = draw_figures(results, figures_dir, grid, {table.name: table for table in tables}, use_graphviz,
+                           bench)
     written += [figures_dir / name for name in figures.written]
     link = Path(os.path.relpath(figures_dir, out)).as_posix()
     atomic_write_text(out / "index.md", index_markdown(grid, tables, formats, figures, link))
@@ -98,7 +102,7 @@ def produce(results: Path, out: Path, figures_dir: Path, grid: Grid, formats: Se
 
 
 def draw_figures(results: Path, figures_dir: Path, grid: Grid, tables: dict[str, Table],
-                 use_graphviz: bool) -> Figures:
+                 use_graphviz: bool, bench: Nb201Benchmark | None = None) -> Figures:
     """Every figure of every dataset; a figure without inputs is skipped with the reason."""
     pending: list[tuple[str, bytes | None, str]] = []
     for dataset in grid.datasets:
@@ -115,6 +119,7 @@ def draw_figures(results: Path, figures_dir: Path, grid: Grid, tables: dict[str,
              f"no finished retrain run on {dataset}"),
         ]
     pending += _perplexity_figures(results, grid)
+    pending += anytime_figures(results, grid, bench)
     for dataset, method in grid.search_pairs():
         for seed in grid.seeds:
             pending += _run_figures(results, dataset, method, seed, use_graphviz)
@@ -183,15 +188,15 @@ def _run_figures(results: Path, dataset: str, method: str, seed: int,
     weights_path = search_dir(results, dataset, method, seed) / "arch_weights.jsonl"
     genotype_file = genotype_path(results, dataset, method, seed)
     genotype = read_json(genotype_file)
-    if genotype is not None and genotype.get("search_space") == "rnn":
-        return [(f"arch_weights_{stem}.png", arch_weights_figure(read_arch_weights(weights_path), title),
-                 f"no {weights_path.relative_to(results).as_posix()}")]  # the cell diagram draws CNN cells only
+    diagram = genotype is None or all(cell in genotype for cell in CELL_TYPES)
     try:
-        cells = None if genotype is None else cells_figure(genotype, title, use_graphviz)
+        cells = cells_figure(genotype, title, use_graphviz) if genotype is not None and diagram else None
     except PipelineError as exc:
         raise PipelineError(f"{genotype_file}: {exc}") from None
+    no_cells = (f"no {genotype_file.relative_to(results).as_posix()}" if diagram
+                else f"a {genotype.get('search_space')} genotype is no DARTS cell pair; see its .txt / JSON")
     return [
         (f"arch_weights_{stem}.png", arch_weights_figure(read_arch_weights(weights_path), title),
          f"no {weights_path.relative_to(results).as_posix()}"),
-        (f"cells_{stem}.png", cells, f"no {genotype_file.relative_to(results).as_posix()}"),
+        (f"cells_{stem}.png", cells, no_cells),
     ]

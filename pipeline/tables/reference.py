@@ -78,3 +78,18 @@ def paper_perplexity(corpus: str) -> dict[str, dict[str, Any]]:
         return {}
     released = _load()["released_darts_models"].get(corpus)
     return dict(_load()[corpus]) | ({"darts_v2_released": released} if released else {})
+# NAS-Bench-201 comparison tables: section of the file -> how the table names it.
+NB201_TABLES = {"nas_bench_201_drnas": "DrNAS Table 4", "nas_bench_201_ddsas": "DDSAS Table 4"}
+# The entry of the benchmark's best architecture in those sections.
+NB201_OPTIMAL = "optimal"
+
+
+def paper_nb201() -> dict[str, dict[str, dict[str, Any]]]:
+    """DrNAS Table 4 and DDSAS Table 4 (NAS-Bench-201): table label -> method -> {dataset: {valid, valid_std,
+    test, test_std}, source}; the `optimal` entry is the benchmark's best architecture."""
+    return {label: dict(_load()[section]) for section, label in NB201_TABLES.items()}
+
+
+def paper_drnas_lambda() -> list[dict[str, Any]]:
+    """DrNAS Table 5: CIFAR-10 test accuracy on NAS-Bench-201 per anchor strength lambda."""
+    return list(_load()["drnas_anchor_lambda_nb201"])

@@ -14,8 +14,10 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_NB201,
     TINY_RNN_METHOD,
     assert_each_variant_searched_its_space,
+    assert_nb201_cell_ran,
     copy_repo,
     run,
     sha256,
@@ -57,11 +59,11 @@ def _git(root: Path, *args: str) -> None:
 
 
 def _git_copy(root: Path, tiny: bool) -> Path:
-    """A copy of the checkout (with the tiny grid, or params.yaml as shipped) as a fresh git repository
-    with one commit: DVC needs git."""
+    """A copy of the checkout (with the tiny grid and its NAS-Bench-201 cell, or params.yaml as shipped) as
+    a fresh git repository with one commit: DVC needs git."""
     copy_repo(root)
     if tiny:
-        write_tiny_params(root)
+        write_tiny_params(root, TINY_NB201)
     _git(root, "init", "-q")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "copy")
@@ -176,6 +178,7 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
     moved = json.loads((root / f"results/transfer/text_demo2/{rnn_cell}/metrics.json").read_text())
     assert (moved["dataset"], moved["searched_on"]) == ("text_demo2", "text_demo")
     assert (root / "results/tables/lm_text_demo2_from_text_demo.md").is_file()
+    assert_nb201_cell_ran(root)
 
     before = _cached_files(root)
     assert any(path.endswith("checkpoint.pt") for path in before)
@@ -189,7 +192,9 @@ def test_repro_push_pull_and_param_edits(tmp_path: Path) -> None:
 
     original = (root / "params.yaml").read_text()
     write_params(root, {"retrain": {"lr": 0.05}})
-    assert set(_status(root)) == {"retrain@digits-darts_1st-0", "retrain@digits-darts_2nd-0"}
+    # retrain_nb201 reads the whole retrain section too (its lr comes from retrain.space_overrides.nb201).
+    assert set(_status(root)) == {"retrain@digits-darts_1st-0", "retrain@digits-darts_2nd-0",
+                                  "retrain_nb201@digits-gdas_nb201-0"}
 
     # The recurrent sub-grid's transfer reads language_model.transfer, nothing else does.
     (root / "params.yaml").write_text(original)

@@ -14,8 +14,10 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_NB201,
     TINY_RNN_METHOD,
     assert_each_variant_searched_its_space,
+    assert_nb201_cell_ran,
     copy_repo,
     expected_tables,
     run,
@@ -66,9 +68,13 @@ def _pyproject_dependencies() -> set[str]:
 @pytest.fixture(scope="module")
 def finished_run(tiny_repo: Path) -> Path:
     """The tiny grid run for real with 2 cores, MLflow tracking into a brand-new SQLite store."""
-    write_params(tiny_repo, {"tracking": {"enabled": True}}, tiny_rnn_edit())
+    write_params(tiny_repo, {"tracking": {"enabled": True}}, TINY_NB201, tiny_rnn_edit())
     run([SNAKEMAKE, "--cores", "2", "all_tables"], cwd=tiny_repo, timeout=900)
     return tiny_repo
+
+
+def test_the_nb201_sub_grid_is_searched_on_its_data_retrained_and_tabled(finished_run: Path) -> None:
+    assert_nb201_cell_ran(finished_run)
 
 
 def test_local_run_writes_every_table_and_a_second_run_does_nothing(finished_run: Path) -> None:
@@ -135,10 +141,11 @@ def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -
             "WHERE t.key = 'pipeline.parent_key' AND r.lifecycle_stage = 'active'"
         ).fetchone()[0]
     counts = dict(stages)
-    # Two digits cells (searched, retrained, transferred), one direct ImageNet search (not retrained) and one
-    # recurrent cell (searched, retrained on its corpus, transferred to the second).
+    # Two digits cells (searched, retrained, transferred), one direct ImageNet search (not retrained), one
+    # NAS-Bench-201 cell (searched and retrained, not transferred) and one recurrent cell (searched, retrained
+    # on its corpus, transferred to the second).
     assert {stage: counts.get(stage) for stage in ("search", "derive", "retrain", "transfer")} == {
-        "search": 4, "derive": 4, "retrain": 3, "transfer": 4}, counts
+        "search": 5, "derive": 5, "retrain": 4, "transfer": 4}, counts
     assert parents == 4
 
 
@@ -189,8 +196,8 @@ def test_shared_search_edit_reruns_every_search_and_downstream(finished_run: Pat
     jobs = _edit_and_plan(finished_run, {"search": {"arch": {"lr": 6.0e-4}}})
     everywhere = {"darts_1st", "darts_2nd", "ddsas_imagenet"}
     assert _jobs_by_rule(jobs) == {
-        "search": everywhere, "derive": everywhere,
-        "retrain": {"darts_1st", "darts_2nd"}, "transfer": everywhere, "tables": {""},
+        "search": everywhere | {"gdas_nb201"}, "derive": everywhere | {"gdas_nb201"},
+        "retrain": {"darts_1st", "darts_2nd", "gdas_nb201"}, "transfer": everywhere, "tables": {""},
     }
 
 
@@ -199,3 +206,15 @@ def test_tracking_or_resources_edit_reruns_nothing(finished_run: Path) -> None:
     jobs = _edit_and_plan(finished_run, {"tracking": {"experiment": "elsewhere"},
                                          "resources": {"search": {"mem_mb": 1500}}})
     assert _jobs_by_rule(jobs) == {}
+
+
+def test_configuring_or_replacing_the_nb201_benchmark_reruns_only_the_tables(finished_run: Path) -> None:
+    # The plan only: the archive is an input of the tables rule (the tables stage would open it).
+    archive = finished_run / "bench.pth"
+    archive.write_bytes(b"first")
+    try:
+        jobs = _edit_and_plan(finished_run, {"benchmark": {"nb201": "bench.pth"}})
+        assert _jobs_by_rule(jobs) == {"tables": {""}}
+        assert any("bench.pth" in str(path) for job in jobs for path in job.inputs)
+    finally:
+        archive.unlink()

@@ -10,6 +10,7 @@ would hang CI.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import os
@@ -72,6 +73,31 @@ def tiny_rnn_edit() -> dict[str, Any]:
             "search": {"methods": {TINY_RNN_METHOD: spec}},
             "prepare": {"text_demo": {"vocab_size": 300}},
             "language_model": {"retrain": _TINY_LM, "transfer": _TINY_LM}}
+
+
+# The edit that adds a NAS-Bench-201 sub-grid to the tiny grid: the demo's GDAS variant on digits, searched,
+# derived and retrained. Only the fixture runs of Snakemake and DVC take it (never_stale's runs do not).
+_SHIPPED_METHODS = yaml.safe_load((REPO / "params.yaml").read_text())["search"]["methods"]
+TINY_NB201: dict[str, Any] = {
+    "grid": {"nb201": {"datasets": ["digits"], "methods": ["gdas_nb201"], "retrain": True}},
+    "search": {"methods": {"gdas_nb201": _SHIPPED_METHODS["gdas_nb201"]}},
+}
+
+
+def assert_nb201_cell_ran(root: Path) -> None:
+    """The tiny NB201 cell searched on its own prepared data, derived an architecture string, was retrained,
+    and its retrain's test accuracy is the NB201 table's number."""
+    from pipeline.space.genotype import load_genotype
+
+    assert (root / "results/data/nb201/digits/manifest.json").is_file()
+    arch = load_genotype(root / "results/genotypes/digits/gdas_nb201/seed0.json")
+    assert arch.search_space == "nb201"
+    assert (root / "results/genotypes/digits/gdas_nb201/seed0.txt").read_text().strip() == arch.to_string()
+    metrics = json.loads((root / "results/retrain/digits/gdas_nb201/seed0/metrics.json").read_text())
+    rows = list(csv.DictReader((root / "results/tables/nb201_accuracy.csv").open()))
+    (ours,) = [row for row in rows if row["method"] == "gdas_nb201"]
+    assert (ours["status"], ours["evaluated_by"]) == ("ok", "retrain")
+    assert abs(float(ours["digits_test_mean"]) - metrics["test_acc"]) < 1e-6  # the CSV keeps 10 digits
 
 
 def _excluded(path: str) -> bool:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from pipeline.atomic import atomic_write_text
 from pipeline.errors import GenotypeError
-from pipeline.space.nb201.ops import NB201_OPS
+
+if TYPE_CHECKING:  # torch only where weights are read: the tables stage parses strings without it
+    import torch
+
+# The order of the benchmark's `NAS_BENCH_201` list: architecture weights are indexed by it.
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 SPACE_NAME = "nb201"
 NODES = 4  # node 0 is the cell input, node 3 its output
@@ -137,6 +140,8 @@ def derive_argmax(probabilities: torch.Tensor, edge_ops: tuple[tuple[str, ...], 
     (`genotype()` in AutoDL-Projects' search models) and DrNAS' NB201 code take the plain argmax per
     edge, so a cell may lose edges, or even disconnect its output, and the benchmark scores it as such.
     """
+    import torch
+
     expected = (len(edge_ops), len(edge_ops[0]))
     if len(edge_ops) != len(EDGES) or tuple(probabilities.shape) != expected:
         raise GenotypeError(f"architecture weights: shape {tuple(probabilities.shape)}, expected "

@@ -28,14 +28,14 @@ ImageNet16-120 report `x-valid` and `x-test`. Each number is the mean over the b
 from __future__ import annotations
 
 import bz2
+import functools
+import hashlib
 import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import fmean
 from typing import Any
-
-import torch
 
 from pipeline.errors import DataError
 from pipeline.safe_pickle import restricted_load
@@ -61,6 +61,15 @@ _COST_SEED = 888
 META = "meta.pickle.pbz2"
 
 
+def _sha256(path: Path) -> str:
+    # Not pipeline.data.files.sha256_file: importing pipeline.data loads torch, which the tables stage avoids.
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _load_pbz2(path: Path) -> Any:
     try:
         with bz2.open(path, "rb") as handle:
@@ -72,6 +81,8 @@ def _load_pbz2(path: Path) -> Any:
 
 
 def _load_pth(path: Path) -> Any:
+    import torch  # only for NAS-Bench-201's .pth: the tables stage queries the other archives without it
+
     try:
         # weights_only: torch's own allow-list unpickler (containers, numbers, strings, tensors).
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -124,6 +135,18 @@ class Nb201Benchmark:
 
     def __len__(self) -> int:
         return len(self._index)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """sha256 identifying the archive, recorded with the tables: of the file's content, or for the
+        fast-mode directory of its meta file's content and every record file's name and size (hashing
+        its gigabytes of records at every tables run would cost more than the check is worth)."""
+        if not self.path.is_dir():
+            return _sha256(self.path)
+        digest = hashlib.sha256(_sha256(self.path / META).encode())
+        for entry in sorted(self.path.iterdir()):
+            digest.update(f"{entry.name}\t{entry.stat().st_size}\n".encode())
+        return digest.hexdigest()
 
     def query(self, arch: Nb201Arch | str) -> BenchmarkResult:
         """The 200-epoch results of `arch` (an `Nb201Arch` or its canonical string)."""

@@ -14,10 +14,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipeline.space.nb201.arch import NB201_OPS
 from pipeline.space.primitives import Identity, ReLUConvBN
-
-# The order of the benchmark's `NAS_BENCH_201` list: architecture weights are indexed by it.
-NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 
 
 class Zero(nn.Module):
