@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-import yaml
+from shipped_params import narrowed
 
 from pipeline.config import params_from_dict
 from pipeline.errors import ConfigError, GenotypeError
@@ -35,13 +35,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _params_with(variant: dict) -> dict:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    raw["search"]["methods"] = {"on_nb201": variant}
-    raw["grid"] = {**raw["grid"], "methods": [], "imagenet_methods": [],
-                   "nb201": {"datasets": ["digits"], "methods": ["on_nb201"]}}
-    raw["retrain"]["method_overrides"] = {}
-    raw["transfer"]["method_overrides"] = {}
-    return raw
+    return narrowed({"on_nb201": variant})
 
 
 @pytest.mark.parametrize("algorithm", list_methods())
