@@ -43,8 +43,9 @@ def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Itera
     recurrent = [name for name, spec in specs.items() if spec.get("space") == RECURRENT_SPACE]
     raw["grid"]["methods"] = [name for name in specs if name not in direct and name not in recurrent]
     raw["grid"]["imagenet_methods"] = direct
-    if "rnn" in raw["grid"]:
+    if "rnn" in raw["grid"]:  # without recurrent variants, no corpus to prepare either
         raw["grid"]["rnn"]["methods"] = recurrent
+        raw["grid"]["rnn"]["datasets"] = raw["grid"]["rnn"]["datasets"] if recurrent else []
     raw["search"]["methods"] = specs
     sections = [raw[stage] for stage in ("retrain", "transfer")]
     language_model = raw.get("language_model", {})
