@@ -148,3 +148,10 @@ def test_language_model_settings_apply_method_overrides_and_refuse_unknown_varia
     raw["language_model"]["transfer"]["method_overrides"] = {"lmm": {"epochs": 3}}
     with pytest.raises(ConfigError, match=r"language_model\.transfer\.method_overrides: 'lmm'.*did you mean 'lm'"):
         params_from_dict(raw)
+
+
+def test_a_text_search_refuses_nan_skipping(chain: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["search", "--params", str(chain / "params.yaml"), "--dataset", "text_demo", "--method", "lm",
+                 "--seed", "0", "--prepared", str(chain / "data" / "text_demo"), "--out", str(chain / "nan_skip"),
+                 "--allow-nan-skip", "2"])
+    assert code != 0 and "--allow-nan-skip" in capsys.readouterr().err
