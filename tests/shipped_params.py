@@ -45,7 +45,10 @@ def narrowed(methods: Mapping[str, Any] | Iterable[str], imagenet_methods: Itera
     raw["grid"]["methods"] = [name for name in specs if name not in direct and subgrid[name] is None]
     raw["grid"]["imagenet_methods"] = direct
     for key in ("nb201", "rnn"):
-        raw["grid"][key]["methods"] = [name for name in specs if name not in direct and subgrid[name] == key]
+        names = [name for name in specs if name not in direct and subgrid[name] == key]
+        raw["grid"][key]["methods"] = names
+        if not names:  # without its variants, a sub-grid has no data to prepare either
+            raw["grid"][key]["datasets"] = []
     raw["search"]["methods"] = specs
     sections = [raw[stage] for stage in ("retrain", "transfer")]
     language_model = raw.get("language_model", {})

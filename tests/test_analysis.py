@@ -79,3 +79,42 @@ def test_shape_of_hand_made_cells():
 def test_genotype_shape_reports_both_cells():
     shape = genotype_shape(GENOTYPE_DARTS_V2)
     assert set(shape) == {"normal_depth", "normal_width", "reduce_depth", "reduce_width"}
+
+
+def test_hessian_eigenvalue_on_the_recurrent_search_model_matches_its_explicit_hessian():
+    """The same check on the recurrent space's search model: fixed token windows in place of image batches."""
+    from pipeline.space.base import ArchWeights, BoundSpace
+    from pipeline.space.rnn.build import build_search_model
+    from pipeline.space.rnn.model import Dropouts
+    from pipeline.space.rnn.operations import CELL
+    from pipeline.space.rnn.settings import RnnSettings
+    from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets, window_batch
+    from pipeline.train.lm.search import HessianSchedule, MethodSearch
+
+    torch.manual_seed(0)
+    vocab, size, nodes = 5, 3, 2
+    method = create_method(DartsMethod(algorithm="darts", space="rnn"), BoundSpace.of("rnn", RnnSettings(nodes, size)),
+                           SearchTraining(nodes=nodes)).double()
+    with torch.no_grad():
+        method.arch_parameters()[0].normal_()
+    net = TokenWindowNet(build_search_model(vocab, size, nodes, Dropouts(), batch_norm=True).double())
+    stream = torch.randint(0, vocab, (24,))
+    search = MethodSearch(method, net, stream, batch_size=2, bptt=3, a_optimizer=None, epochs=1,
+                          hessian=HessianSchedule(every=1, batches=2, iterations=200))
+    estimate = search.hessian_eigenvalue()
+
+    # By hand: the first two bptt windows of the batchified stream (12 rows x 2), each from a zero state.
+    rows = stream.view(2, 12).t()
+    data = [window_batch(rows[0:4]), window_batch(rows[3:7])]
+    alpha = method.arch_parameters()[0]
+    net.eval()
+
+    def loss_of(flat: torch.Tensor) -> torch.Tensor:
+        weights = ArchWeights({CELL: flat.view(alpha.shape).softmax(-1)})
+        return sum(nn.NLLLoss()(net(TokenWindow(x.tokens), weights), y) for x, y in data) / len(data)
+
+    hessian = torch.autograd.functional.hessian(loss_of, alpha.detach().flatten())
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    dominant = eigenvalues[eigenvalues.abs().argmax()].item()
+    assert abs(estimate - dominant) <= 1e-3 * abs(dominant)
+    assert flat_targets(rows[1:4]).equal(data[0][1])

@@ -31,7 +31,8 @@ def _raw() -> dict[str, Any]:
         "grid": {"methods": [], "rnn": {"datasets": ["text_demo"], "methods": ["lm"], "transfer_to": "text_demo2"}},
         "tracking": {"enabled": False},
         "prepare": {"text_demo": {"vocab_size": VOCAB}},
-        "search": {"methods": {"lm": {
+        "search": {"analysis": {"hessian_every": 1, "hessian_batches": 1, "hessian_iterations": 3},
+                   "methods": {"lm": {
             "algorithm": "darts", "order": 1, "space": "rnn",
             # 6 steps: fewer leave the nodes' BatchNorm running statistics so far from the states' that the
             # evaluation-mode recurrence over the whole validation stream overflows (valid loss NaN).
@@ -80,6 +81,7 @@ def test_a_text_search_writes_what_an_image_search_writes(chain: Path) -> None:
     for row in history:
         assert float(row["valid_ppl"]) == pytest.approx(math.exp(float(row["valid_loss"])))
         assert len(json.loads(row["genotype"])["recurrent"]) == NODES
+        assert math.isfinite(float(row["hessian_eig"])), "search.analysis measures the Hessian every epoch"
     arch = [json.loads(line) for line in (search / "arch_weights.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in arch] == [0, 1]
     for row in arch:
@@ -148,3 +150,10 @@ def test_language_model_settings_apply_method_overrides_and_refuse_unknown_varia
     raw["language_model"]["transfer"]["method_overrides"] = {"lmm": {"epochs": 3}}
     with pytest.raises(ConfigError, match=r"language_model\.transfer\.method_overrides: 'lmm'.*did you mean 'lm'"):
         params_from_dict(raw)
+
+
+def test_a_text_search_refuses_nan_skipping(chain: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["search", "--params", str(chain / "params.yaml"), "--dataset", "text_demo", "--method", "lm",
+                 "--seed", "0", "--prepared", str(chain / "data" / "text_demo"), "--out", str(chain / "nan_skip"),
+                 "--allow-nan-skip", "2"])
+    assert code != 0 and "--allow-nan-skip" in capsys.readouterr().err

@@ -7,7 +7,7 @@ products (double backward), on a fixed set of validation batches so values are c
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -40,7 +40,6 @@ def dominant_hessian_eigenvalue(net: nn.Module, method: SearchMethod, loader: to
                                 criterion: nn.Module, device: torch.device, *, batches: int,
                                 iterations: int) -> float:
     """Power iteration on d^2 L_val / d alpha^2 over the first `batches` batches of `loader` (epoch 0)."""
-    params = method.arch_parameters()
     sampler = loader.sampler
     saved = (sampler.epoch, sampler.start)
     sampler.set_epoch(0)
@@ -50,6 +49,14 @@ def dominant_hessian_eigenvalue(net: nn.Module, method: SearchMethod, loader: to
             break
         data.append((x.to(device), y.to(device)))
     sampler.epoch, sampler.start = saved
+    return batches_hessian_eigenvalue(net, method, data, criterion, device, iterations=iterations)
+
+
+def batches_hessian_eigenvalue(net: nn.Module, method: SearchMethod, data: list[tuple[Any, torch.Tensor]],
+                               criterion: nn.Module, device: torch.device, *, iterations: int) -> float:
+    """Power iteration on d^2 L_val / d alpha^2 over fixed batches `data` of whatever input the supernet
+    takes (image tensors; the recurrent space's token windows), in evaluation mode."""
+    params = method.arch_parameters()
     was_training = net.training
     net.eval()
     state = torch.get_rng_state()  # stochastic methods sample weights: keep the training RNG stream intact

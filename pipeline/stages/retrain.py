@@ -22,6 +22,7 @@ from pipeline.space.base import data_dir_of, get_space
 from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument, add_run_control_arguments
 from pipeline.stages.lm_training import is_text_genotype, run_text_training
+from pipeline.train.lm.setup import refuse_nan_skip
 
 if TYPE_CHECKING:
     from torch import nn
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     if is_text_genotype(genotype):
+        refuse_nan_skip(args.allow_nan_skip)
         run_text_training(params, "retrain", genotype, cells_of(genotype), method=method, corpus=args.dataset,
                           searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
                           prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,

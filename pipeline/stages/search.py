@@ -61,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
         prepared = args.prepared or data_dir_of(params, args.method, args.dataset)
         if text:
+            from pipeline.train.lm.setup import refuse_nan_skip
             from pipeline.train.lm.text_search import run_text_search
 
+            refuse_nan_skip(args.allow_nan_skip)
             found = run_text_search(params, args.method, args.dataset, args.seed, prepared, out,
                                     restart_on_change=args.restart_on_change, on_epoch_end=on_epoch_end)
             summary, history, arch_history = found.summary, found.history, found.arch_history

@@ -24,6 +24,7 @@ from pipeline.space.genotype import load_genotype
 from pipeline.stages.common import add_params_argument
 from pipeline.stages.lm_training import is_text_genotype, run_text_training
 from pipeline.stages.retrain import add_training_arguments, cells_of, method_of
+from pipeline.train.lm.setup import refuse_nan_skip
 
 if TYPE_CHECKING:
     from torch import nn
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if not searched_on:
         raise PipelineError(f"{args.genotype} records no provenance.dataset; pass --searched-on DATASET")
     if is_text_genotype(genotype):
+        refuse_nan_skip(args.allow_nan_skip)
         if not args.target:
             raise PipelineError(f"{args.genotype} is a recurrent cell: pass --target CORPUS, the corpus it transfers "
                                 f"to (grid.rnn.transfer_to)")

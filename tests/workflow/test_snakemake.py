@@ -146,7 +146,7 @@ def test_parallel_stages_tracked_into_one_new_sqlite_store(finished_run: Path) -
     # on its corpus, transferred to the second).
     assert {stage: counts.get(stage) for stage in ("search", "derive", "retrain", "transfer")} == {
         "search": 5, "derive": 5, "retrain": 4, "transfer": 4}, counts
-    assert parents == 4
+    assert parents == 5
 
 
 def _jobs_by_rule(jobs: list) -> dict[str, set[str]]:
@@ -194,11 +194,19 @@ def test_one_methods_search_edit_reruns_only_that_methods_chain(finished_run: Pa
 
 def test_shared_search_edit_reruns_every_search_and_downstream(finished_run: Path) -> None:
     jobs = _edit_and_plan(finished_run, {"search": {"arch": {"lr": 6.0e-4}}})
-    everywhere = {"darts_1st", "darts_2nd", "ddsas_imagenet"}
+    # Snakemake's search slice holds every shared search key, so the NB201 and recurrent searches rerun too.
+    images = {"darts_1st", "darts_2nd", "ddsas_imagenet"}
+    everywhere = images | {"gdas_nb201", TINY_RNN_METHOD}
     assert _jobs_by_rule(jobs) == {
-        "search": everywhere | {"gdas_nb201"}, "derive": everywhere | {"gdas_nb201"},
-        "retrain": {"darts_1st", "darts_2nd", "gdas_nb201"}, "transfer": everywhere, "tables": {""},
+        "search": everywhere, "derive": everywhere,
+        "retrain": {"darts_1st", "darts_2nd", "gdas_nb201", TINY_RNN_METHOD},
+        "transfer": images, "transfer_text": {TINY_RNN_METHOD}, "tables": {""},
     }
+
+
+def test_language_model_transfer_edit_reruns_only_the_text_transfer_and_tables(finished_run: Path) -> None:
+    jobs = _edit_and_plan(finished_run, {"language_model": {"transfer": {"lr": 10.0}}})
+    assert _jobs_by_rule(jobs) == {"transfer_text": {TINY_RNN_METHOD}, "tables": {""}}
 
 
 def test_tracking_or_resources_edit_reruns_nothing(finished_run: Path) -> None:

@@ -11,21 +11,35 @@ batchifies the validation split for its architecture steps.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from pipeline.data.text import batchify, window
+from pipeline.analysis.hessian import batches_hessian_eigenvalue
+from pipeline.data.text import batchify, evaluation_windows, window
 from pipeline.data.text.batches import Window
 from pipeline.methods import SearchMethod, StepContext
 from pipeline.space.base import ArchWeights
-from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets
+from pipeline.space.rnn.step_net import TokenWindow, TokenWindowNet, flat_targets, window_batch
+
+
+@dataclass(frozen=True)
+class HessianSchedule:
+    """search.analysis for a text search: every `every` epochs (0: never) the dominant Hessian eigenvalue of
+    the validation loss w.r.t. the architecture, on the first `batches` bptt windows of the search-validation
+    stream (each from a zero hidden state, so epochs compare), by `iterations` power-iteration steps."""
+
+    every: int
+    batches: int
+    iterations: int
 
 
 class MethodSearch:
     def __init__(self, method: SearchMethod, net: TokenWindowNet, valid_ids: torch.Tensor, batch_size: int,
-                 bptt: int, a_optimizer: torch.optim.Optimizer | None, epochs: int) -> None:
+                 bptt: int, a_optimizer: torch.optim.Optimizer | None, epochs: int,
+                 hessian: HessianSchedule | None = None) -> None:
         self.method = method
         self.net = net
         self.device = next(net.parameters()).device
@@ -33,6 +47,7 @@ class MethodSearch:
         self.bptt = bptt
         self.a_optimizer = a_optimizer
         self.epochs = epochs
+        self.hessian = hessian
         self.hidden_valid: torch.Tensor | None = None
         # One arch_weights.jsonl row per validated epoch; checkpointed, so a resumed search writes them all.
         self.arch_history: list[dict[str, Any]] = []
@@ -85,7 +100,19 @@ class MethodSearch:
             "genotype": genotype,
         })
         cells = {key: genotype[key] for key in ("recurrent", "concat")}  # as the image search's genotype column
-        return {"genotype": json.dumps(cells, separators=(",", ":")), **self.method.epoch_metrics()}
+        row = {"genotype": json.dumps(cells, separators=(",", ":")), **self.method.epoch_metrics()}
+        # Random search has no architecture parameters, hence no Hessian (as in the image search loop).
+        every = self.hessian.every if self.hessian else 0
+        if every and self.method.arch_parameters() and (epoch + 1) % every == 0:
+            row["hessian_eig"] = self.hessian_eigenvalue()
+        return row
+
+    def hessian_eigenvalue(self) -> float:
+        assert self.hessian is not None
+        windows = evaluation_windows(len(self.search_valid), self.bptt)[: self.hessian.batches]
+        data = [window_batch(self.search_valid[where.start:where.start + where.length + 1]) for where in windows]
+        return batches_hessian_eigenvalue(self.net, self.method, data, nn.NLLLoss(), self.device,
+                                          iterations=self.hessian.iterations)
 
     def state_dict(self) -> dict[str, Any]:
         return {"method": self.method.state_dict(), "hidden_valid": self.hidden_valid,

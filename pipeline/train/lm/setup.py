@@ -11,7 +11,7 @@ from pipeline.data.files import sha256_file
 from pipeline.data.text import Corpus, load_corpus
 from pipeline.data.text.corpus import CORPUS_FILES, SPLITS
 from pipeline.device import choose_device, pin_threads, seed_everything
-from pipeline.errors import DataError
+from pipeline.errors import DataError, PipelineError
 from pipeline.inputs import code_fingerprint
 from pipeline.space.rnn.model import Dropouts
 
@@ -38,3 +38,11 @@ def start(params: Params, seed: int) -> torch.device:
     pin_threads(params.runtime.threads)
     seed_everything(seed, params.runtime.deterministic)
     return device
+
+
+def refuse_nan_skip(allow_nan_skip: int) -> None:
+    """The language-model loop stops at the first non-finite training loss (its checkpoint kept): it has no
+    batches to skip, so --allow-nan-skip is refused rather than ignored."""
+    if allow_nan_skip:
+        raise PipelineError("--allow-nan-skip applies to image stages; a language model stops at the first "
+                            "non-finite loss, keeping its last checkpoint (lower the learning rate instead)")

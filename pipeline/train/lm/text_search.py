@@ -24,7 +24,7 @@ from pipeline.space.base import BoundSpace
 from pipeline.space.rnn.settings import RnnSettings
 from pipeline.space.rnn.step_net import TokenWindowNet
 from pipeline.train.lm.loop import LmJob, LmSettings, train_language_model
-from pipeline.train.lm.search import MethodSearch
+from pipeline.train.lm.search import HessianSchedule, MethodSearch
 from pipeline.train.lm.setup import corpus_inputs, dropouts, read_corpus, start
 
 EpochRows = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
@@ -60,8 +60,10 @@ def run_text_search(params: Params, method: str, dataset: str, seed: int, prepar
                     bptt=text.bptt, lr=settings.weights.lr, weight_decay=settings.weights.weight_decay,
                     grad_clip=settings.weights.grad_clip, sequence_length="search", alpha=text.alpha, beta=text.beta,
                     averaging="off", max_steps_per_epoch=settings.max_steps_per_epoch)
+    analysis = params.search.analysis
+    hessian = HessianSchedule(analysis.hessian_every, analysis.hessian_batches, analysis.hessian_iterations)
     searcher = MethodSearch(search_method, TokenWindowNet(model), corpus.valid, settings.batch_size, text.bptt,
-                            a_optimizer, settings.epochs)
+                            a_optimizer, settings.epochs, hessian)
     config_slice = search_slice(params, method) | {"dataset": dataset, "seed": seed}
     job = LmJob(kind="search", settings=lm, model=model, train_ids=corpus.train, valid_ids=corpus.valid, seed=seed,
                 out_dir=out_dir, config=config_slice, inputs=corpus_inputs(prepared, dataset), search=searcher,
