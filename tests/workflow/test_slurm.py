@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from workflow_support import BIN, expected_tables, run, tool_env
+from workflow_support import (
+    BIN,
+    TINY_NB201,
+    TINY_RNN_METHOD,
+    assert_nb201_cell_ran,
+    expected_tables,
+    run,
+    tiny_rnn_edit,
+    tool_env,
+    write_params,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -33,6 +43,8 @@ def _idle_partition() -> str:
 
 def test_profile_runs_the_tiny_grid_as_slurm_jobs(tiny_repo: Path) -> None:
     partition = _idle_partition()
+    # The tiny grid with both sub-grids: an NB201 cell and a recurrent cell (retrained, transferred).
+    write_params(tiny_repo, TINY_NB201, tiny_rnn_edit())
     env = tool_env(SLURM_PARTITION=partition, SNAKEMAKE_SLURM_INIT_SECONDS="5")
     run([str(BIN / "snakemake"), "--profile", "slurm", "all_tables"], cwd=tiny_repo, timeout=900, env=env)
 
@@ -42,8 +54,10 @@ def test_profile_runs_the_tiny_grid_as_slurm_jobs(tiny_repo: Path) -> None:
 
     logs = sorted((tiny_repo / ".snakemake/slurm_logs").rglob("*.log"))
     rules = {log.relative_to(tiny_repo / ".snakemake/slurm_logs").parts[0] for log in logs}
-    assert {"rule_prepare", "rule_search", "rule_derive", "rule_retrain", "rule_transfer",
-            "rule_tables"} <= rules, rules
+    assert {"rule_prepare", "rule_prepare_nb201", "rule_search", "rule_derive", "rule_retrain", "rule_transfer",
+            "rule_transfer_text", "rule_tables"} <= rules, rules
+    assert_nb201_cell_ran(tiny_repo)
+    assert (tiny_repo / f"results/transfer/text_demo2/text_demo/{TINY_RNN_METHOD}/seed0/metrics.json").is_file()
     job_ids = {int(log.stem) for log in logs if re.fullmatch(r"\d+", log.stem)}
     assert len(job_ids) == len(logs), [log.name for log in logs]
 
