@@ -760,8 +760,7 @@ def _check_subgrid(key: str, name: str, space_name: str, subgrid: str | None) ->
 
 
 def _check_space_name(key: str, space: str) -> None:
-    from pipeline.space.base import get_space
-
+    get_space = importlib.import_module("pipeline.space.base").get_space  # by name, as `_check_text_dataset`
     try:
         get_space(space)
     except KeyError as exc:
