@@ -248,6 +248,10 @@ class PrepareConfig(Section):
     text_demo: TextDemoConfig = Field(
         default_factory=TextDemoConfig, description="The offline word-level corpus of the recurrent space."
     )
+    nb201_cifar10_split: str = Field(
+        "", description="NAS-Bench-201's split file of CIFAR-10 (cifar-split.txt of D-X-Y/AutoDL-Projects): the "
+                        "NB201 sub-grid's cifar10 searches on its train / valid halves; empty: the seeded split."
+    )
 
 
 # ----------------------------------------------------------------------------------------------- search

@@ -29,6 +29,7 @@ DATA = "data/{dataset}"
 # The NAS-Bench-201 sub-grid's prepared data live apart: NB201 has its own splits (cifar10-valid), and a
 # dataset of both grids then has one prepare job (one DVC stage) per grid.
 DATA_NB201 = "data/nb201/{dataset}"
+NB201 = "nb201"  # that sub-grid's name (`SearchSpace.subgrid`, prepare's --subgrid)
 SEARCH = "search/{dataset}/{method}/seed{seed}"
 GENOTYPE = "genotypes/{dataset}/{method}/seed{seed}.json"
 RETRAIN = "retrain/{dataset}/{method}/seed{seed}"
@@ -48,7 +49,7 @@ def _cell(template: str, results: Path, dataset: str, method: str, seed: int) ->
 def prepared_dir(dataset: str, results: Path = Path(RESULTS), *, subgrid: str | None = None) -> Path:
     """prepare's output directory of `dataset` for the grid `subgrid` (`SearchSpace.subgrid` of the space
     searched; None: the main grid), the default --prepared of the training stages."""
-    return results / (DATA_NB201 if subgrid == "nb201" else DATA).format(dataset=dataset)
+    return results / (DATA_NB201 if subgrid == NB201 else DATA).format(dataset=dataset)
 
 
 def search_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
@@ -146,7 +147,17 @@ def _dump(model: Any) -> Any:
     return model.model_dump(mode="json")
 
 
+# The NAS-Bench-201 split file (prepare.<key>): read only by the NB201 sub-grid's prepare, so setting it
+# reruns that grid alone.
+NB201_SPLIT_KEY = "nb201_cifar10_split"
+
+
 def _prepare(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+    prepare = {key: value for key, value in _dump(params.prepare).items() if key != NB201_SPLIT_KEY}
+    return {"prepare": prepare, "data": _dump(params.data)}
+
+
+def _prepare_nb201(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
     return {"prepare": _dump(params.prepare), "data": _dump(params.data)}
 
 
@@ -199,6 +210,7 @@ def _tables(params: Params, dataset: str | None, method: str | None) -> dict[str
 
 _RERUN_SLICES: dict[str, Callable[[Params, str | None, str | None], dict[str, Any]]] = {
     "prepare": _prepare,
+    "prepare_nb201": _prepare_nb201,
     "search": _search,
     "derive": _derive,
     "retrain": _retrain,
@@ -226,6 +238,8 @@ _PREPARE_SPLITS = ("prepare.test_fraction", "prepare.split_seed", "prepare.searc
 _PREPARE_TEXT = ("prepare.text_demo", "data.root")
 DVC_PARAMS: dict[str, tuple[str, ...]] = {
     "prepare": (*_PREPARE_SPLITS, "prepare.text_demo", "data.root", "data.download"),
+    "prepare_nb201": (*_PREPARE_SPLITS, "prepare.text_demo", f"prepare.{NB201_SPLIT_KEY}", "data.root",
+                      "data.download"),
     "prepare_imagenet_demo": _PREPARE_SPLITS,
     "prepare_imagenet": ("prepare.split_seed", "prepare.imagenet_search", "data.imagenet_root"),
     "search": (SEARCH_SHARED, "search.methods.{method}",

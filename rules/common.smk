@@ -15,11 +15,12 @@ from pipeline.config import load_params  # noqa: E402
 from pipeline.errors import ConfigError  # noqa: E402
 # The results layout and the params slices (pipeline/layout.py); the rules name its path templates.
 from pipeline.layout import (  # noqa: E402
-    DATA, DATA_NB201, FIGURES, GENOTYPE, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir, rerun_slice,
-    workflow_path,
+    DATA, DATA_NB201, FIGURES, GENOTYPE, NB201, RETRAIN, SEARCH, SELECT, TABLES, TRANSFER, prepared_dir,
+    rerun_slice, workflow_path,
 )
 from pipeline.layout import TRANSFER_TEXT  # noqa: E402
 from pipeline.data.text.corpus import CORPUS_FILES  # noqa: E402
+from pipeline.data.nb201_split import BENCHMARK_SPLIT_DATASET  # noqa: E402
 
 
 def _params_file():
@@ -129,6 +130,13 @@ def data_manifest(wildcards):
     """The prepared data a search or retrain reads: the NB201 sub-grid's own for its variants."""
     template = DATA_NB201 if wildcards.method in NB201_METHODS else DATA
     return workflow_path(template, "manifest.json").format(dataset=wildcards.dataset)
+
+
+def nb201_split_input(wildcards):
+    """NAS-Bench-201's split file, read by the NB201 sub-grid's cifar10 prepare when prepare.nb201_cifar10_split
+    names one."""
+    split = PARAMS.prepare.nb201_cifar10_split
+    return [split] if split and wildcards.dataset == BENCHMARK_SPLIT_DATASET else []
 
 
 def nb201_benchmark_input(wildcards):

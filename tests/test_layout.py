@@ -55,7 +55,8 @@ def _old_rerun_slices(p: Params, dataset: str, method: str) -> dict[str, Any]:
     """rules/common.smk's *_slice functions before the move."""
     data, runtime = _dump(p.data), _dump(p.runtime)
     return {
-        "prepare": {"prepare": _dump(p.prepare), "data": data},
+        "prepare": {"prepare": {k: v for k, v in _dump(p.prepare).items() if k != "nb201_cifar10_split"},
+                    "data": data},
         "search": {"search": {k: v for k, v in _dump(p.search).items() if k != "methods"},
                    "method": _dump(p.method(method)), "data": data, "runtime": runtime},
         "derive": {"derive": _dump(p.derive)},
@@ -177,6 +178,18 @@ def test_dvc_stages_rerun_on_everything_the_rerun_slice_holds() -> None:
         missing = {leaf for leaf in held if not any(_under(leaf.replace(".", "/"), key.replace(".", "/"))
                                                       for key in keys)}
         assert missing <= NOT_READ.get(stage, set()), (stage, sorted(missing))
+
+
+def test_only_the_nb201_prepare_reruns_on_the_benchmark_split() -> None:
+    """prepare.nb201_cifar10_split is read by the NB201 sub-grid's prepare alone (its --subgrid): a rerun
+    value and DVC param of prepare_nb201, never of the main grid's prepare."""
+    p = _params(REPO / "params.yaml")
+    key = "prepare.nb201_cifar10_split"
+    assert "nb201_cifar10_split" in layout.rerun_slice("prepare_nb201", p, "cifar10")["prepare"]
+    assert "nb201_cifar10_split" not in layout.rerun_slice("prepare", p, "cifar10")["prepare"]
+    assert key in layout.dvc_params("prepare_nb201") and key not in layout.dvc_params("prepare")
+    stages = _dvc_stages()
+    assert "--subgrid nb201" in stages["prepare_nb201"]["cmd"] and "--subgrid" not in stages["prepare"]["cmd"]
 
 
 def test_rules_write_no_results_path_of_their_own() -> None:

@@ -7,7 +7,9 @@ provenance). `--dataset imagenet_demo` writes the offline ImageNet stand-in inst
 tree of digits PNGs and its manifest. The text corpora (`ptb`, `wikitext2`, `text_demo`) are copied or
 written with their manifest (pipeline/data/text/prepare.py). `--dataset imagenet` writes the samples a
 direct ImageNet search uses: per class, `prepare.imagenet_search.weights_fraction` of the training images of the tree at
-`data.imagenet_root` for the weights and a disjoint `arch_fraction` for the architecture.
+`data.imagenet_root` for the weights and a disjoint `arch_fraction` for the architecture. `--subgrid nb201`
+prepares for the NAS-Bench-201 sub-grid: its cifar10 search halves are then the benchmark's own split
+(`prepare.nb201_cifar10_split`, pipeline/data/nb201_split.py) where that key names a file.
 
 Reruns with the same params and files write byte-identical outputs: the manifest keeps the creation
 time of the content it describes, and splits.npz carries its provenance without one.
@@ -33,9 +35,12 @@ from pipeline.data.digits import source_checksums
 from pipeline.data.factory import build_dataset
 from pipeline.data.files import sha256_file, tree_digest
 from pipeline.data.imagenet import folder_dataset
+from pipeline.data.nb201_split import BENCHMARK_SPLIT_DATASET, read_benchmark_split
 from pipeline.data.registry import get_source
 from pipeline.data.splits import holdout_split, per_class_sample, save_splits, search_split
 from pipeline.data.text.prepare import TEXT_DATASETS, prepare_text_corpus
+from pipeline.errors import DataError
+from pipeline.layout import NB201
 from pipeline.provenance import provenance
 
 DEMO = "imagenet_demo"
@@ -60,6 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a registered dataset; imagenet_demo writes the offline ImageNet stand-in")
     parser.add_argument("--out", type=Path, required=True,
                         help="output directory, e.g. results/data/<dataset>")
+    parser.add_argument("--subgrid", choices=[NB201], default=None,
+                        help="the sub-grid prepared for (default: the main grid); nb201 reads "
+                             "prepare.nb201_cifar10_split for cifar10")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,16 +93,37 @@ def run(args: argparse.Namespace) -> int:
                                            sample.arch_fraction, settings.split_seed)
     else:
         manifest = prepare_dataset(args.dataset, args.out, settings, root=params.data.root_of(args.dataset),
-                                   download=params.data.download)
+                                   download=params.data.download,
+                                   benchmark_split=_benchmark_split(params.prepare.nb201_cifar10_split,
+                                                                    args.dataset, args.subgrid))
     print(f"prepare {args.dataset}: {manifest['sizes']} -> {args.out}")
     return 0
 
 
-def prepare_dataset(name: str, out: Path, settings: SplitSettings, *, root: Path, download: bool = False
-                    ) -> dict[str, Any]:
-    """Write `splits.npz` and `manifest.json` for a registered dataset; return the manifest."""
+def _benchmark_split(path: str, dataset: str, subgrid: str | None) -> Path | None:
+    """The NB201 split file that fixes this prepare's search halves, if any: only the NB201 sub-grid's
+    CIFAR-10 (the main grid keeps DARTS' seeded halves), and only when the params name one."""
+    return Path(path) if path and subgrid == NB201 and dataset == BENCHMARK_SPLIT_DATASET else None
+
+
+def prepare_dataset(name: str, out: Path, settings: SplitSettings, *, root: Path, download: bool = False,
+                    benchmark_split: Path | None = None) -> dict[str, Any]:
+    """Write `splits.npz` and `manifest.json` for a registered dataset; return the manifest.
+
+    `benchmark_split`: NAS-Bench-201's split file, whose train / valid halves become the search halves
+    instead of the seeded ones (search_portion then does not apply). Its sha256 goes into the provenance
+    inside splits.npz and into the manifest, so an edited file changes both and everything downstream
+    reruns (the training stages fingerprint splits.npz, pipeline/inputs.py).
+    """
     source = get_source(name)
-    record = provenance("prepare", asdict(settings), dataset=name)
+    if benchmark_split and not benchmark_split.is_file():
+        raise DataError(f"prepare.nb201_cifar10_split: {benchmark_split} not found (NAS-Bench-201's "
+                        f"cifar-split.txt; README, NAS-Bench-201)")
+    split_file = {"path": str(benchmark_split), "sha256": sha256_file(benchmark_split)} if benchmark_split else {}
+    # The file's content, not its path (moving it changes no result); absent without a file, so the seeded
+    # split's outputs stay byte-identical to those written before the key existed.
+    fingerprint = {"nb201_cifar10_split_sha256": split_file["sha256"]} if split_file else {}
+    record = provenance("prepare", {**asdict(settings), **fingerprint}, dataset=name)
     if download:
         source.fetch(root)
     if source.needs_split_file:
@@ -106,8 +135,11 @@ def prepare_dataset(name: str, out: Path, settings: SplitSettings, *, root: Path
         arrays = {}
         sizes = {split: len(build_dataset(name, split, root=root, augment=False))
                  for split in ("train", "test")}
-    arrays["search_train"], arrays["search_valid"] = search_split(
-        sizes["train"], settings.split_seed, settings.search_portion)
+    if benchmark_split:
+        arrays["search_train"], arrays["search_valid"] = read_benchmark_split(benchmark_split, sizes["train"])
+    else:
+        arrays["search_train"], arrays["search_valid"] = search_split(
+            sizes["train"], settings.split_seed, settings.search_portion)
     sizes |= {key: len(arrays[key]) for key in ("search_train", "search_valid")}
     splits_path = out / "splits.npz"
     save_splits(splits_path, arrays, _timeless(record))
@@ -117,6 +149,7 @@ def prepare_dataset(name: str, out: Path, settings: SplitSettings, *, root: Path
         "settings": asdict(settings),
         "files": {"splits.npz": sha256_file(splits_path)},
         "source_files": source.checksums(root),
+        **({"nb201_cifar10_split": split_file} if split_file else {}),
         "provenance": record,
     }
     _write_manifest(out / "manifest.json", manifest)
