@@ -21,7 +21,7 @@ DEMO_DIR ?= demo
 DEMO_SNAKEMAKE = mkdir -p $(DEMO_DIR) && ln -sfn $(CURDIR)/params.yaml $(DEMO_DIR)/params.yaml && \
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --directory $(DEMO_DIR) --cores $(CORES)
 
-.PHONY: setup demo test lint report clean-results paper paper-slurm
+.PHONY: setup demo test lint ruff report clean-results paper paper-slurm
 
 setup: $(VENV)/.installed
 
@@ -41,11 +41,14 @@ paper: setup
 paper-slurm: setup
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake $(PAPER) --profile slurm $(SNAKEMAKE_ARGS)
 
-lint: setup
-	$(BIN)/ruff check .
+lint: ruff
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --lint
 
-test: setup lint
+ruff: setup
+	$(BIN)/ruff check .
+
+# Not `lint`: the suite runs `snakemake --lint` itself (tests/workflow/test_snakemake.py), so CI would lint twice.
+test: ruff
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
 
 report: setup

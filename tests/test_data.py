@@ -224,6 +224,19 @@ def _digit_labels() -> list[int]:
     return load_digits().target.tolist()
 
 
+def test_digits_are_the_images_and_labels_scikit_learn_loads() -> None:
+    # The oracle is scikit-learn's own loader; the pipeline parses the same CSV without importing it.
+    from sklearn.datasets import load_digits
+
+    from pipeline.data.digits import raw_digits, source_checksums
+
+    bunch = load_digits()
+    images, labels = raw_digits()
+    assert torch.equal(images, torch.from_numpy(bunch.images).float().div(16).unsqueeze(1))
+    assert labels.dtype == torch.int64 and labels.tolist() == bunch.target.tolist()
+    assert list(source_checksums()) == ["sklearn/datasets/data/digits.csv.gz"]
+
+
 def test_digits_holdout_is_stratified_seeded_and_covers_every_sample() -> None:
     labels = np.asarray(_digit_labels())
     train, test = holdout_split(labels, 0.25, seed=3)

@@ -7,19 +7,21 @@ split; prepare writes a seeded, stratified hold-out to splits.npz, and both spli
 from __future__ import annotations
 
 import functools
+import gzip
+import importlib.util
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 from torch.utils.data import Dataset
 
 from pipeline.data.files import file_checksums
 from pipeline.data.registry import DatasetInfo, Split, Transform, register_dataset
 from pipeline.data.tensors import TensorImageDataset
 from pipeline.data.transforms import tensor_transform
+from pipeline.errors import DataError
 
 # The DARTS CIFAR network has two reduction cells, each halving the maps: 16x16 inputs end at 4x4, where
 # 3x3 and 5x5 (dilated) operations still see image content; native 8x8 would end at 2x2, mostly padding.
@@ -27,12 +29,26 @@ IMAGE_SIZE = 16
 _MAX_VALUE = 16.0  # pixel values are counts of set bits in 4x4 blocks: 0..16
 
 
+def source_csv() -> Path:
+    """The CSV scikit-learn's `load_digits` reads (sklearn/datasets/data/digits.csv.gz), located without
+    importing scikit-learn: `sklearn.datasets` costs 1-2 s of CPU in every stage process that reads
+    digits, more than the data themselves."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("the digits dataset ships with scikit-learn, which is not installed")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
 @functools.cache
 def raw_digits() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 1797 images as float N x 1 x 8 x 8 in [0, 1], and int64 labels."""
-    bunch = load_digits()
-    images = torch.from_numpy(bunch.images).float().div(_MAX_VALUE).unsqueeze(1)
-    return images, torch.from_numpy(bunch.target).long()
+    """All 1797 images as float N x 1 x 8 x 8 in [0, 1], and int64 labels.
+
+    Parsed as `load_digits` parses it: one image per row, 64 pixel values then the label
+    (tests/test_data.py checks equality with `load_digits`)."""
+    with gzip.open(source_csv(), "rt") as f:
+        rows = np.loadtxt(f, delimiter=",")
+    images = torch.from_numpy(rows[:, :-1].reshape(-1, 1, 8, 8)).float().div(_MAX_VALUE)
+    return images, torch.from_numpy(rows[:, -1].astype(np.int64))
 
 
 def upsample(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -54,8 +70,8 @@ def _info() -> DatasetInfo:
 
 def source_checksums() -> dict[str, str]:
     """sha256 of the CSV scikit-learn reads the digits from, keyed by its path inside the package."""
-    package = Path(str(resources.files("sklearn")))
-    return file_checksums([package / "datasets" / "data" / "digits.csv.gz"], package.parent)
+    csv = source_csv()
+    return file_checksums([csv], csv.parents[3])
 
 
 @dataclass(frozen=True)

@@ -176,22 +176,24 @@ CHECKS: dict[str, Check] = {
          "python -m pipeline inspect darts_v2.json --dataset imagenet --layers 3 --channels 8"),
         "GENOTYPE.json is a placeholder; small networks keep it quick"),
     "python -m pipeline bench": Instance(
-        ("python -m pipeline bench --methods darts_1st --steps 1 --warmup 0 --batch 2 --layers 3 --channels 4",),
+        ("python -m pipeline bench --methods darts_1st --steps 1 --warmup 0 --batch 2 --layers 3 --channels 4 "
+         "--image-size 8",),
         "full size takes minutes per method on CPU; every method runs in the form below"),
     "python -m pipeline bench [--device cuda] [--out bench.json]": Instance(
         ("python -m pipeline bench --device cpu --out bench.json --methods darts_1st --steps 1 --warmup 0 "
-         "--batch 2 --layers 3 --channels 4",), "no GPU here; every method runs in the form below"),
+         "--batch 2 --layers 3 --channels 4 --image-size 8",), "no GPU here; every method runs in the form below"),
     "python -m pipeline bench --device cuda --warmup 3 --out bench.json": Instance(
-        ("python -m pipeline bench --device cpu --warmup 3 --out bench.json --steps 1 --batch 2 --layers 3 "
-         "--channels 4",), "no GPU here: every method on CPU at a small size"),
+        ("python -m pipeline bench --device cpu --warmup 0 --out bench.json --steps 1 --batch 2 --layers 3 "
+         "--channels 4 --image-size 8",),
+        "no GPU here: every method on CPU at a small size, one step each (its fresh process dominates)"),
     "python -m pipeline bench --device cpu --batch 8 --layers 5 --channels 8 --image-size 16 --methods darts_1st "
     "data_m4 data_m4_frozen ddsas": Instance(
-        ("python -m pipeline bench --device cpu --batch 2 --layers 3 --channels 4 --image-size 16 --steps 1 "
+        ("python -m pipeline bench --device cpu --batch 2 --layers 3 --channels 4 --image-size 8 --steps 1 "
          "--warmup 0 --methods darts_1st data_m4 data_m4_frozen ddsas",),
         "the README's size takes minutes per method on CPU; one step of each method at a smaller size"),
     "python -m pipeline bench --device cpu --compare reference": Instance(
         ("python -m pipeline bench --device cpu --compare reference --methods darts_1st --steps 1 --warmup 0 "
-         "--batch 2 --layers 3 --channels 4",),
+         "--batch 2 --layers 3 --channels 4 --image-size 8",),
         "both supernets at full size take minutes per method on CPU; one small step of each side by side"),
     "python -m pytest tests/test_readme_commands.py tests/workflow/test_readme.py": NotRun(
         "runs this test itself"),
