@@ -287,12 +287,13 @@ def _bash(command: str, root: Path, timeout: int, check: bool = True) -> subproc
 
 def _search_jobs(params_file: Path) -> int:
     """The search jobs a grid has, straight from its YAML: one per dataset x variant x seed, plus one per
-    variant searched directly on ImageNet and seed, plus the NAS-Bench-201 sub-grid's dataset x variant x seed."""
+    variant searched directly on ImageNet and seed, plus each sub-grid's (grid.nb201, grid.rnn) dataset x
+    variant x seed."""
     grid = yaml.safe_load(params_file.read_text())["grid"]
     seeds = len(grid["seeds"])
-    nb201 = grid.get("nb201", {})
+    subgrids = [grid.get(key, {}) for key in ("nb201", "rnn")]
     return (len(grid["datasets"]) * len(grid["methods"]) * seeds + len(grid.get("imagenet_methods", [])) * seeds
-            + len(nb201.get("datasets", [])) * len(nb201.get("methods", [])) * seeds)
+            + sum(len(sub.get("datasets", [])) * len(sub.get("methods", [])) * seeds for sub in subgrids))
 
 
 def _assert_plans_grid(output: str, params_file: Path) -> None:
