@@ -328,6 +328,10 @@ class SearchTraining(Section):
         "fast", description="Supernet implementation: fast (default) or the straightforward reference it is "
         "tested against; both compute the same numbers (README, Fast supernet)."
     )
+    recompute: bool = Field(
+        False, description="Keep only each cell's inputs for backward and recompute the cell there: a fraction "
+        "of the memory for one more forward pass per step; the same numbers (README, Fast supernet)."
+    )
     weights: WeightOptimConfig = Field(default_factory=WeightOptimConfig, description="Weight optimiser.")
     arch: ArchOptimConfig = Field(default_factory=ArchOptimConfig, description="Architecture optimiser.")
     drop_path: Annotated[float, Field(ge=0, lt=1)] = Field(
@@ -816,6 +820,9 @@ def check_space(name: str, method: MethodBase, training: SearchTraining) -> tupl
     if training.drop_path and "drop_path" not in space.features:
         raise ValueError(f"{where}: search.drop_path is {training.drop_path}, but the supernet of space "
                          f"'{space.name}' has no drop path (space feature 'drop_path'); set it to 0")
+    if training.recompute and "recompute" not in space.features:
+        raise ValueError(f"{where}: search.recompute is true, but the supernet of space '{space.name}' cannot "
+                         f"recompute its cells (space feature 'recompute'); set it to false")
     try:
         cells = space.cells(training)
     except ValueError as exc:

@@ -58,9 +58,9 @@ def assert_same(fast: torch.Tensor | None, reference: torch.Tensor | None, rel: 
     assert error <= rel * scale, f"{what}: max error {error:.3g} vs largest entry {scale:.3g}"
 
 
-def harness(variant: str, supernet: str) -> Harness:
+def harness(variant: str, supernet: str, recompute: bool = False) -> Harness:
     torch.manual_seed(0)
-    return build_harness(bench_variants()[variant], nodes=4, supernet=supernet, **SIZE)
+    return build_harness(bench_variants()[variant], nodes=4, supernet=supernet, recompute=recompute, **SIZE)
 
 
 def logits_and_gradients(h: Harness, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
@@ -122,23 +122,30 @@ def test_fp32_is_as_close_to_the_exact_numbers_as_the_reference(variant: str):
 @pytest.mark.parametrize("variant", REGISTERED)
 def test_whole_search_steps_agree(variant: str):
     """Architecture step (second order, SDARTS-ADV's eval-mode attack, sampling) and weight step, twice:
-    every weight, BN running statistic and architecture parameter ends equal (fp64)."""
+    every weight, BN running statistic and architecture parameter ends equal (fp64), on the fast path and
+    on the fast path recomputing its cells (`search.recompute`; BN statistics must move once per forward,
+    second-order DARTS' virtual weights must be the ones recomputed)."""
     with default_dtype(torch.float64):
-        runs = {kind: harness(variant, kind) for kind in ("fast", "reference")}
+        runs = {"fast": harness(variant, "fast"), "fast+recompute": harness(variant, "fast", recompute=True),
+                "reference": harness(variant, "reference")}
         for h in runs.values():
             torch.manual_seed(2)
             for _ in range(2):
                 h.step()
-    fast, reference = runs["fast"], runs["reference"]
-    for module in ("net", "method"):
-        fast_state, ref_state = getattr(fast, module).state_dict(), getattr(reference, module).state_dict()
-        assert list(fast_state) == list(ref_state)
-        for name, value in ref_state.items():
-            if torch.is_tensor(value) and value.is_floating_point():
-                # floor 1: a BN running mean of a zero-mean input is a rounding-level zero on both paths
-                assert_same(fast_state[name], value, 1e-10, f"{module}.{name} after two steps", floor=1.0)
-            else:
-                assert fast_state[name] == value if not torch.is_tensor(value) else torch.equal(fast_state[name], value)
+    reference = runs.pop("reference")
+    for kind, fast in runs.items():
+        for module in ("net", "method"):
+            fast_state, ref_state = getattr(fast, module).state_dict(), getattr(reference, module).state_dict()
+            assert list(fast_state) == list(ref_state)
+            for name, value in ref_state.items():
+                what = f"{kind}: {module}.{name} after two steps"
+                if torch.is_tensor(value) and value.is_floating_point():
+                    # floor 1: a BN running mean of a zero-mean input is a rounding-level zero on both paths
+                    assert_same(fast_state[name], value, 1e-10, what, floor=1.0)
+                elif torch.is_tensor(value):
+                    assert torch.equal(fast_state[name], value), what
+                else:
+                    assert fast_state[name] == value, what
 
 
 @pytest.mark.parametrize("variant", REGISTERED)

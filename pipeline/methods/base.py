@@ -126,10 +126,17 @@ class SearchMethod(nn.Module, abc.ABC):
         return ctx.criterion(logits.float(), y) + self.regularization()
 
     def architecture_step(self, ctx: StepContext, train_batch: Batch, valid_batch: Batch) -> None:
-        """First-order update on a validation batch."""
+        """First-order update on a validation batch.
+
+        Only the architecture gradient is computed: `loss.backward()` would also fill every network
+        weight's gradient, which the weight step discards (the released DARTS code pays for it; a third or
+        more of this step's backward, mostly the depthwise convolutions' weight gradients)."""
         assert ctx.a_optimizer is not None
         ctx.a_optimizer.zero_grad(set_to_none=True)
-        self.arch_loss(ctx, valid_batch).backward()
+        params = self.arch_parameters()
+        grads = torch.autograd.grad(self.arch_loss(ctx, valid_batch), params, allow_unused=True)
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = grad
         ctx.a_optimizer.step()
 
     def weight_step_weights(self, ctx: StepContext, train_batch: Batch) -> ArchWeights:

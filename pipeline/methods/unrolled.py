@@ -33,15 +33,15 @@ def unrolled_arch_gradients(method: SearchMethod, ctx: StepContext, train_batch:
     group = ctx.w_optimizer.param_groups[0]
     lr, momentum, weight_decay = ctx.lr, group.get("momentum", 0.0), group.get("weight_decay", 0.0)
 
-    def loss_at(params: dict[str, torch.Tensor] | None, batch: Batch) -> torch.Tensor:
+    def loss_at(params: dict[str, torch.Tensor] | None, batch: Batch, *, arch_grad: bool = True) -> torch.Tensor:
         x, y = batch
+        mixing = method.forward_weights() if arch_grad else method.forward_weights().detached()
         with ctx.autocast():
-            logits = (ctx.net(x, method.forward_weights()) if params is None
-                      else functional_call(ctx.net, params, (x, method.forward_weights())))
+            logits = ctx.net(x, mixing) if params is None else functional_call(ctx.net, params, (x, mixing))
         return ctx.criterion(logits.float(), y)
 
-    # 1. virtual step
-    train_grads = torch.autograd.grad(loss_at(None, train_batch), weights)
+    # 1. virtual step (no architecture gradient: detached mixing weights keep no op output for it)
+    train_grads = torch.autograd.grad(loss_at(None, train_batch, arch_grad=False), weights)
     with torch.no_grad():
         virtual = []
         for p, g in zip(weights, train_grads, strict=True):

@@ -34,7 +34,9 @@ def search_step(method: SearchMethod, ctx: StepContext, train: Batch, valid: Bat
                     for p, old in zip(method.arch_parameters(), arch_snapshot, strict=True):
                         p.copy_(old)
                 break
-    weights = method.weight_step_supernet_weights(ctx, train)
+    # Detached: the weight step's architecture gradient would be discarded by the next architecture step,
+    # and without it no op output is kept for it (less memory, less backward work; weights' gradients equal).
+    weights = method.weight_step_supernet_weights(ctx, train).detached()
     ctx.w_optimizer.zero_grad(set_to_none=True)
     with ctx.autocast():
         logits = ctx.net(train[0], weights).float()

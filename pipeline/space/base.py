@@ -146,8 +146,8 @@ class SearchSpace(abc.ABC):
     # (`SearchMethod.required_features`) and is refused on a space without them. The CNN spaces offer
     # "darts_cell" (DATA's multi-pair genotypes, DDSAS' expanding space), "partial_channels" (PC-DARTS, DrNAS'
     # K), "widening" (DrNAS' progressive stages), "node_inputs" (PC-DARTS' edge normalisation; a space
-    # offering it fills `CellSpec.node_inputs`) and "drop_path" (`search.drop_path`, R-DARTS(DP): the
-    # supernet has `set_drop_path(prob)`).
+    # offering it fills `CellSpec.node_inputs`), "drop_path" (`search.drop_path`, R-DARTS(DP): the
+    # supernet has `set_drop_path(prob)`) and "recompute" (`search.recompute`: its `build_supernet` honours it).
     features: ClassVar[frozenset[str]] = frozenset()
     # The grid its variants run in: None for the main grid (grid.methods, retrained on the dataset and
     # transferred to ImageNet), else the key of its sub-grid under `grid` ("nb201", "rnn"), whose datasets

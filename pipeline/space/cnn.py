@@ -38,7 +38,7 @@ class CnnSpace(SearchSpace):
 
     genotype_type = Genotype
     derive_rules = ("top2",)
-    features = frozenset({"darts_cell", "partial_channels", "widening", "node_inputs", "drop_path"})
+    features = frozenset({"darts_cell", "partial_channels", "widening", "node_inputs", "drop_path", "recompute"})
     # The candidates of every edge of both cell types, unless `edge_ops` is overridden.
     primitives: ClassVar[tuple[str, ...]] = ()
 
@@ -59,7 +59,8 @@ class CnnSpace(SearchSpace):
                        cells: tuple[CellSpec, ...], stem: str = "cifar", partial_k: int = 1) -> nn.Module:
         return supernet_class(settings.supernet)(
             channels=settings.channels, num_classes=num_classes, layers=settings.layers, cells=cells,
-            stem_multiplier=settings.stem_multiplier, in_channels=in_channels, partial_k=partial_k, stem=stem)
+            stem_multiplier=settings.stem_multiplier, in_channels=in_channels, partial_k=partial_k, stem=stem,
+            recompute=settings.recompute)
 
     def derive(self, probabilities: ArchWeights, cells: tuple[CellSpec, ...], rule: str = "top2") -> Genotype:
         if rule not in ("default", *self.derive_rules):

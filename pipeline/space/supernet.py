@@ -15,6 +15,7 @@ of SDARTS and DATA run every op, so their optimisers also see (zero) gradients o
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 
 import torch
 from torch import nn
@@ -22,6 +23,7 @@ from torch import nn
 from pipeline.nets.cell import drop_path
 from pipeline.space.base import ArchWeights, CellSpec
 from pipeline.space.primitives import FactorizedReduce, ReLUConvBN, build_op
+from pipeline.space.recompute import recomputed
 
 
 def num_edges(nodes: int) -> int:
@@ -131,8 +133,10 @@ class Supernet(nn.Module):
 
     def __init__(self, *, channels: int, num_classes: int, layers: int, cells: Sequence[CellSpec],
                  stem_multiplier: int = 3, in_channels: int = 3, partial_k: int = 1,
-                 stem: str = "cifar") -> None:
+                 stem: str = "cifar", recompute: bool = False) -> None:
         super().__init__()
+        # Keep only each cell's inputs for backward and recompute the rest there (search.recompute).
+        self.recompute = recompute
         specs = {spec.name: spec for spec in cells}
         if set(specs) != {"normal", "reduce"}:
             raise ValueError(f"a DARTS supernet needs cell types normal and reduce, got {sorted(specs)}")
@@ -202,9 +206,10 @@ class Supernet(nn.Module):
         active = {name: active_ops(arch[name], mask, arch.compute_all) for name, mask in self.computable.items()}
         s0 = self.stem0(x)
         s1 = s0 if self.stem1 is None else self.stem1(s0)
+        run = partial(recomputed, self.run_cell) if self.recompute and torch.is_grad_enabled() else self.run_cell
         for cell in self.cells:
             name = cell.cell_type
-            s0, s1 = s1, self.run_cell(cell, s0, s1, arch[name], arch.edge_scale(name), active[name])
+            s0, s1 = s1, run(cell, s0, s1, arch[name], arch.edge_scale(name), active[name])
         return self.classifier(self.global_pooling(s1).flatten(1))
 
     def run_cell(self, cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,

@@ -33,7 +33,7 @@ from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, StepContext, create_method, list_methods, method_class
 from pipeline.provenance import git_commit
 from pipeline.search.step import search_step
-from pipeline.space.base import BoundSpace
+from pipeline.space.base import BoundSpace, get_space
 from pipeline.space.fast_supernet import SUPERNETS
 from pipeline.space.rnn.step_net import TokenWindowNet, window_batch
 
@@ -79,10 +79,11 @@ class Harness:
 
 def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
                   in_channels: int = 3, num_classes: int = 10, nodes: int = 4,
-                  device: torch.device | None = None, supernet: str = "fast") -> Harness:
+                  device: torch.device | None = None, supernet: str = "fast", recompute: bool = False) -> Harness:
     """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
     device = device or torch.device("cpu")
-    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet)
+    training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet,
+                              recompute=recompute)
     space = BoundSpace.of(config.space, training)
     method = create_method(config, space, training)
     net = space.space.build_supernet(training, num_classes=num_classes, in_channels=in_channels, cells=space.cells,
@@ -119,14 +120,14 @@ def _synchronize(device: torch.device) -> None:
 
 
 def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, channels: int, batch: int,
-              image_size: int, device: torch.device, supernet: str) -> dict[str, Any]:
+              image_size: int, device: torch.device, supernet: str, recompute: bool = False) -> dict[str, Any]:
     """Median step time, throughput and peak memory of one method variant on one supernet."""
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     harness = build_harness(config, layers=layers, channels=channels, batch=batch, image_size=image_size,
-                            device=device, supernet=supernet)
+                            device=device, supernet=supernet, recompute=recompute)
     for _ in range(warmup):
         harness.step()
     times = []
@@ -142,6 +143,7 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
     return {
         "algorithm": config.algorithm,
         "supernet": supernet,
+        "recompute": recompute,
         "median_step_s": median,
         "min_step_s": min(times),
         "step_times_s": times,
@@ -174,6 +176,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supernet", choices=list(SUPERNETS), default="fast", help="supernet implementation to time")
     parser.add_argument("--compare", choices=list(SUPERNETS), default=None, metavar="SUPERNET",
                         help="also time this implementation (e.g. reference) and print speed-up and memory ratio")
+    parser.add_argument("--recompute", action="store_true",
+                        help="also time each variant whose space can recompute with search.recompute (a row "
+                             "'VARIANT+recompute', compared with the same --compare measurement)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -191,14 +196,19 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            results[name] = measure(variants[name], device, supernet=args.supernet, **settings)
+            rows = {name: measure(variants[name], device, supernet=args.supernet, **settings)}
+            if args.recompute and "recompute" in get_space(variants[name].space).features:
+                rows[f"{name}+recompute"] = measure(variants[name], device, supernet=args.supernet, recompute=True,
+                                                    **settings)
             if args.compare is not None:
                 other = measure(variants[name], device, supernet=args.compare, **settings)
-                results[name]["compared"] = other
-                results[name]["speedup"] = other["median_step_s"] / results[name]["median_step_s"]
-                results[name]["memory_ratio"] = results[name]["peak_memory_mb"] / other["peak_memory_mb"]
+                for row in rows.values():
+                    row["compared"] = other
+                    row["speedup"] = other["median_step_s"] / row["median_step_s"]
+                    row["memory_ratio"] = row["peak_memory_mb"] / other["peak_memory_mb"]
         except ValueError as exc:
             raise PipelineError(f"bench: {name} cannot run with these settings: {exc}") from exc
+        results.update(rows)
     reference = results.get("darts_1st", {}).get("median_step_s")
     for result in results.values():
         result["ratio_to_darts_1st"] = result["median_step_s"] / reference if reference else None
