@@ -52,12 +52,19 @@ def test_bench_rejects_unknown_variants():
 
 
 def test_bench_compares_the_supernets_side_by_side(tmp_path: Path, capsys):
+    """`--compare reference` times the other supernet; `--recompute` adds a row with search.recompute,
+    compared with the same reference measurement."""
     out = tmp_path / "bench.json"
     assert cli.main(["bench", "--methods", "darts_1st", "--steps", "1", "--warmup", "0", *TINY,
-                     "--compare", "reference", "--out", str(out)]) == 0
+                     "--compare", "reference", "--recompute", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
-    result = report["methods"]["darts_1st"]
-    assert (report["supernet"], result["supernet"], result["compared"]["supernet"]) == ("fast", "fast", "reference")
-    assert result["speedup"] == pytest.approx(result["compared"]["median_step_s"] / result["median_step_s"])
-    assert result["memory_ratio"] == pytest.approx(result["peak_memory_mb"] / result["compared"]["peak_memory_mb"])
-    assert "| reference s |" in capsys.readouterr().out
+    assert list(report["methods"]) == ["darts_1st", "darts_1st+recompute"]
+    for name, recompute in (("darts_1st", False), ("darts_1st+recompute", True)):
+        result = report["methods"][name]
+        assert (result["supernet"], result["recompute"]) == ("fast", recompute)
+        assert (result["compared"]["supernet"], result["compared"]["recompute"]) == ("reference", False)
+        assert result["speedup"] == pytest.approx(result["compared"]["median_step_s"] / result["median_step_s"])
+        assert result["memory_ratio"] == pytest.approx(result["peak_memory_mb"] / result["compared"]["peak_memory_mb"])
+    assert report["supernet"] == "fast"
+    printed = capsys.readouterr().out
+    assert "| reference s |" in printed and "| darts_1st+recompute |" in printed

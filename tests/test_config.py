@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline import cli
 from pipeline.config import explain, load_params, params_from_dict
 from pipeline.errors import ConfigError
 
@@ -141,3 +142,17 @@ def test_more_threads_than_a_training_job_reserves_is_refused_naming_both_keys()
     raw["resources"]["retrain"]["cpus_per_task"] = 1
     raw["resources"]["search"]["cpus_per_task"] = raw["resources"]["transfer"]["cpus_per_task"] = 2
     assert "runtime.threads 2 exceeds resources.retrain.cpus_per_task 1" in _error(raw)
+
+
+@pytest.mark.parametrize("params_file", ["params.yaml", "configs/paper.yaml"])
+def test_config_counts_the_searches_of_every_grid(params_file: str, capsys):
+    """The summary's total against a count written out from the YAML: dataset x variant x seed of the main
+    grid and of each sub-grid, plus one per directly-on-ImageNet variant and seed."""
+    path = REPO / params_file
+    grid = yaml.safe_load(path.read_text())["grid"]
+    seeds = len(grid["seeds"])
+    expected = (len(grid["datasets"]) * len(grid["methods"]) + len(grid.get("imagenet_methods", []))
+                + sum(len(grid.get(sub, {}).get("datasets", [])) * len(grid.get(sub, {}).get("methods", []))
+                      for sub in ("nb201", "rnn"))) * seeds
+    assert cli.main(["config", "--params", str(path)]) == 0
+    assert f": valid; {expected} searches over seeds" in capsys.readouterr().out

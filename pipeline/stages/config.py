@@ -22,6 +22,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     params = load_params(args.params)
     grid = params.grid
-    runs = len(grid.datasets) * len(grid.methods) * len(grid.seeds)
-    print(f"{args.params}: valid; grid {grid.datasets} x {grid.methods} x seeds {grid.seeds} = {runs} searches")
+    seeds = len(grid.seeds)
+    parts = {
+        "grid": (grid.datasets, grid.methods),
+        "grid.imagenet_methods": (["imagenet"], grid.imagenet_methods),
+        "grid.nb201": (grid.nb201.datasets, grid.nb201.methods),
+        "grid.rnn": (grid.rnn.datasets, grid.rnn.methods),
+    }
+    counts = {key: len(datasets) * len(methods) * seeds for key, (datasets, methods) in parts.items()}
+    print(f"{args.params}: valid; {sum(counts.values())} searches over seeds {grid.seeds}")
+    for key, (datasets, methods) in parts.items():
+        if counts[key]:
+            print(f"  {key}: {datasets} x {methods} x {seeds} seeds = {counts[key]}")
     return 0
