@@ -79,7 +79,10 @@ def _git_copy(root: Path, tiny: bool) -> Path:
 def test_snakemake_and_dvc_run_the_same_commands_with_the_same_outputs_and_edges(tmp_path: Path) -> None:
     root = _git_copy(tmp_path, tiny=False)
     jobs = [job for job in plan(root, "all") if job.command() is not None]
-    stages = _dvc_stages(root)
+    from dvc.repo import Repo
+
+    index = Repo(str(root)).index  # read once: stages and graph
+    stages = list(index.stages)
 
     smk = {_normalise(job.command()): job for job in jobs}
     dvc = {_normalise(stage.cmd): stage for stage in stages}
@@ -98,9 +101,7 @@ def test_snakemake_and_dvc_run_the_same_commands_with_the_same_outputs_and_edges
 
     producer = {path: _normalise(job.command()) for job in jobs for path in job.outputs}
     smk_edges = {(producer[path], cmd) for cmd, job in smk.items() for path in job.inputs if path in producer}
-    from dvc.repo import Repo
-
-    graph = Repo(str(root)).index.graph  # edges point from a stage to the stage it depends on
+    graph = index.graph  # edges point from a stage to the stage it depends on
     dvc_edges = {(_normalise(dep.cmd), _normalise(stage.cmd)) for stage, dep in graph.edges}
     assert smk_edges == dvc_edges
 
