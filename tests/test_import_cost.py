@@ -31,3 +31,13 @@ def test_validating_params_and_parsing_the_workflow_import_neither_torchvision_n
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]", f"imported while validating params: {done.stdout.strip()}"
+
+
+def test_the_cifar_downloaders_named_for_later_import_are_torchvision_dataset_classes() -> None:
+    # Named rather than imported (pipeline/data/cifar.py), so a typo would surface only when downloading.
+    import torchvision.datasets
+
+    from pipeline.data.cifar import cifar10, cifar100
+
+    for source, expected in ((cifar10(), torchvision.datasets.CIFAR10), (cifar100(), torchvision.datasets.CIFAR100)):
+        assert getattr(torchvision.datasets, source.downloader) is expected, source.downloader

@@ -82,10 +82,10 @@ class CifarSource:
     needs_split_file: bool = False
 
     def fetch(self, root: Path) -> None:
+        from torchvision import datasets
+
         root.mkdir(parents=True, exist_ok=True)
         try:
-            from torchvision import datasets
-
             getattr(datasets, self.downloader)(str(root), train=True, download=True)
         except (OSError, RuntimeError) as exc:
             raise DataError(f"{self.info.name}: download into {root} failed ({exc}); on a machine without "
