@@ -43,7 +43,8 @@ def _idle_partition() -> str:
 
 # What this test adds to the Snakemake fixture run (tests/workflow/test_snakemake.py) is every rule as a SLURM
 # job, so one cell per rule is enough: darts_2nd (a second search of the same rules, and the costliest) and
-# the direct ImageNet search (the same search, derive and transfer rules) would add 7 jobs of 24 and no rule.
+# the direct ImageNet search (the same prepare, search, derive and transfer rules) would add 8 SLURM jobs
+# of 25 and no rule.
 ONE_CELL_PER_RULE = {"grid": {"methods": ["darts_1st"], "imagenet_methods": []}}
 
 
