@@ -8,14 +8,12 @@ torchvision is still used to download, where the internet is reachable.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision.datasets import CIFAR10, CIFAR100
 
 from pipeline.data.files import file_checksums, require_files
 from pipeline.data.registry import DatasetInfo, Split, Transform, register_dataset
@@ -78,13 +76,17 @@ class CifarSource:
     files: dict[Split, tuple[str, ...]]
     label_key: str
     url: str
-    downloader: Callable[..., object]
+    # The torchvision.datasets class that downloads it, by name: torchvision is imported only to download
+    # (see pipeline/data/transforms.py for why).
+    downloader: str
     needs_split_file: bool = False
 
     def fetch(self, root: Path) -> None:
+        from torchvision import datasets
+
         root.mkdir(parents=True, exist_ok=True)
         try:
-            self.downloader(str(root), train=True, download=True)
+            getattr(datasets, self.downloader)(str(root), train=True, download=True)
         except (OSError, RuntimeError) as exc:
             raise DataError(f"{self.info.name}: download into {root} failed ({exc}); on a machine without "
                             f"internet, place the extracted {self.url} at {root / self.folder}") from exc
@@ -113,7 +115,7 @@ def cifar10() -> CifarSource:
         files={"train": tuple(f"data_batch_{i}" for i in range(1, 6)), "test": ("test_batch",)},
         label_key="labels",
         url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-        downloader=CIFAR10,
+        downloader="CIFAR10",
     )
 
 
@@ -125,5 +127,5 @@ def cifar100() -> CifarSource:
         files={"train": ("train",), "test": ("test",)},
         label_key="fine_labels",
         url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
-        downloader=CIFAR100,
+        downloader="CIFAR100",
     )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torch.utils.data import Dataset
-from torchvision.datasets import ImageFolder
 
 from pipeline.data.files import tree_digest
 from pipeline.data.registry import DatasetInfo, Split, Transform, register_dataset
@@ -66,6 +65,8 @@ class FolderSource:
                                 image_size=image_size or self.info.image_size)
 
     def load(self, split: Split, root: Path, transform: Transform) -> Dataset:
+        from torchvision.datasets import ImageFolder  # only to read images (see pipeline/data/transforms.py)
+
         check_tree(self.info.name, root, self.how_to_get)
         directory = root / FOLDERS[split]
         try:

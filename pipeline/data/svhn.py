@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 import torch
 from torch.utils.data import Dataset
-from torchvision.datasets import SVHN
 
 from pipeline.data.files import file_checksums, require_files
 from pipeline.data.registry import DatasetInfo, Split, Transform, register_dataset
@@ -28,6 +26,8 @@ def read_mat(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
     back as inert records), so only the two arrays' kinds need checking: anything but plain numbers is
     refused by name instead of being coerced.
     """
+    import scipy.io  # only where SVHN is read: most stages never do
+
     try:
         content = scipy.io.loadmat(str(path))
     except (ValueError, OSError) as exc:
@@ -52,6 +52,8 @@ class SvhnSource:
     needs_split_file: bool = False
 
     def fetch(self, root: Path) -> None:
+        from torchvision.datasets import SVHN  # only to download (see pipeline/data/transforms.py)
+
         root.mkdir(parents=True, exist_ok=True)
         try:
             for split in ("train", "test"):

@@ -1,9 +1,13 @@
-"""Augmentation and normalisation pipelines, as the DARTS papers use them."""
+"""Augmentation and normalisation pipelines, as the DARTS papers use them.
+
+torchvision is imported where a pipeline is built, not with this module: importing the data package
+(which every params validation does, Snakemake's parsing of the workflow included) would otherwise
+import all of torchvision, about as long as importing torch itself, in stages that never transform an image.
+"""
 
 from __future__ import annotations
 
 import torch
-from torchvision.transforms import v2
 
 from pipeline.data.registry import DatasetInfo, Transform
 from pipeline.errors import DataError
@@ -35,6 +39,8 @@ class Cutout:
 
 
 def _finish(info: DatasetInfo, cutout: int) -> list[Transform]:
+    from torchvision.transforms import v2
+
     steps: list[Transform] = [
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(list(info.mean), list(info.std)),
@@ -56,6 +62,8 @@ def tensor_transform(info: DatasetInfo, *, augment: bool, cutout: int, image_siz
     if image_size not in (None, info.image_size):
         raise DataError(f"{info.name} images are {info.image_size}x{info.image_size}; image_size="
                         f"{image_size} can only be chosen for ImageFolder datasets (imagenet, imagenet_demo)")
+    from torchvision.transforms import v2
+
     steps: list[Transform] = []
     if augment:
         steps.append(v2.RandomCrop(info.image_size, padding=crop_padding))
@@ -70,6 +78,8 @@ def folder_transform(info: DatasetInfo, *, augment: bool, cutout: int, image_siz
     Evaluation resizes by 256/224 before the centre crop so that a smaller `image_size` sees the same
     field of view as the standard 224 crop.
     """
+    from torchvision.transforms import v2
+
     if augment:
         steps: list[Transform] = [
             v2.RandomResizedCrop(image_size),

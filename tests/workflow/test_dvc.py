@@ -46,6 +46,12 @@ def _dvc_stages(root: Path) -> list:
     return list(Repo(str(root)).index.stages)
 
 
+@pytest.fixture(scope="module")
+def shipped_stages() -> list:
+    """The checkout's dvc.yaml stages, read once for the tests that only inspect them (a read takes seconds)."""
+    return _dvc_stages(REPO)
+
+
 def _normalise(cmd: str) -> str:
     return shlex.join(shlex.split(cmd))
 
@@ -73,7 +79,10 @@ def _git_copy(root: Path, tiny: bool) -> Path:
 def test_snakemake_and_dvc_run_the_same_commands_with_the_same_outputs_and_edges(tmp_path: Path) -> None:
     root = _git_copy(tmp_path, tiny=False)
     jobs = [job for job in plan(root, "all") if job.command() is not None]
-    stages = _dvc_stages(root)
+    from dvc.repo import Repo
+
+    index = Repo(str(root)).index  # read once: stages and graph
+    stages = list(index.stages)
 
     smk = {_normalise(job.command()): job for job in jobs}
     dvc = {_normalise(stage.cmd): stage for stage in stages}
@@ -92,9 +101,7 @@ def test_snakemake_and_dvc_run_the_same_commands_with_the_same_outputs_and_edges
 
     producer = {path: _normalise(job.command()) for job in jobs for path in job.outputs}
     smk_edges = {(producer[path], cmd) for cmd, job in smk.items() for path in job.inputs if path in producer}
-    from dvc.repo import Repo
-
-    graph = Repo(str(root)).index.graph  # edges point from a stage to the stage it depends on
+    graph = index.graph  # edges point from a stage to the stage it depends on
     dvc_edges = {(_normalise(dep.cmd), _normalise(stage.cmd)) for stage, dep in graph.edges}
     assert smk_edges == dvc_edges
 
@@ -129,11 +136,11 @@ def _module_files(name: str) -> list[Path]:
 
 
 @pytest.mark.parametrize("kind", ["prepare", "search", "derive", "retrain", "transfer", "tables"])
-def test_dvc_deps_cover_the_code_each_stage_runs(kind: str) -> None:
+def test_dvc_deps_cover_the_code_each_stage_runs(kind: str, shipped_stages: list) -> None:
     # Every stage running the command (search, search_imagenet, search_nb201, search_rnn, ...): the sub-grids'
     # stages restate their deps, so each list is checked.
     code = _imported_files(REPO / f"pipeline/stages/{kind}.py") - PLUMBING
-    stages = {stage.name.split("@")[0]: stage for stage in _dvc_stages(REPO)
+    stages = {stage.name.split("@")[0]: stage for stage in shipped_stages
               if f"python -m pipeline {kind} " in stage.cmd}
     assert stages, f"no dvc.yaml stage runs `python -m pipeline {kind}`"
     for name, stage in stages.items():
@@ -145,10 +152,10 @@ def test_dvc_deps_cover_the_code_each_stage_runs(kind: str) -> None:
         assert not stale, f"dvc.yaml {name} deps on code it does not run: {stale}"
 
 
-def test_dvc_search_params_cover_every_shared_search_key() -> None:
+def test_dvc_search_params_cover_every_shared_search_key(shipped_stages: list) -> None:
     from pipeline.config import SearchConfig
 
-    stage = next(s for s in _dvc_stages(REPO) if s.name.startswith("search@"))
+    stage = next(s for s in shipped_stages if s.name.startswith("search@"))
     keys = {key for dep in stage.deps if hasattr(dep, "params") for key in dep.params}
     shared = {f"search.{name}" for name in SearchConfig.model_fields if name != "methods"}
     assert shared <= keys, f"dvc.yaml search misses {sorted(shared - keys)}"

@@ -41,11 +41,20 @@ def _idle_partition() -> str:
     pytest.skip(f"no idle SLURM node (sinfo: {proc.stdout.strip() or proc.stderr.strip()})")
 
 
+# What this test adds to the Snakemake fixture run (tests/workflow/test_snakemake.py) is every rule as a SLURM
+# job, so one cell per rule is enough: darts_2nd (a second search of the same rules, and the costliest) and
+# the direct ImageNet search (the same prepare, search, derive and transfer rules) would add 8 SLURM jobs
+# of 25 and no rule.
+ONE_CELL_PER_RULE = {"grid": {"methods": ["darts_1st"], "imagenet_methods": []}}
+
+
 def test_profile_runs_the_tiny_grid_as_slurm_jobs(tiny_repo: Path) -> None:
     partition = _idle_partition()
     # The tiny grid with both sub-grids: an NB201 cell and a recurrent cell (retrained, transferred).
-    write_params(tiny_repo, TINY_NB201, tiny_rnn_edit())
-    env = tool_env(SLURM_PARTITION=partition, SNAKEMAKE_SLURM_INIT_SECONDS="5")
+    write_params(tiny_repo, ONE_CELL_PER_RULE, TINY_NB201, tiny_rnn_edit())
+    # The plugin checks a new job's status after this many seconds, then 10 s later each time, longer and
+    # longer until a job has finished; a short start saves the wait on the many seconds-long tiny jobs.
+    env = tool_env(SLURM_PARTITION=partition, SNAKEMAKE_SLURM_INIT_SECONDS="1")
     run([str(BIN / "snakemake"), "--profile", "slurm", "all_tables"], cwd=tiny_repo, timeout=900, env=env)
 
     params = yaml.safe_load((tiny_repo / "params.yaml").read_text())
