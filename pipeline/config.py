@@ -307,11 +307,16 @@ class EarlyStopConfig(Section):
         return value
 
 
+GLOBAL_BATCH = ("Global batch size: the images of one optimiser step summed over every process of a torchrun "
+                "job; each of the N processes takes batch_size / N (N must divide it), so the GPU count "
+                "never changes the optimisation.")
+
+
 class SearchTraining(Section):
     """The training settings of a search; a method variant may override any of them."""
 
     epochs: Annotated[int, Field(gt=0)] = Field(50, description="Search epochs.")
-    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Batch size of both halves.")
+    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Batch of both halves. " + GLOBAL_BATCH)
     layers: Annotated[int, Field(ge=3)] = Field(8, description="Cells in the supernet.")
     channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
     nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
@@ -455,11 +460,6 @@ class SearchConfig(SearchTraining):
 # over all but the last five epochs and spend those five on a slope five times shallower, because lr / E
 # is still a large step at the end of training (pipeline/train/schedule.py computes it).
 LINEAR_TAIL_EPOCHS = 5
-
-GLOBAL_BATCH = ("Global batch size: the images of one optimiser step summed over every process of a torchrun "
-                "job; each of the N processes takes batch_size / N (N must divide it), so the GPU count "
-                "never changes the optimisation.")
-
 
 class RetrainConfig(Section):
     epochs: Annotated[int, Field(gt=0)] = Field(600, description="Retraining epochs.")
