@@ -101,7 +101,7 @@ def res(stage):
 def launcher(stage):
     """`torchrun` (one process per GPU, DDP) when a stage asks for several GPUs, else plain python.
 
-    Retrain and transfer carry it in `params:`: the batch size is global, but the GPU count still changes
+    Search, retrain and transfer carry it in `params:`: the batch size is global, but the GPU count still changes
     the data sharding and random streams, hence the results, and rightly reruns them. Every rule's shell starts with `exec`: SLURM signals all processes
     of a job step before its time limit, and only when the stage is the process Snakemake waits for can
     it write its checkpoint and exit before the step is torn down.

@@ -1,4 +1,5 @@
 # search: one method variant on one dataset with one seed.
+# With resources.search.gpu > 1 the stage runs under torchrun (data-parallel search, one process per GPU).
 
 
 rule search:
@@ -20,6 +21,7 @@ rule search:
         "benchmarks/search/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=slice_of("search"),
+        launch=launcher("search"),
     threads: res("search").cpus_per_task
     resources:
         gpu=res("search").gpu,
@@ -29,6 +31,6 @@ rule search:
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "exec python -m pipeline search --params {input.params:q} --dataset {wildcards.dataset}"
+        "exec {params.launch} search --params {input.params:q} --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seed {wildcards.seed} --restart-on-change"
         " --out $(dirname {output.summary:q}) > {log:q} 2>&1"
