@@ -183,7 +183,8 @@ class TrackingConfig(Section):
 
 
 class ResourceSpec(Section):
-    gpu: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per job (>1 runs torchrun for retrain/transfer).")
+    gpu: Annotated[int, Field(ge=0)] = Field(
+        0, description="GPUs per job (>1 runs torchrun for search/retrain/transfer).")
     mem_mb: Annotated[int, Field(gt=0)] = Field(2000, description="Memory per job in MB.")
     runtime: Annotated[int, Field(gt=0)] = Field(30, description="Wall-time limit per job in minutes.")
     cpus_per_task: Annotated[int, Field(ge=1)] = Field(1, description="CPU cores per job.")
@@ -192,6 +193,9 @@ class ResourceSpec(Section):
 class ResourcesConfig(Section):
     prepare: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a prepare job.")
     search: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a search job.")
+    search_imagenet: ResourceSpec = Field(
+        default_factory=ResourceSpec, description="Resources of a direct ImageNet search job (grid.imagenet_methods): "
+                                                  "the papers searched on 8 GPUs, the CIFAR searches on one.")
     derive: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a derive job.")
     retrain: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a retrain job.")
     select: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a select job.")
@@ -640,7 +644,7 @@ class TablesConfig(Section):
 OVERRIDE_KEYS = {"method_overrides", "dataset_overrides", "space_overrides"}
 
 # The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
-THREADED_STAGES = ("search", "retrain", "select", "transfer")
+THREADED_STAGES = ("search", "retrain", "select", "transfer", "search_imagenet")
 
 
 class Params(Section):

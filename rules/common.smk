@@ -98,6 +98,12 @@ def res(stage):
     return getattr(PARAMS.resources, stage)
 
 
+def search_res(wildcards):
+    """A search job's request: `resources.search_imagenet` for the direct ImageNet searches (the papers ran
+    them on 8 GPUs), `resources.search` for the rest."""
+    return res("search_imagenet" if wildcards.dataset == "imagenet" else "search")
+
+
 def launcher(stage):
     """`torchrun` (one process per GPU, DDP) when a stage asks for several GPUs, else plain python.
 
@@ -106,7 +112,11 @@ def launcher(stage):
     of a job step before its time limit, and only when the stage is the process Snakemake waits for can
     it write its checkpoint and exit before the step is torn down.
     """
-    gpus = res(stage).gpu
+    return launch_command(res(stage).gpu)
+
+
+def launch_command(gpus):
+    """The launcher of a job with `gpus` GPUs (see `launcher`)."""
     if gpus > 1:
         return f"torchrun --standalone --nproc_per_node {gpus} -m pipeline"
     return "python -m pipeline"
