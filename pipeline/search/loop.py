@@ -229,11 +229,8 @@ def _restore(parts: _Parts, saved: dict[str, Any]) -> SearchState:
     if parts.a_optimizer is not None and saved["a_optimizer"] is not None:
         parts.a_optimizer.load_state_dict(saved["a_optimizer"])
     parts.scheduler.load_state_dict(saved["scheduler"])
-    rngs = saved["rng"]
-    if len(rngs) != parts.dist.world_size:
-        raise PipelineError(f"the checkpoint was written by a search on {len(rngs)} process(es), this one runs on "
-                            f"{parts.dist.world_size}; resume with the same GPU count (resources.search.gpu)")
-    set_rng_state(rngs[parts.dist.rank])
+    # Written by as many processes: the process count is part of the resume key (run_search's config_slice).
+    set_rng_state(saved["rng"][parts.dist.rank])
     if not parts.dist.is_main:
         # The checkpoint holds the global sums of the interrupted epoch: rank 0 carries them on.
         state.epoch_totals = {"loss": 0.0, "correct": 0, "seen": 0}
