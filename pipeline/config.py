@@ -183,7 +183,8 @@ class TrackingConfig(Section):
 
 
 class ResourceSpec(Section):
-    gpu: Annotated[int, Field(ge=0)] = Field(0, description="GPUs per job (>1 runs torchrun for retrain/transfer).")
+    gpu: Annotated[int, Field(ge=0)] = Field(
+        0, description="GPUs per job (>1 runs torchrun for search/retrain/transfer).")
     mem_mb: Annotated[int, Field(gt=0)] = Field(2000, description="Memory per job in MB.")
     runtime: Annotated[int, Field(gt=0)] = Field(30, description="Wall-time limit per job in minutes.")
     cpus_per_task: Annotated[int, Field(ge=1)] = Field(1, description="CPU cores per job.")
@@ -192,6 +193,9 @@ class ResourceSpec(Section):
 class ResourcesConfig(Section):
     prepare: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a prepare job.")
     search: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a search job.")
+    search_imagenet: ResourceSpec = Field(
+        default_factory=ResourceSpec, description="Resources of a direct ImageNet search job (grid.imagenet_methods): "
+                                                  "the papers searched on 8 GPUs, the CIFAR searches on one.")
     derive: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a derive job.")
     retrain: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a retrain job.")
     select: ResourceSpec = Field(default_factory=ResourceSpec, description="Resources of a select job.")
@@ -307,11 +311,16 @@ class EarlyStopConfig(Section):
         return value
 
 
+GLOBAL_BATCH = ("Global batch size: the images of one optimiser step summed over every process of a torchrun "
+                "job; each of the N processes takes batch_size / N (N must divide it), so the GPU count "
+                "never changes the optimisation.")
+
+
 class SearchTraining(Section):
     """The training settings of a search; a method variant may override any of them."""
 
     epochs: Annotated[int, Field(gt=0)] = Field(50, description="Search epochs.")
-    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Batch size of both halves.")
+    batch_size: Annotated[int, Field(gt=0)] = Field(64, description="Batch of both halves. " + GLOBAL_BATCH)
     layers: Annotated[int, Field(ge=3)] = Field(8, description="Cells in the supernet.")
     channels: Annotated[int, Field(gt=0)] = Field(16, description="Initial channels C of the supernet.")
     nodes: Annotated[int, Field(ge=2)] = Field(4, description="Intermediate nodes per cell.")
@@ -459,11 +468,6 @@ class SearchConfig(SearchTraining):
 # over all but the last five epochs and spend those five on a slope five times shallower, because lr / E
 # is still a large step at the end of training (pipeline/train/schedule.py computes it).
 LINEAR_TAIL_EPOCHS = 5
-
-GLOBAL_BATCH = ("Global batch size: the images of one optimiser step summed over every process of a torchrun "
-                "job; each of the N processes takes batch_size / N (N must divide it), so the GPU count "
-                "never changes the optimisation.")
-
 
 class RetrainConfig(Section):
     epochs: Annotated[int, Field(gt=0)] = Field(600, description="Retraining epochs.")
@@ -644,7 +648,7 @@ class TablesConfig(Section):
 OVERRIDE_KEYS = {"method_overrides", "dataset_overrides", "space_overrides"}
 
 # The stages whose numbers depend on the intra-op thread count, so they pin it to runtime.threads.
-THREADED_STAGES = ("search", "retrain", "select", "transfer")
+THREADED_STAGES = ("search", "retrain", "select", "transfer", "search_imagenet")
 
 
 class Params(Section):

@@ -98,15 +98,25 @@ def res(stage):
     return getattr(PARAMS.resources, stage)
 
 
+def search_res(wildcards):
+    """A search job's request: `resources.search_imagenet` for the direct ImageNet searches (the papers ran
+    them on 8 GPUs), `resources.search` for the rest."""
+    return res("search_imagenet" if wildcards.dataset == "imagenet" else "search")
+
+
 def launcher(stage):
     """`torchrun` (one process per GPU, DDP) when a stage asks for several GPUs, else plain python.
 
-    Retrain and transfer carry it in `params:`: the batch size is global, but the GPU count still changes
+    Search, retrain and transfer carry it in `params:`: the batch size is global, but the GPU count still changes
     the data sharding and random streams, hence the results, and rightly reruns them. Every rule's shell starts with `exec`: SLURM signals all processes
     of a job step before its time limit, and only when the stage is the process Snakemake waits for can
     it write its checkpoint and exit before the step is torn down.
     """
-    gpus = res(stage).gpu
+    return launch_command(res(stage).gpu)
+
+
+def launch_command(gpus):
+    """The launcher of a job with `gpus` GPUs (see `launcher`)."""
     if gpus > 1:
         return f"torchrun --standalone --nproc_per_node {gpus} -m pipeline"
     return "python -m pipeline"

@@ -1,4 +1,6 @@
 # search: one method variant on one dataset with one seed.
+# With resources.search.gpu > 1 (resources.search_imagenet.gpu for the direct ImageNet searches) the stage
+# runs under torchrun (data-parallel search, one process per GPU).
 
 
 rule search:
@@ -20,15 +22,16 @@ rule search:
         "benchmarks/search/{dataset}/{method}/seed{seed}.tsv",
     params:
         slice=slice_of("search"),
-    threads: res("search").cpus_per_task
+        launch=lambda wildcards: launch_command(search_res(wildcards).gpu),
+    threads: lambda wildcards: search_res(wildcards).cpus_per_task
     resources:
-        gpu=res("search").gpu,
-        mem_mb=res("search").mem_mb,
-        runtime=res("search").runtime,
-        cpus_per_task=res("search").cpus_per_task,
+        gpu=lambda wildcards: search_res(wildcards).gpu,
+        mem_mb=lambda wildcards: search_res(wildcards).mem_mb,
+        runtime=lambda wildcards: search_res(wildcards).runtime,
+        cpus_per_task=lambda wildcards: search_res(wildcards).cpus_per_task,
     conda:
         "../envs/pipeline.yaml"
     shell:
-        "exec python -m pipeline search --params {input.params:q} --dataset {wildcards.dataset}"
+        "exec {params.launch} search --params {input.params:q} --dataset {wildcards.dataset}"
         " --method {wildcards.method} --seed {wildcards.seed} --restart-on-change"
         " --out $(dirname {output.summary:q}) > {log:q} 2>&1"

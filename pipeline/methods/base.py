@@ -9,7 +9,7 @@ a preemption is either a parameter/buffer (saved by `state_dict`) or returned by
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -37,6 +37,10 @@ class StepContext:
     device: torch.device
     global_step: int = 0
     autocast: Callable[[], AbstractContextManager[Any]] = field(default=nullcontext)
+    # In a data-parallel search (pipeline/train/distributed.py, `DistContext.average`): replaces each tensor
+    # in place by its mean over the processes. A method averages every quantity computed from its shard of
+    # the batch that decides a shared result (gradients of a virtual step, an attack's ascent direction).
+    average: Callable[[Sequence[torch.Tensor]], None] = field(default=lambda tensors: None)
 
 
 class SearchMethod(nn.Module, abc.ABC):

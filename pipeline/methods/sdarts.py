@@ -101,6 +101,8 @@ class Sdarts(AlphaMethod):
         was_training = ctx.net.training
         ctx.net.eval()
         try:
+            # Data-parallel: losses and ascent directions are averaged to the global batch's (ctx.average),
+            # so every process attacks alike and keeps the same weights.
             with torch.no_grad():
                 clean_loss = _loss(ctx, batch, clean)
             current = [random_perturbation(c, epsilon) for c in centers]
@@ -109,11 +111,13 @@ class Sdarts(AlphaMethod):
                 # Every op runs: the ascent must be able to revive an op the clipping zeroed.
                 loss = _loss(ctx, batch, ArchWeights(dict(zip(cells, leaves, strict=True)), compute_all=True))
                 grads = torch.autograd.grad(loss, leaves)
+                ctx.average(grads)
                 current = [clip_to_simplex(project_linf(w.detach() + step_size * g.sign(), c, epsilon), c)
                            for w, g, c in zip(leaves, grads, centers, strict=True)]
             attacked = ArchWeights(dict(zip(cells, current, strict=True)))
             with torch.no_grad():
                 attacked_loss = _loss(ctx, batch, attacked)
+            ctx.average([clean_loss, attacked_loss])
         finally:
             ctx.net.train(was_training)
         return attacked if attacked_loss > clean_loss else clean

@@ -42,6 +42,7 @@ def unrolled_arch_gradients(method: SearchMethod, ctx: StepContext, train_batch:
 
     # 1. virtual step (no architecture gradient: detached mixing weights keep no op output for it)
     train_grads = torch.autograd.grad(loss_at(None, train_batch, arch_grad=False), weights)
+    ctx.average(train_grads)  # data-parallel: w' is the step of the global batch
     with torch.no_grad():
         virtual = []
         for p, g in zip(weights, train_grads, strict=True):
@@ -55,6 +56,9 @@ def unrolled_arch_gradients(method: SearchMethod, ctx: StepContext, train_batch:
     grads = torch.autograd.grad(val_loss, [*arch, *virtual], allow_unused=True)
     d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch, grads[: len(arch)], strict=True)]
     d_virtual = [torch.zeros_like(v) if g is None else g for v, g in zip(virtual, grads[len(arch):], strict=True)]
+    # Data-parallel: the finite difference's direction and radius are the global batch's; the arch gradients
+    # below stay per process (they are linear in it) and the architecture optimiser averages them.
+    ctx.average(d_virtual)
     # 3. finite-difference Hessian-vector product
     radius = 0.01 / torch.cat([d.flatten() for d in d_virtual]).norm().clamp_min(1e-12)
 

@@ -5,6 +5,14 @@ with the mixing weights the method chooses for it (SDARTS perturbs them). Per ep
 validation of the supernet and of the derived child (the discretised supernet, no fine-tuning), analyses,
 one history row, one line of architecture weights, and a checkpoint. SIGTERM/SIGUSR1 checkpoint mid-epoch
 and stop; rerunning resumes exactly (data order, RNG states, optimiser and method state are all saved).
+
+Under `torchrun` (`job.dist` with several processes) the search is data-parallel: each process takes
+batch_size / N of every global batch (EpochSampler shards), its BatchNorms use the global batch's
+statistics (pipeline/space/global_batch_norm.py), the weights' and architecture's gradients are averaged
+(`DistContext.average`), and every random draw of a step comes from torch's global generator, seeded and
+advanced alike on every process (augmentations have seeds of their own, pipeline/data/sample_seeds.py),
+so the architecture and the method state stay identical on every process and equal to a 1-process
+search's. Rank 0 alone writes checkpoints and calls `on_epoch_end`.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from pipeline.checkpoint import (
 )
 from pipeline.config import IMAGENET, Params, SearchTraining
 from pipeline.data import build_dataset, cycle_batches, folder_dataset, get_dataset_info, load_splits, make_loader
+from pipeline.data.sample_seeds import SampleSeededDataset
 from pipeline.device import (
     choose_device,
     describe_device,
@@ -51,6 +60,8 @@ from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.search.metrics import accuracy_counts
 from pipeline.search.step import search_step
 from pipeline.space.base import ArchWeights, BoundSpace
+from pipeline.space.global_batch_norm import use_global_batch_norm
+from pipeline.train.distributed import DistContext, per_process_batch
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +82,12 @@ class SearchJob:
     restart_on_change: bool = False
     progress: bool = True
     on_epoch_end: EpochCallback | None = None
+    # The processes of a torchrun launch (pipeline/train/distributed.py); None: one process on the
+    # device `runtime.device` names.
+    dist: DistContext | None = None
+
+    def context(self) -> DistContext:
+        return self.dist or DistContext(rank=0, world_size=1, device=choose_device(self.params.runtime.device))
 
 
 @dataclass
@@ -104,13 +121,16 @@ class _Parts:
     valid_loader: torch.utils.data.DataLoader
     criterion: nn.Module
     grad_clip: float
+    dist: DistContext
 
 
 def _build(job: SearchJob) -> _Parts:
     params = job.params
     settings = params.search_settings(job.method)
     method_cfg = params.method(job.method)
-    device = choose_device(params.runtime.device)
+    dist = job.context()
+    device = dist.device
+    batch = per_process_batch(settings.batch_size, dist.world_size, "search.batch_size")
     pin_threads(params.runtime.threads)
     seed_everything(job.seed, params.runtime.deterministic)
     root = params.data.root_of(job.dataset)
@@ -123,16 +143,21 @@ def _build(job: SearchJob) -> _Parts:
     # step and the supernet's validation accuracy see the same distribution as the weight step.
     search_set = build_dataset(source, "train", root=root, augment=True, download=params.data.download,
                                image_size=settings.image_size, indices_file=splits_file)
-    loader_args = {"batch_size": settings.batch_size, "num_workers": params.data.num_workers}
-    train_loader = make_loader(search_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
+    loader_args = {"batch_size": batch, "num_workers": params.data.num_workers, "rank": dist.rank,
+                   "world_size": dist.world_size}
+    train_set, valid_set = SampleSeededDataset(search_set), SampleSeededDataset(search_set)
+    train_loader = make_loader(train_set, splits["search_train"], seed=job.seed, shuffle=True, drop_last=True,
                                **loader_args)
-    valid_loader = make_loader(search_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
+    valid_loader = make_loader(valid_set, splits["search_valid"], seed=job.seed + 10_000, shuffle=True,
                                drop_last=True, **loader_args)
+    train_set.sampler, valid_set.sampler = train_loader.sampler, valid_loader.sampler
     space = BoundSpace.of(method_cfg.space, settings)
     method = create_method(method_cfg, space, settings)
     stem = {"stem": "imagenet"} if job.dataset == IMAGENET else {}
     net = space.space.build_supernet(settings, num_classes=info.num_classes, in_channels=info.in_channels,
                                      cells=space.cells, **stem, **method.supernet_options())
+    if dist.distributed:
+        use_global_batch_norm(net)
     net.to(device)
     method.to(device)
     if params.runtime.channels_last and device.type == "cuda":
@@ -143,8 +168,14 @@ def _build(job: SearchJob) -> _Parts:
     arch_params = method.arch_parameters()
     a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
                                     weight_decay=settings.arch.weight_decay) if arch_params else None)
+    if a_optimizer is not None:
+        # Every method's architecture update goes through this optimiser: averaging its gradients here
+        # gives each process the global batch's architecture gradient, whatever the method computed.
+        a_optimizer.register_step_pre_hook(
+            lambda optimizer, args, kwargs: dist.average_gradients(
+                p for group in optimizer.param_groups for p in group["params"]))
     return _Parts(device, net, method, w_optimizer, a_optimizer, scheduler, train_loader, valid_loader,
-                  nn.CrossEntropyLoss(), settings.weights.grad_clip)
+                  nn.CrossEntropyLoss(), settings.weights.grad_clip, dist)
 
 
 def search_inputs(job: SearchJob) -> dict[str, str]:
@@ -182,7 +213,8 @@ def _checkpoint_state(parts: _Parts, state: SearchState, config_slice: dict[str,
         "w_optimizer": parts.w_optimizer.state_dict(),
         "a_optimizer": parts.a_optimizer.state_dict() if parts.a_optimizer else None,
         "scheduler": parts.scheduler.state_dict(),
-        "rng": rng_state(),
+        # Every process's own: each CUDA process draws from its own device's generator.
+        "rng": parts.dist.gather(rng_state()),
         "state": state.__dict__,
     }
 
@@ -197,7 +229,11 @@ def _restore(parts: _Parts, saved: dict[str, Any]) -> SearchState:
     if parts.a_optimizer is not None and saved["a_optimizer"] is not None:
         parts.a_optimizer.load_state_dict(saved["a_optimizer"])
     parts.scheduler.load_state_dict(saved["scheduler"])
-    set_rng_state(saved["rng"])
+    # Written by as many processes: the process count is part of the resume key (run_search's config_slice).
+    set_rng_state(saved["rng"][parts.dist.rank])
+    if not parts.dist.is_main:
+        # The checkpoint holds the global sums of the interrupted epoch: rank 0 carries them on.
+        state.epoch_totals = {"loss": 0.0, "correct": 0, "seen": 0}
     return state
 
 
@@ -228,7 +264,8 @@ def _check_finite(name: str, value: torch.Tensor, state: SearchState, job: Searc
 
 
 def _evaluate(parts: _Parts, weights: ArchWeights, max_steps: int, autocast: Callable[[], Any]) -> tuple[float, float]:
-    """Loss and accuracy (%) of the supernet under `weights` on one pass of the validation half."""
+    """Loss and accuracy (%) of the supernet under `weights` on one pass of the validation half (every
+    process's shard, summed)."""
     parts.net.eval()
     loss_sum, correct, seen = 0.0, 0, 0
     sampler = parts.valid_loader.sampler
@@ -246,25 +283,33 @@ def _evaluate(parts: _Parts, weights: ArchWeights, max_steps: int, autocast: Cal
             correct, seen = correct + hits, seen + count
     sampler.epoch, sampler.start = saved
     parts.net.train()
+    loss_sum, correct, seen = parts.dist.sum([loss_sum, correct, seen])
     return loss_sum / max(seen, 1), 100.0 * correct / max(seen, 1)
 
 
 def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
     """Run (or resume) one search; returns the summary (for summary.json) and the final state."""
     settings = job.params.search_settings(job.method)
-    config_slice = search_slice(job.params, job.method) | {"dataset": job.dataset, "seed": job.seed}
     parts = _build(job)
+    # The process count changes the data streams, hence the results: a checkpoint resumes only on as many.
+    config_slice = search_slice(job.params, job.method) | {"dataset": job.dataset, "seed": job.seed,
+                                                           "world_size": parts.dist.world_size}
     inputs = search_inputs(job)
     state = SearchState()
-    saved = load_resumable(job.out_dir, config_slice, inputs, restart_on_change=job.restart_on_change)
+    saved = load_resumable(job.out_dir, config_slice, inputs, restart_on_change=job.restart_on_change,
+                           may_modify=parts.dist.is_main)
     if saved is not None:
         state = _restore(parts, saved)
-        log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
+        if parts.dist.is_main:
+            log.info("resuming %s at epoch %d step %d", job.out_dir, state.epoch, state.step_in_epoch)
     autocast = _autocast(job.params, parts.device)
     reset_peak_memory(parts.device)
     valid_batches = _position_valid(parts, state)
     max_steps = settings.max_steps_per_epoch
     steps_per_epoch = len(parts.train_loader) if not max_steps else min(max_steps, len(parts.train_loader))
+    if parts.dist.is_main:
+        log.info("search: global batch %d = %d process(es) x %d", settings.batch_size, parts.dist.world_size,
+                 parts.train_loader.batch_size)
     analysis = job.params.search.analysis
     with StopRequest() as stop:
         while state.epoch < settings.epochs and state.early_stop is None:
@@ -274,7 +319,7 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             ctx = StepContext(net=parts.net, criterion=parts.criterion, w_optimizer=parts.w_optimizer,
                               a_optimizer=parts.a_optimizer, epoch=state.epoch, epochs=settings.epochs,
                               lr=parts.scheduler.get_last_lr()[0], device=parts.device,
-                              global_step=state.global_step, autocast=autocast)
+                              global_step=state.global_step, autocast=autocast, average=parts.dist.average)
             if state.step_in_epoch == 0:
                 parts.method.on_epoch_start(ctx)
                 parts.w_optimizer = ctx.w_optimizer
@@ -283,7 +328,8 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             sampler.set_epoch(state.epoch)
             sampler.set_start(state.step_in_epoch, parts.train_loader.batch_size)
             totals = state.epoch_totals
-            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch, disable=not job.progress,
+            bar = tqdm(total=steps_per_epoch, initial=state.step_in_epoch,
+                       disable=not (job.progress and parts.dist.is_main),
                        desc=f"search {job.method} seed{job.seed} epoch {state.epoch + 1}/{settings.epochs}",
                        leave=False)
             for x, y in parts.train_loader:
@@ -298,16 +344,19 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
                 state.step_in_epoch += 1
                 state.global_step += 1
                 bar.update(1)
-                if stop.requested:
+                # One reduction: a process stopping alone would leave the others waiting in a collective.
+                if parts.dist.sum([float(stop.requested is not None)])[0]:
                     bar.close()
                     # The steps kept in this checkpoint cost time too: summary.json reports the search's cost.
                     state.wall_time_s += time.perf_counter() - epoch_start
-                    save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
+                    _reduce_totals(parts, totals)
+                    _save(parts, job, _checkpoint_state(parts, state, config_slice, inputs))
                     raise Preempted(f"{stop.requested}: checkpoint saved at epoch {state.epoch} step "
                                     f"{state.step_in_epoch}; rerun the same command to resume")
             bar.close()
             parts.scheduler.step()
             state.wall_time_s += time.perf_counter() - epoch_start
+            _reduce_totals(parts, totals)
             row, arch_row = _end_of_epoch(parts, job, state, ctx, totals, autocast, analysis, max_steps)
             row["epoch_time_s"] = round(time.perf_counter() - epoch_start, 3)
             state.history.append(row)
@@ -315,10 +364,23 @@ def run_search(job: SearchJob) -> tuple[dict[str, Any], SearchState]:
             state.early_stop = _early_stop(settings, state.history, job)
             state.epoch += 1
             state.step_in_epoch = 0
-            save_checkpoint(job.out_dir, _checkpoint_state(parts, state, config_slice, inputs))
-            if job.on_epoch_end is not None:
+            _save(parts, job, _checkpoint_state(parts, state, config_slice, inputs))
+            if job.on_epoch_end is not None and parts.dist.is_main:
                 job.on_epoch_end(row, arch_row)
     return _summary(parts, job, state, settings.epochs), state
+
+
+def _reduce_totals(parts: _Parts, totals: dict[str, Any]) -> None:
+    """Replace the epoch's running sums by their sums over the processes (a resume gives them to rank 0)."""
+    loss, correct, seen = parts.dist.sum([totals["loss"], totals["correct"], totals["seen"]])
+    totals.update(loss=loss, correct=int(correct), seen=int(seen))
+
+
+def _save(parts: _Parts, job: SearchJob, checkpoint: dict[str, Any]) -> None:
+    """Rank 0 writes; the barrier keeps the others from exiting (and torchrun from killing rank 0) first."""
+    if parts.dist.is_main:
+        save_checkpoint(job.out_dir, checkpoint)
+    parts.dist.barrier()
 
 
 def _early_stop(settings: SearchTraining, history: list[dict[str, Any]], job: SearchJob) -> dict[str, Any] | None:
@@ -378,10 +440,13 @@ def _end_of_epoch(parts: _Parts, job: SearchJob, state: SearchState, ctx: StepCo
     # Random search has no architecture parameters, hence no Hessian to measure. DARTS-ES needs it every epoch.
     every = 1 if job.params.search_settings(job.method).early_stop is not None else analysis.hessian_every
     if every and method.arch_parameters() and (state.epoch + 1) % every == 0:
-        row["hessian_eig"] = dominant_hessian_eigenvalue(
+        eigenvalue = dominant_hessian_eigenvalue(
             parts.net, method, parts.valid_loader, parts.criterion, parts.device,
             batches=analysis.hessian_batches, iterations=analysis.hessian_iterations,
         )
+        # Data-parallel: each process measures on its shard; the mean is the one every process keeps (and
+        # DARTS-ES decides on), an estimate from N times the batches rather than the 1-process number.
+        row["hessian_eig"] = parts.dist.sum([eigenvalue])[0] / parts.dist.world_size
     probs = method.mixing_probabilities()
     arch_row = {
         "epoch": state.epoch,
@@ -407,7 +472,7 @@ def _summary(parts: _Parts, job: SearchJob, state: SearchState, epochs: int) -> 
     return {
         "wall_time_s": round(state.wall_time_s, 3),
         "device": describe_device(parts.device),
-        "device_count": 1,
+        "device_count": parts.dist.world_size,
         "peak_memory_mb": round(peak_memory_mb(parts.device), 1),
         "epochs": epochs,
         "steps": state.global_step,

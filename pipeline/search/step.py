@@ -3,7 +3,8 @@
 An architecture step (when the method updates its architecture this epoch), then a weight step under
 the method's weight-step mixing weights. A non-finite architecture parameter rolls the architecture step
 back; a non-finite training loss skips the weight step. `finite(what, tensor)` decides what counts as
-finite and may raise instead (the loop's NaN policy); the default accepts everything.
+finite and may raise instead (the loop's NaN policy); the default accepts everything. In a data-parallel
+search `ctx.average` makes the weights' gradients (and the loss that decides a skip) the global batch's.
 """
 
 from __future__ import annotations
@@ -41,10 +42,15 @@ def search_step(method: SearchMethod, ctx: StepContext, train: Batch, valid: Bat
     with ctx.autocast():
         logits = ctx.net(train[0], weights).float()
     loss = ctx.criterion(logits, train[1])
-    if not finite("training loss", loss.detach()):
+    # The global batch's loss decides, so every process of a data-parallel search skips the same steps.
+    global_loss = loss.detach().clone()
+    ctx.average([global_loss])
+    if not finite("training loss", global_loss):
         return None
     loss.backward()
     method.complete_skipped_gradients(ctx.net)
+    # Before the clip: the norm clipped is the global batch's, as in a 1-process step.
+    ctx.average([p.grad for p in ctx.net.parameters() if p.grad is not None])
     nn.utils.clip_grad_norm_(ctx.net.parameters(), grad_clip)
     ctx.w_optimizer.step()
     method.after_weight_step(ctx)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipeline.space.global_batch_norm import GlobalBatchNorm2d
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 
@@ -94,9 +95,10 @@ class SharedInput:
 
 
 def _shareable_batch_norm(bn: nn.Module) -> bool:
-    """A training-mode BN without affine parameters and with momentum-averaged running statistics."""
-    return (isinstance(bn, nn.BatchNorm2d) and bn.training and not bn.affine and bn.track_running_stats
-            and bn.momentum is not None)
+    """A training-mode BN without affine parameters and with momentum-averaged running statistics, of this
+    process's batch (a data-parallel search's global BN runs its own forward)."""
+    return (isinstance(bn, nn.BatchNorm2d) and not isinstance(bn, GlobalBatchNorm2d) and bn.training
+            and not bn.affine and bn.track_running_stats and bn.momentum is not None)
 
 
 def _conv_tail(block: nn.Sequential, rectified: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline.atomic import atomic_write_json, atomic_write_text
 from pipeline.config import load_params
+from pipeline.errors import ConfigError
 from pipeline.layout import is_text_variant, search_slice
 from pipeline.provenance import provenance
 from pipeline.records import numeric, write_csv
@@ -36,19 +37,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipeline.train.distributed import distributed_context
+
+    params = load_params(args.params)
+    params.method(args.method)
+    # Under torchrun (resources.search.gpu > 1) every process runs the search; rank 0 writes and tracks.
+    with distributed_context(params.runtime.device) as dist:
+        return _run(args, params, dist)
+
+
+def _run(args: argparse.Namespace, params: Any, dist: Any) -> int:
     import torch
 
     from pipeline import tracking
     from pipeline.space.base import data_dir_of
 
-    params = load_params(args.params)
-    params.method(args.method)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     text = is_text_variant(params, args.method)
+    if text and dist.distributed:
+        raise ConfigError(f"search {args.method}: the recurrent space's language-model search runs on one process; "
+                          f"set resources.search.gpu to 1 (this job has {dist.world_size})")
     with tracking.stage_run("search", tracking.RunKey(args.dataset, args.method, args.seed),
                             params=search_slice(params, args.method), tags={"space": params.method(args.method).space},
-                            tracking=params.tracking, out_dir=out) as logger:
+                            tracking=params.tracking, out_dir=out, enabled=dist.is_main) as logger:
 
         def write_rows(history: list[dict[str, Any]], arch_history: list[dict[str, Any]]) -> None:
             write_csv(out / "history.csv", history)
@@ -69,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
                                     restart_on_change=args.restart_on_change, on_epoch_end=on_epoch_end)
             summary, history, arch_history = found.summary, found.history, found.arch_history
         else:
-            summary, history, arch_history = _image_search(args, params, prepared, on_epoch_end)
+            summary, history, arch_history = _image_search(args, params, prepared, on_epoch_end, dist)
+            if not dist.is_main:
+                return 0
         prov = provenance("search", search_slice(params, args.method), dataset=args.dataset, method=args.method,
                           seed=args.seed, threads=torch.get_num_threads())
         # A resumed run rewrites its files from the checkpointed history, so they are complete either way.
@@ -94,7 +108,7 @@ HEADLINE_IMAGE = ("final_valid_acc", "final_child_valid_acc")
 HEADLINE_TEXT = ("final_valid_loss", "final_valid_ppl")
 
 
-def _image_search(args: argparse.Namespace, params: Any, prepared: Path, on_epoch_end: Any
+def _image_search(args: argparse.Namespace, params: Any, prepared: Path, on_epoch_end: Any, dist: Any
                   ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     from pipeline.search.loop import SearchJob, run_search
 
@@ -108,6 +122,6 @@ def _image_search(args: argparse.Namespace, params: Any, prepared: Path, on_epoc
 
     job = SearchJob(params=params, method=args.method, dataset=args.dataset, seed=args.seed, prepared_dir=prepared,
                     out_dir=args.out, allow_nan_skip=args.allow_nan_skip, restart_on_change=args.restart_on_change,
-                    progress=args.progress, on_epoch_end=on_image_epoch_end)
+                    progress=args.progress, on_epoch_end=on_image_epoch_end, dist=dist)
     summary, state = run_search(job)
     return summary, state.history, state.arch_history

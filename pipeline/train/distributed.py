@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import distributed as dist
 from torch import nn
@@ -58,6 +59,26 @@ class DistContext:
         dist.all_gather_object(gathered, obj)
         return gathered
 
+    def average(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Replace each tensor, in place, by its mean over all processes (one collective for the lot).
+
+        Each process's loss is the mean over its shard, so the mean of their gradients is the gradient of
+        the global batch's mean loss: what one process computes on the whole batch.
+        """
+        if not self.distributed or not tensors:
+            return
+        flat = torch.cat([t.reshape(-1) for t in tensors])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for t in tensors:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+    def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
+        """`average` of the gradients of `params` that have one (every process leaves the same ones None)."""
+        self.average([p.grad for p in params if p.grad is not None])
+
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
@@ -86,6 +107,11 @@ def per_process_batch(global_batch: int, world_size: int, key: str) -> int:
                           f"of this job, but {world_size} does not divide it; choose a batch size divisible by "
                           "the job's GPU count (resources.<stage>.gpu) or another GPU count")
     return global_batch // world_size
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """A seed of its own for each process's per-sample randomness (augmentation, dropout)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from pipeline.config import RuntimeConfig
 from pipeline.data import make_loader
 from pipeline.device import pin_threads, seed_everything
 from pipeline.errors import DataError, NumericalError, Preempted
-from pipeline.train.distributed import DistContext, per_process_batch
+from pipeline.train.distributed import DistContext, per_process_batch, rank_seed
 from pipeline.train.schedule import LrSchedule
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def _setup(job: TrainJob, ctx: DistContext) -> tuple[_Run, TrainState]:
         model.to(memory_format=torch.channels_last)
     if ctx.rank:
         # Same initial weights everywhere, but each process draws its own augmentations and drop paths.
-        seed_everything(_rank_seed(job.seed, ctx.rank), job.runtime.deterministic)
+        seed_everything(rank_seed(job.seed, ctx.rank), job.runtime.deterministic)
     optimizer = make_optimizer(model, settings)
     state = _resume(job, ctx, model, optimizer)
     net: nn.Module = model
@@ -196,10 +196,6 @@ def make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.SGD
     """SGD with the settings' momentum (Nesterov or plain) and weight decay, at the schedule's first lr."""
     return torch.optim.SGD(model.parameters(), lr=settings.schedule.lr, momentum=settings.momentum,
                            weight_decay=settings.weight_decay, nesterov=settings.nesterov)
-
-
-def _rank_seed(seed: int, rank: int) -> int:
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
 
 
 def _resume(job: TrainJob, ctx: DistContext, model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
