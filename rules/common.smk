@@ -168,11 +168,13 @@ def grid_outputs():
 
 
 def rnn_outputs():
-    """The recurrent sub-grid's final files: search, genotype and retrain on each corpus, and the transfer
-    to grid.rnn.transfer_to when grid.rnn.transfer is true."""
+    """The recurrent sub-grid's final files: search, genotype and retrain on each corpus, the short training
+    of DARTS' selection protocol when grid.rnn.select is true, and the transfer to grid.rnn.transfer_to when
+    grid.rnn.transfer is true."""
     cells = {"dataset": RNN_DATASETS, "method": RNN_METHODS, "seed": SEEDS}
-    outputs = [path for template, file in ((SEARCH, "summary.json"), (GENOTYPE, ""), (RETRAIN, "metrics.json"))
-               for path in expand(workflow_path(template, file), **cells)]
+    stages = [(SEARCH, "summary.json"), (GENOTYPE, ""), (RETRAIN, "metrics.json")]
+    stages += [(SELECT, "metrics.json")] if PARAMS.grid.rnn.select else []
+    outputs = [path for template, file in stages for path in expand(workflow_path(template, file), **cells)]
     return outputs + expand(workflow_path(TRANSFER_TEXT, "metrics.json"), target=RNN_TARGETS, **cells)
 
 

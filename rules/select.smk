@@ -1,5 +1,7 @@
 # select: the short retrain of every seed's genotype, scored on the search's validation half; the S1-S4
-# tables report the best-scoring seed per dataset and variant. Runs when grid.select is true.
+# tables report the best-scoring seed per dataset and variant. Runs when grid.select is true, and for the
+# recurrent sub-grid when grid.rnn.select is true (a recurrent cell's language model, scored by validation
+# perplexity on its corpus: DARTS' selection protocol; the perplexity tables report the selected seed).
 
 
 rule select:

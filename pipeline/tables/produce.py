@@ -33,7 +33,7 @@ from pipeline.tables.figures import (
     perplexity_figure,
 )
 from pipeline.tables.grid import Grid
-from pipeline.tables.language_model import perplexity_table, table_name
+from pipeline.tables.language_model import perplexity_table, selected_seeds, table_name
 from pipeline.tables.nb201 import Nb201Benchmark, anytime_figures, collect_nb201_runs, nb201_tables
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
@@ -74,10 +74,13 @@ def lm_tables(results: Path, grid: Grid) -> list[Table]:
     if not rnn.methods:
         return []
     runs = collect_lm_runs(results, grid)
-    tables = [perplexity_table(runs[runs["dataset"] == corpus], corpus, grid) for corpus in rnn.datasets]
+    chosen = {corpus: selected_seeds(results, corpus, grid) if rnn.select else None for corpus in rnn.datasets}
+    tables = [perplexity_table(runs[runs["dataset"] == corpus], corpus, grid, selected=chosen[corpus])
+              for corpus in rnn.datasets]
     if rnn.transfer_to:
         moved = collect_lm_runs(results, grid, rnn.transfer_to)
-        tables += [perplexity_table(moved[moved["dataset"] == corpus], rnn.transfer_to, grid, searched_on=corpus)
+        tables += [perplexity_table(moved[moved["dataset"] == corpus], rnn.transfer_to, grid, searched_on=corpus,
+                                    selected=chosen[corpus])
                    for corpus in rnn.datasets]
     return tables
 
