@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.tables import Grid, SubGrid, build_tables
 from pipeline.tables.figures import recurrent_edge_labels
-from pipeline.tables.produce import produce
+from pipeline.tables.produce import lm_histories, produce
 
 GRID = Grid(datasets=("digits",), methods=(), seeds=(0, 1), transfer=False,
             rnn=SubGrid(("ptb",), ("rnn_darts_2nd", "rnn_mine"), transfer_to="wikitext2"))
@@ -114,3 +114,7 @@ def test_with_selection_each_row_is_the_seed_with_the_lowest_select_perplexity(r
     # rnn_mine has no select run: nothing is reported for it, and the status says why.
     mine = _row(tables["lm_ptb"].frame, "rnn_mine")
     assert math.isnan(mine["valid_ppl_mean"]) and mine["status"].startswith("no seed selected")
+    # The perplexity curves follow the tables: seed 1's history alone (valid 70 then 60, written by _run).
+    curves = lm_histories(root, grid, "ptb", None)
+    assert curves[["method", "seed", "epoch", "valid_ppl"]].values.tolist() == [
+        ["rnn_darts_2nd", 1, 0, 70.0], ["rnn_darts_2nd", 1, 1, 60.0]]
