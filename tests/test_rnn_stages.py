@@ -15,7 +15,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.config import params_from_dict
 from pipeline.errors import ConfigError
-from pipeline.layout import search_slice
+from pipeline.layout import rerun_slice, search_slice
 from pipeline.space.rnn.operations import num_edges
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -170,6 +170,22 @@ def test_language_model_settings_apply_method_overrides_and_refuse_unknown_varia
     raw["language_model"]["transfer"]["method_overrides"] = {"lmm": {"epochs": 3}}
     with pytest.raises(ConfigError, match=r"language_model\.transfer\.method_overrides: 'lmm'.*did you mean 'lm'"):
         params_from_dict(raw)
+
+
+def test_select_jobs_rerun_on_the_select_and_retrain_keys_retrain_jobs_not_on_the_select_ones() -> None:
+    """Snakemake's rerun slices: a recurrent select job reads language_model.select and the retrain settings
+    it shortens; a retrain job never reads language_model.select."""
+    def slices(raw: dict[str, Any]) -> tuple[Any, Any]:
+        params = params_from_dict(raw)
+        return rerun_slice("select", params, "text_demo", "lm"), rerun_slice("retrain", params, "text_demo", "lm")
+
+    select, retrain = slices(_raw())
+    longer = _raw()
+    longer["language_model"]["select"]["epochs"] = 3
+    assert slices(longer)[0] != select and slices(longer)[1] == retrain
+    wider = _raw()
+    wider["language_model"]["retrain"]["size"] = 8
+    assert slices(wider)[0] != select and slices(wider)[1] != retrain
 
 
 def test_a_text_search_refuses_nan_skipping(chain: Path, capsys: pytest.CaptureFixture) -> None:
