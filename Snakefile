@@ -30,6 +30,7 @@ rule all:
     default_target: True
     input:
         grid_outputs(),
+        rnn_selected_outputs,
         rules.tables.output,
 
 

@@ -74,8 +74,9 @@ class RnnGrid(Section):
     transfer_to: str = Field("wikitext2", description="The text corpus the searched cells transfer to.")
     select: bool = Field(
         False, description="Also run the select stage on this sub-grid (DARTS' protocol, §3.2: every seed's cell "
-                           "trained language_model.select.epochs on its corpus) and report, per variant, the seed "
-                           "with the lowest validation perplexity instead of the mean over seeds (Snakemake only).")
+                           "trained language_model.select.epochs on its corpus); per variant, only the seed with "
+                           "the lowest validation perplexity is then retrained, transferred and reported, instead "
+                           "of every seed's mean (Snakemake only).")
 
     @field_validator("datasets")
     @classmethod
