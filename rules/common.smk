@@ -199,9 +199,9 @@ def rnn_trained(cells):
 
 
 def rnn_selected_seed(dataset, method):
-    """The seed whose select job scored the lowest validation perplexity (pipeline/tables/selection.py, the
-    rule the tables apply). Its callers are input functions: until every seed's select job of (dataset,
-    method) has finished, `checkpoints.select.get` defers them, and Snakemake re-evaluates them after."""
+    """The seed whose select job scored the lowest validation perplexity, chosen as the tables choose it
+    (pipeline/tables/selection.py). Called from input functions only, which `checkpoints.select.get` defers
+    until every seed's select job of (dataset, method) has finished; Snakemake evaluates them again after."""
     for seed in SEEDS:
         checkpoints.select.get(dataset=dataset, method=method, seed=seed)
     score = SELECTION_SCORES["text"]
