@@ -30,9 +30,13 @@ rule all:
     default_target: True
     input:
         grid_outputs(),
+        rnn_selected_outputs,
         rules.tables.output,
 
 
 rule all_tables:
     input:
         rules.tables.output,
+        # Also here, not only in the tables' input: a target waiting on the select checkpoint (grid.rnn.select)
+        # keeps the tables job in the plan when its outputs exist.
+        rnn_selected_outputs,

@@ -24,7 +24,7 @@ STAGES: dict[str, str] = {
     "derive": "Derive the genotype JSON of a finished search.",
     "retrain": "Train the evaluation network of a genotype from scratch and test it (a recurrent cell: its "
                "language model, perplexity).",
-    "select": "Short retrain of a genotype scored on the search's validation half (S1-S4 selection protocol).",
+    "select": "Short retrain of a genotype scored on validation data (S1-S4 selection; DARTS' recurrent cell).",
     "transfer": "Train the ImageNet network of a genotype (mobile setting) and report top-1/top-5; a recurrent "
                 "cell: its language model on the corpus --target (perplexity).",
     "tables": "Paper-shaped tables and figures from every metrics file of the grid.",

@@ -72,6 +72,11 @@ class RnnGrid(Section):
     methods: list[str] = Field([], description="Variants of space rnn (names under search.methods).")
     transfer: bool = Field(True, description="Also train each searched cell on grid.rnn.transfer_to.")
     transfer_to: str = Field("wikitext2", description="The text corpus the searched cells transfer to.")
+    select: bool = Field(
+        False, description="Also run the select stage on this sub-grid (DARTS' protocol, §3.2: every seed's cell "
+                           "trained language_model.select.epochs on its corpus); per variant, only the seed with "
+                           "the lowest validation perplexity is then retrained, transferred and reported, instead "
+                           "of every seed's mean (Snakemake only).")
 
     @field_validator("datasets")
     @classmethod
@@ -618,11 +623,22 @@ def _wikitext2() -> LmTrainConfig:
     return LmTrainConfig(size=700, weight_decay=5e-7, dropouts=LmDropouts(hidden=0.15))
 
 
+class LmSelectConfig(Section):
+    """DARTS' selection of the recurrent cell (§3.2): each seed's cell trained briefly from scratch with the
+    retrain settings (language_model.retrain and its method_overrides), scored by validation perplexity."""
+
+    epochs: Annotated[int, Field(gt=0)] = Field(
+        300, description="Epochs of the short training (DARTS §3.2: 300 on PTB).")
+    max_steps_per_epoch: Annotated[int, Field(ge=0)] = Field(0, description="Cap on steps per epoch (0: all).")
+
+
 class LanguageModelConfig(Section):
     search: LmSearchConfig = Field(default_factory=LmSearchConfig,
                                    description="Text-only search keys (the rest: search.* and overrides).")
     retrain: LmTrainConfig = Field(default_factory=LmTrainConfig,
                                    description="The retrain stage on a grid.rnn corpus (PTB).")
+    select: LmSelectConfig = Field(default_factory=LmSelectConfig,
+                                   description="The select stage on a grid.rnn corpus (grid.rnn.select).")
     transfer: LmTrainConfig = Field(default_factory=_wikitext2,
                                     description="The transfer stage to grid.rnn.transfer_to (WikiText-2).")
 
@@ -745,7 +761,13 @@ class Params(Section):
 
     def lm_settings(self, stage: str, name: str) -> LmTrainConfig:
         """The language-model training of variant `name` in `stage` ("retrain" on its corpus, "transfer" to
-        grid.rnn.transfer_to): language_model.<stage> with its method_overrides applied."""
+        grid.rnn.transfer_to): language_model.<stage> with its method_overrides applied. "select" is the
+        retrain shortened to language_model.select, as select_settings shortens an image retrain."""
+        if stage == "select":
+            settings = self.lm_settings("retrain", name)
+            settings.epochs = self.language_model.select.epochs
+            settings.max_steps_per_epoch = self.language_model.select.max_steps_per_epoch
+            return settings
         return _with_method_overrides(getattr(self.language_model, stage), name, f"language_model.{stage}")
 
     def transfer_settings(self, name: str) -> TransferConfig:

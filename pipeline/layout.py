@@ -193,12 +193,15 @@ def _lm_trained(stage: str) -> Callable[..., dict[str, Any]]:
     return slice_of
 
 
-def _retrain(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
-    """The retrain rule trains image and text genotypes alike; each reads its own section."""
-    assert method is not None
-    if is_text_variant(params, method):
-        return _lm_trained("retrain")(params, dataset, method)
-    return _trained("retrain", lambda p, m, d: p.retrain_settings(m, d))(params, dataset, method)
+def _image_or_text(stage: str, image_settings: Callable[[Params, str, str], Any]) -> Callable[..., dict[str, Any]]:
+    """The slice of a rule that trains image and text genotypes alike (retrain, select); each reads its own
+    section (`image_settings`, or language_model.<stage>)."""
+    def slice_of(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
+        assert method is not None
+        if is_text_variant(params, method):
+            return _lm_trained(stage)(params, dataset, method)
+        return _trained(stage, image_settings)(params, dataset, method)
+    return slice_of
 
 
 def _tables(params: Params, dataset: str | None, method: str | None) -> dict[str, Any]:
@@ -213,8 +216,8 @@ _RERUN_SLICES: dict[str, Callable[[Params, str | None, str | None], dict[str, An
     "prepare_nb201": _prepare_nb201,
     "search": _search,
     "derive": _derive,
-    "retrain": _retrain,
-    "select": _trained("select", lambda p, method, dataset: p.select_settings(method, dataset)),
+    "retrain": _image_or_text("retrain", lambda p, method, dataset: p.retrain_settings(method, dataset)),
+    "select": _image_or_text("select", lambda p, method, dataset: p.select_settings(method, dataset)),
     "transfer": _trained("transfer", lambda p, method, dataset: p.transfer_settings(method)),
     "transfer_text": _lm_trained("transfer"),
     "tables": _tables,

@@ -21,6 +21,7 @@ from pipeline.layout import (  # noqa: E402
 from pipeline.layout import TRANSFER_TEXT  # noqa: E402
 from pipeline.data.text.corpus import CORPUS_FILES  # noqa: E402
 from pipeline.data.nb201_split import BENCHMARK_SPLIT_DATASET  # noqa: E402
+from pipeline.tables.selection import SELECTION_SCORES, select_best, selection_scores  # noqa: E402
 
 
 def _params_file():
@@ -155,7 +156,8 @@ def nb201_benchmark_input(wildcards):
 
 
 def grid_outputs():
-    """Every final file of the grid: what the tables read and what `rule all` asks for.
+    """Every final file of the grid known before any job runs: what the tables read and what `rule all` asks
+    for, with `rnn_selected_outputs`.
 
     Searches on a grid dataset are retrained on it (and transferred when grid.transfer is true); direct
     ImageNet searches are evaluated on ImageNet only, by the transfer stage.
@@ -178,12 +180,45 @@ def grid_outputs():
 
 
 def rnn_outputs():
-    """The recurrent sub-grid's final files: search, genotype and retrain on each corpus, and the transfer
-    to grid.rnn.transfer_to when grid.rnn.transfer is true."""
+    """The recurrent sub-grid's final files known before any job runs: search and genotype of every seed on
+    each corpus; then the retrain on it and the transfer to grid.rnn.transfer_to (when grid.rnn.transfer is
+    true) of every seed, or with grid.rnn.select (DARTS' protocol) the short select training of every seed,
+    the full ones of the selected seed coming from `rnn_selected_outputs`."""
     cells = {"dataset": RNN_DATASETS, "method": RNN_METHODS, "seed": SEEDS}
-    outputs = [path for template, file in ((SEARCH, "summary.json"), (GENOTYPE, ""), (RETRAIN, "metrics.json"))
-               for path in expand(workflow_path(template, file), **cells)]
-    return outputs + expand(workflow_path(TRANSFER_TEXT, "metrics.json"), target=RNN_TARGETS, **cells)
+    stages = [(SEARCH, "summary.json"), (GENOTYPE, "")]
+    stages += [(SELECT, "metrics.json")] if PARAMS.grid.rnn.select else []
+    outputs = [path for template, file in stages for path in expand(workflow_path(template, file), **cells)]
+    return outputs + ([] if PARAMS.grid.rnn.select else rnn_trained(cells))
+
+
+def rnn_selected_outputs(wildcards):
+    """With grid.rnn.select: the retrain and transfer of each recurrent variant's selected seed (an input
+    function, evaluated again once the select checkpoint jobs it waits for have finished; they are all in
+    `rnn_outputs`, so they run in parallel)."""
+    if not PARAMS.grid.rnn.select:
+        return []
+    return [path for dataset in RNN_DATASETS for method in RNN_METHODS
+            for path in rnn_trained({"dataset": [dataset], "method": [method],
+                                     "seed": [rnn_selected_seed(dataset, method)]})]
+
+
+def rnn_trained(cells):
+    """The retrain (and transfer) metrics of the recurrent `cells` (dataset, method, seed lists)."""
+    return (expand(workflow_path(RETRAIN, "metrics.json"), **cells)
+            + expand(workflow_path(TRANSFER_TEXT, "metrics.json"), target=RNN_TARGETS, **cells))
+
+
+def rnn_selected_seed(dataset, method):
+    """The seed whose select job scored the lowest validation perplexity, chosen as the tables choose it
+    (pipeline/tables/selection.py). Called from input functions only, which `checkpoints.select.get` defers
+    until every seed's select job of (dataset, method) has finished; Snakemake evaluates them again after."""
+    for seed in SEEDS:
+        checkpoints.select.get(dataset=dataset, method=method, seed=seed)
+    score = SELECTION_SCORES["text"]
+    best = select_best(selection_scores(Path("results"), dataset, [method], PARAMS.grid.seeds, score), score)
+    if best is None:
+        raise WorkflowError(f"select of {dataset}/{method}: no seed's metrics.json has a valid {score.metric}")
+    return str(best[1])
 
 
 def text_target_input(wildcards):

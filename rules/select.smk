@@ -1,8 +1,12 @@
 # select: the short retrain of every seed's genotype, scored on the search's validation half; the S1-S4
-# tables report the best-scoring seed per dataset and variant. Runs when grid.select is true.
+# tables report the best-scoring seed per dataset and variant. Runs when grid.select is true, and for the
+# recurrent sub-grid when grid.rnn.select is true (a recurrent cell's language model, scored by validation
+# perplexity on its corpus: DARTS' selection protocol). A checkpoint: the recurrent sub-grid's full retrain
+# and transfer are then asked for the selected seed only (rules/common.smk, rnn_outputs), known once every
+# seed's select job has finished.
 
 
-rule select:
+checkpoint select:
     input:
         params=PARAMS_INPUT,
         genotype=rules.derive.output.genotype,

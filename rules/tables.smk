@@ -5,6 +5,7 @@ rule tables:
     input:
         params=PARAMS_INPUT,
         grid=grid_outputs(),
+        selected=rnn_selected_outputs,
         nb201_benchmark=nb201_benchmark_input,
     output:
         tables=table_outputs(),

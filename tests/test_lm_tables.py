@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.tables import Grid, SubGrid, build_tables
 from pipeline.tables.figures import recurrent_edge_labels
-from pipeline.tables.produce import produce
+from pipeline.tables.produce import lm_histories, produce
 
 GRID = Grid(datasets=("digits",), methods=(), seeds=(0, 1), transfer=False,
             rnn=SubGrid(("ptb",), ("rnn_darts_2nd", "rnn_mine"), transfer_to="wikitext2"))
@@ -92,3 +92,29 @@ def test_produce_writes_the_tables_and_the_perplexity_curves(results: Path, tmp_
 def test_recurrent_edges_are_labelled_by_the_nodes_each_node_reads() -> None:
     # Node 1 reads node 0; node 2 reads 0 and 1; node 3 reads 0, 1, 2 (DARTS Fig. 4's cell, 3 nodes).
     assert recurrent_edge_labels(6) == ["0→1", "0→2", "1→2", "0→3", "1→3", "2→3"]
+
+
+def test_with_selection_each_row_is_the_seed_with_the_lowest_select_perplexity(results: Path) -> None:
+    """DARTS §3.2: the cell kept is the one whose short training scored the lowest validation perplexity,
+    although another seed's full training tests better; its transfer is reported too."""
+    root = results
+    _run(root, "rnn_darts_2nd", 2, (57.0, 55.0), (69.0, 66.0))  # the best full run, but not selected
+    for seed, select_ppl in ((0, 90.0), (1, 80.0), (2, 85.0)):
+        _write(root / f"select/ptb/rnn_darts_2nd/seed{seed}/metrics.json", {"valid_ppl": select_ppl})
+    grid = Grid(datasets=("digits",), methods=(), seeds=(0, 1, 2), transfer=False,
+                rnn=SubGrid(("ptb",), ("rnn_darts_2nd", "rnn_mine"), transfer_to="wikitext2", select=True))
+    tables = {table.name: table for table in build_tables(root, grid)}
+    # Seed 1 (80 < 85 < 90): its retrain (60, 58) and transfer (72, 69) alone, no spread over seeds.
+    ours = _row(tables["lm_ptb"].frame, "rnn_darts_2nd")
+    assert (ours["valid_ppl_mean"], ours["test_ppl_mean"], ours["n_finished"], ours["n_planned"]) == (60.0, 58.0, 1, 1)
+    assert math.isnan(ours["valid_ppl_std"])
+    moved = _row(tables["lm_wikitext2_from_ptb"].frame, "rnn_darts_2nd")
+    assert (moved["valid_ppl_mean"], moved["test_ppl_mean"]) == (72.0, 69.0)
+    assert "lowest validation perplexity" in tables["lm_ptb"].notes[0]
+    # rnn_mine has no select run: nothing is reported for it, and the status says why.
+    mine = _row(tables["lm_ptb"].frame, "rnn_mine")
+    assert math.isnan(mine["valid_ppl_mean"]) and mine["status"].startswith("no seed selected")
+    # The perplexity curves follow the tables: seed 1's history alone (valid 70 then 60, written by _run).
+    curves = lm_histories(root, grid, "ptb", None)
+    assert curves[["method", "seed", "epoch", "valid_ppl"]].values.tolist() == [
+        ["rnn_darts_2nd", 1, 0, 70.0], ["rnn_darts_2nd", 1, 1, 60.0]]

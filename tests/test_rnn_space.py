@@ -229,7 +229,7 @@ def test_discretised_genotype_derives_back_to_itself() -> None:
 
 @pytest.mark.parametrize(("algorithm", "reason"), [
     ("pc_darts", "partial channels"), ("drnas", "progressive stages"), ("ddsas", "subspace size L"),
-    ("data", "darts_cell"),
+    ("data", "no derivation of a recurrent cell"),
 ])
 def test_methods_needing_the_cnn_cell_are_refused_naming_method_space_and_reason(algorithm: str,
                                                                                    reason: str) -> None:

@@ -15,7 +15,7 @@ import yaml
 from pipeline.cli import main
 from pipeline.config import params_from_dict
 from pipeline.errors import ConfigError
-from pipeline.layout import search_slice
+from pipeline.layout import rerun_slice, search_slice
 from pipeline.space.rnn.operations import num_edges
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +39,8 @@ def _raw() -> dict[str, Any]:
             "overrides": {"epochs": 2, "batch_size": 4, "channels": SIZE, "nodes": NODES, "max_steps_per_epoch": 6,
                           "weights": {"lr": 20.0, "weight_decay": 5e-7, "grad_clip": 0.25}}}}},
         "language_model": {"search": {"bptt": 5, "eval_batch_size": 5},
-                           "retrain": TINY_LM, "transfer": {**TINY_LM, "size": TRANSFER_SIZE}},
+                           "retrain": TINY_LM, "transfer": {**TINY_LM, "size": TRANSFER_SIZE},
+                           "select": {"epochs": 1, "max_steps_per_epoch": 2}},
     }
 
 
@@ -120,6 +121,21 @@ def test_retrain_and_transfer_report_perplexity_and_the_closed_form_parameter_co
     assert metrics["provenance"]["stage"] == stage
 
 
+def test_select_trains_the_retrain_model_briefly_and_scores_validation_perplexity_only(chain: Path) -> None:
+    """DARTS §3.2: each cell trained from scratch for a short period with the retrain settings, ranked by
+    validation perplexity; the test split is never evaluated."""
+    out = chain / "select"
+    assert main(["select", "--params", str(chain / "params.yaml"), "--genotype", str(chain / "genotype.json"),
+                 "--dataset", "text_demo", "--seed", "0", "--prepared", str(chain / "data" / "text_demo"),
+                 "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["valid_ppl"] == pytest.approx(math.exp(metrics["valid_loss"]))
+    assert not {"test_ppl", "test_loss"} & set(metrics)
+    assert metrics["epochs"] == 1 and [int(row["epoch"]) for row in _rows(out / "history.csv")] == [0]
+    assert metrics["size"] == SIZE and round(metrics["params_m"] * 1e6) == _lm_params(VOCAB, SIZE, NODES)
+    assert metrics["provenance"]["stage"] == "select"
+
+
 def test_rerunning_a_finished_training_reports_the_same_numbers(chain: Path, tmp_path: Path) -> None:
     before = json.loads((chain / "retrain" / "metrics.json").read_text())
     assert main(["retrain", "--params", str(chain / "params.yaml"), "--genotype", str(chain / "genotype.json"),
@@ -147,9 +163,29 @@ def test_language_model_settings_apply_method_overrides_and_refuse_unknown_varia
     default = params_from_dict({}).language_model.transfer
     assert (default.size, default.weight_decay, default.dropouts.hidden) == (700, 5e-7, 0.15)
     assert "language_model" in search_slice(params, "lm")
+    # The select stage's training is the retrain's (overrides included), shortened to language_model.select.
+    short = params.lm_settings("select", "lm")
+    assert (short.epochs, short.max_steps_per_epoch) == (1, 2)
+    assert short.model_copy(update={"epochs": 7, "max_steps_per_epoch": 2}) == settings
     raw["language_model"]["transfer"]["method_overrides"] = {"lmm": {"epochs": 3}}
     with pytest.raises(ConfigError, match=r"language_model\.transfer\.method_overrides: 'lmm'.*did you mean 'lm'"):
         params_from_dict(raw)
+
+
+def test_select_jobs_rerun_on_the_select_and_retrain_keys_retrain_jobs_not_on_the_select_ones() -> None:
+    """Snakemake's rerun slices: a recurrent select job reads language_model.select and the retrain settings
+    it shortens; a retrain job never reads language_model.select."""
+    def slices(raw: dict[str, Any]) -> tuple[Any, Any]:
+        params = params_from_dict(raw)
+        return rerun_slice("select", params, "text_demo", "lm"), rerun_slice("retrain", params, "text_demo", "lm")
+
+    select, retrain = slices(_raw())
+    longer = _raw()
+    longer["language_model"]["select"]["epochs"] = 3
+    assert slices(longer)[0] != select and slices(longer)[1] == retrain
+    wider = _raw()
+    wider["language_model"]["retrain"]["size"] = 8
+    assert slices(wider)[0] != select and slices(wider)[1] != retrain
 
 
 def test_a_text_search_refuses_nan_skipping(chain: Path, capsys: pytest.CaptureFixture) -> None:

@@ -20,7 +20,6 @@ from pipeline.tables.robustness import (
     paper_name,
     param_free_table,
     robustness_error_table,
-    select_best,
 )
 
 SPACES = {"darts_2nd_s1": "s1", "darts_2nd_s4": "s4", "r_darts_dp_s1_p2": "s1", "r_darts_dp_s1_p6": "s1",
@@ -75,12 +74,6 @@ def _approx(rows: list[list]) -> list[list]:
 @pytest.fixture
 def results(tmp_path: Path) -> Path:
     return _results(tmp_path)
-
-
-def test_selection_takes_the_best_validation_accuracy_and_the_smaller_key_on_ties():
-    assert select_best({0: 70.0, 1: 80.0, 2: 75.0}) == 1
-    assert select_best({(1, 0): 50.0, (0, 3): 50.0}) == (0, 3)
-    assert select_best({}) is None
 
 
 def test_variant_names_map_to_the_papers_method_names():

@@ -1,7 +1,9 @@
-"""retrain and transfer of a recurrent genotype: train its language model on a corpus and report perplexity.
+"""retrain, select and transfer of a recurrent genotype: train its language model on a corpus and report
+perplexity.
 
-`retrain` trains on the corpus the cell was searched on (PTB, language_model.retrain), `transfer --target
-CORPUS` on another one (WikiText-2, language_model.transfer). Both write, under --out, checkpoint.pt and
+`retrain` trains on the corpus the cell was searched on (PTB, language_model.retrain), `select` does the same
+for language_model.select's few epochs (DARTS' selection protocol; valid perplexity only), `transfer --target
+CORPUS` on another corpus (WikiText-2, language_model.transfer). Each writes, under --out, checkpoint.pt and
 history.csv (valid perplexity per epoch) every epoch and metrics.json last (valid / test perplexity of the
 best validation weights, params_m, provenance), tracked in MLflow like the image stages.
 """
@@ -59,6 +61,7 @@ def run_text_training(params: Params, stage: str, genotype: Any, cells: dict[str
         for name in ("history.csv", "metrics.json"):
             logger.log_artifact(out / name)
         logger.log_metrics(numeric(metrics), step=metrics["epochs"])
-    print(f"{stage} finished: {out}/metrics.json (valid ppl {metrics['valid_ppl']:.2f}, test ppl "
-          f"{metrics['test_ppl']:.2f} on {corpus}, {metrics['params_m']:.2f} M params)")
+    tested = f", test ppl {metrics['test_ppl']:.2f}" if "test_ppl" in metrics else ""
+    print(f"{stage} finished: {out}/metrics.json (valid ppl {metrics['valid_ppl']:.2f}{tested} on {corpus}, "
+          f"{metrics['params_m']:.2f} M params)")
     return metrics

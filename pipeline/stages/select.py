@@ -1,11 +1,16 @@
 """The select stage: the short retrain by which Zela et al. (and SDARTS Table 4, following them) pick one of
-a method's four searched architectures.
+a method's four searched architectures, and by which DARTS (§3.2) picks its recurrent cell.
 
 `python -m pipeline select --genotype G --dataset D --seed S --out results/select/D/M/seedS` trains the
 genotype's evaluation network from scratch for `select.epochs` epochs (the variant's retrain settings on
 D otherwise) on the search's training half of prepare's split and scores it on the validation half, so
 the choice never sees the test split. metrics.json holds `valid_acc`; the tables pick, per dataset and
 variant, the seed with the highest one (pipeline/tables/robustness.py) and report that seed's retrain.
+
+A recurrent genotype trains its language model on the corpus for language_model.select.epochs (the retrain
+settings otherwise) and is scored on the corpus' validation split, as DARTS scores its PTB cells; metrics.json
+holds `valid_ppl` and no test perplexity, and the perplexity tables keep the seed with the lowest one
+(pipeline/tables/selection.py says which direction each score is better in).
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.layout import prepared_dir
+from pipeline.space.base import data_dir_of
 from pipeline.space.genotype import load_genotype
+from pipeline.stages.lm_training import is_text_genotype, run_text_training
 from pipeline.stages.retrain import add_arguments as add_retrain_arguments
-from pipeline.stages.retrain import method_of, train_genotype
+from pipeline.stages.retrain import cells_of, method_of, train_genotype
+from pipeline.train.lm.setup import refuse_nan_skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +39,13 @@ def run(args: argparse.Namespace) -> int:
     params = load_params(args.params)
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
+    if is_text_genotype(genotype):
+        refuse_nan_skip(args.allow_nan_skip)
+        run_text_training(params, "select", genotype, cells_of(genotype), method=method, corpus=args.dataset,
+                          searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
+                          prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,
+                          restart_on_change=args.restart_on_change)
+        return 0
     settings = params.select_settings(method, args.dataset)
     splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
     halves = load_splits(splits)

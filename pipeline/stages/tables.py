@@ -70,5 +70,6 @@ def grid_of(params: Params) -> Grid:
         nb201=SubGrid(tuple(params.grid.nb201.datasets), tuple(params.grid.nb201.methods),
                       retrain=params.grid.nb201.retrain),
         rnn=SubGrid(tuple(params.grid.rnn.datasets), tuple(params.grid.rnn.methods),
-                    transfer_to=params.grid.rnn.transfer_to if params.grid.rnn.transfer else None),
+                    transfer_to=params.grid.rnn.transfer_to if params.grid.rnn.transfer else None,
+                    select=params.grid.rnn.select),
     )

@@ -18,12 +18,14 @@ IMAGENET = "imagenet"
 class SubGrid:
     """A sub-grid of one space family (params grid.nb201, grid.rnn): its datasets and variants, with the
     main grid's seeds; `retrain` whether its cells were trained on their dataset, `transfer_to` the dataset
-    they were transferred to (None: not transferred)."""
+    they were transferred to (None: not transferred), `select` whether the select stage ran on it (the
+    tables then report one selected seed per variant)."""
 
     datasets: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     retrain: bool = True
     transfer_to: str | None = None
+    select: bool = False
 
     def pairs(self) -> list[tuple[str, str]]:
         """(dataset, method) of every search of the sub-grid."""

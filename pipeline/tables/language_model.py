@@ -4,11 +4,15 @@ beside the papers'.
 
 A grid.rnn variant named `rnn_<key>` (e.g. rnn_darts_2nd) stands beside the paper row `<key>` of section
 ptb / wikitext2 of pipeline/reference/paper_results.yaml; the tables are named `lm_<corpus>` and
-`lm_<target>_from_<corpus>`, apart from the main grid's per-dataset tables.
+`lm_<target>_from_<corpus>`, apart from the main grid's per-dataset tables. Our row is the mean over the
+seeds, or with grid.rnn.select the one seed DARTS' protocol keeps (§3.2: the lowest validation perplexity
+after the short training of the select stage), on the search corpus and after transfer alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,6 +20,7 @@ import pandas as pd
 from pipeline.tables.aggregate import COUNT_KEYS, GPU_DAYS, cost_unit, counts, our_summary, seed_mean, status_text
 from pipeline.tables.grid import Grid
 from pipeline.tables.reference import paper_perplexity
+from pipeline.tables.selection import SELECTION_SCORES, select_best, selection_scores
 from pipeline.tables.table import OURS, PAPER, PAPER_ONLY, SOURCE, Column, Table, typed_frame
 
 VARIANT_PREFIX = "rnn_"
@@ -25,6 +30,21 @@ _KEYS = ["method", SOURCE, "valid_ppl_mean", "valid_ppl_std", "test_ppl_mean", "
          "paper_params_m", "paper_search_cost_gpu_days", "status"]
 _SEED_NOTE = ("Our numbers: mean ± sample std over the seeds that finished (std omitted for one seed); perplexity "
               "of the weights with the best validation perplexity (rnn/train.py's protocol); n = finished/planned.")
+_SELECT_NOTE = ("Our numbers: per variant, the seed whose cell scored the lowest validation perplexity after the short "
+                "training of the select stage (DARTS §3.2; ties: the lower seed), trained fully; perplexity of the "
+                "weights with the best validation perplexity (rnn/train.py's protocol); n = finished/planned of "
+                "that seed.")
+_PERPLEXITY = SELECTION_SCORES["text"]
+_NOT_SELECTED = "no seed selected: no select run of this variant has finished"
+
+
+def selected_seeds(results: Path, corpus: str, grid: Grid) -> dict[str, int | None]:
+    """Per grid.rnn variant, the seed the select stage's scores on `corpus` pick (None: no score yet)."""
+    chosen = {}
+    for method in grid.rnn.methods:
+        best = select_best(selection_scores(results, corpus, [method], grid.seeds, _PERPLEXITY), _PERPLEXITY)
+        chosen[method] = None if best is None else best[1]
+    return chosen
 
 
 def paper_key(method: str) -> str:
@@ -37,19 +57,24 @@ def table_name(corpus: str, searched_on: str | None = None) -> str:
     return f"lm_{corpus}_from_{searched_on}" if searched_on else f"lm_{corpus}"
 
 
-def perplexity_table(runs: pd.DataFrame, corpus: str, grid: Grid, *, searched_on: str | None = None) -> Table:
+def perplexity_table(runs: pd.DataFrame, corpus: str, grid: Grid, *, searched_on: str | None = None,
+                     selected: Mapping[str, int | None] | None = None) -> Table:
     """Our variants trained on `corpus` (searched on it, or on `searched_on` when transferred), then the
-    paper's other rows on `corpus`."""
+    paper's other rows on `corpus`. With `selected` (variant -> seed, `selected_seeds`), each variant's row
+    is that seed's run alone."""
     paper = paper_perplexity(corpus)
     ours = {paper_key(method) for method in grid.rnn.methods}
     rows = []
     for method in grid.rnn.methods:
         mine = runs[runs["method"] == method]
+        if selected is not None:
+            mine = mine[mine["seed"] == selected.get(method)]
+        status = _NOT_SELECTED if selected is not None and selected.get(method) is None else status_text(mine)
         rows.append({"method": method, SOURCE: OURS, **our_summary(mine, "valid_ppl", "valid_ppl"),
                      **our_summary(mine, "test_ppl", "test_ppl"), **counts(mine),
                      "params_m": seed_mean(mine, "params_m"), "search_cost_days": seed_mean(mine, "search_cost_days"),
                      "search_cost_unit": cost_unit(mine), **_paper_columns(paper.get(paper_key(method), {})),
-                     "status": status_text(mine)})
+                     "status": status})
     rows += [{"method": key, SOURCE: PAPER, **_paper_columns(entry), "status": PAPER_ONLY}
              for key, entry in paper.items() if key not in ours]
     frame = typed_frame(rows, _KEYS, integers=COUNT_KEYS, texts=_TEXT_KEYS)
@@ -61,7 +86,7 @@ def perplexity_table(runs: pd.DataFrame, corpus: str, grid: Grid, *, searched_on
     return Table(
         name=table_name(corpus, searched_on),
         title=f"{corpus}: perplexity of the searched recurrent cells ({where})",
-        notes=(_SEED_NOTE, paper_note),
+        notes=(_SEED_NOTE if selected is None else _SELECT_NOTE, paper_note),
         frame=frame,
         columns=(
             Column("method", "method", kind="text"),

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.atomic import atomic_write_bytes, atomic_write_text
 from pipeline.errors import PipelineError
 from pipeline.layout import genotype_path, retrain_dir, search_dir, text_transfer_dir
@@ -33,7 +35,7 @@ from pipeline.tables.figures import (
     perplexity_figure,
 )
 from pipeline.tables.grid import Grid
-from pipeline.tables.language_model import perplexity_table, table_name
+from pipeline.tables.language_model import perplexity_table, selected_seeds, table_name
 from pipeline.tables.nb201 import Nb201Benchmark, anytime_figures, collect_nb201_runs, nb201_tables
 from pipeline.tables.render import to_csv, to_latex, to_markdown
 from pipeline.tables.robustness import drnas_table6, param_free_table, robustness_error_table
@@ -74,10 +76,13 @@ def lm_tables(results: Path, grid: Grid) -> list[Table]:
     if not rnn.methods:
         return []
     runs = collect_lm_runs(results, grid)
-    tables = [perplexity_table(runs[runs["dataset"] == corpus], corpus, grid) for corpus in rnn.datasets]
+    chosen = {corpus: selected_seeds(results, corpus, grid) if rnn.select else None for corpus in rnn.datasets}
+    tables = [perplexity_table(runs[runs["dataset"] == corpus], corpus, grid, selected=chosen[corpus])
+              for corpus in rnn.datasets]
     if rnn.transfer_to:
         moved = collect_lm_runs(results, grid, rnn.transfer_to)
-        tables += [perplexity_table(moved[moved["dataset"] == corpus], rnn.transfer_to, grid, searched_on=corpus)
+        tables += [perplexity_table(moved[moved["dataset"] == corpus], rnn.transfer_to, grid, searched_on=corpus,
+                                    selected=chosen[corpus])
                    for corpus in rnn.datasets]
     return tables
 
@@ -167,17 +172,30 @@ def _perplexity_figures(results: Path, grid: Grid) -> list[tuple[str, bytes | No
     """Validation perplexity curves of the recurrent sub-grid's language models, per corpus trained on."""
     rnn, pending = grid.rnn, []
     stages = [("retrain", None)] + ([("transfer", rnn.transfer_to)] if rnn.transfer_to else [])
+    which = "the selected seed" if rnn.select else "mean ± std"
     for corpus in rnn.datasets if rnn.methods else []:
         for what, target in stages:
-            def run_dir(results: Path, dataset: str, method: str, seed: int, target: str | None = target) -> Path:
-                return (retrain_dir(results, dataset, method, seed) if target is None
-                        else text_transfer_dir(results, target, dataset, method, seed))
-            histories = collect_histories(results, grid, corpus, methods=rnn.methods, run_dir=run_dir)
+            histories = lm_histories(results, grid, corpus, target)
             name = table_name(target or corpus, corpus if target else None)
-            title = f"{target or corpus}: validation perplexity ({what} of the cells searched on {corpus}; mean ± std)"
+            title = f"{target or corpus}: validation perplexity ({what} of the cells searched on {corpus}; {which})"
             pending.append((f"{name}.png", perplexity_figure(histories, list(rnn.methods), title),
                             f"no {what} history.csv of the cells searched on {corpus}"))
     return pending
+
+
+def lm_histories(results: Path, grid: Grid, corpus: str, target: str | None) -> pd.DataFrame:
+    """The history.csv files of the language models of the cells searched on `corpus`, trained on it (target
+    None) or on `target`: every seed's, or with grid.rnn.select only each variant's selected seed's, as in
+    the tables."""
+    def run_dir(results: Path, dataset: str, method: str, seed: int) -> Path:
+        return (retrain_dir(results, dataset, method, seed) if target is None
+                else text_transfer_dir(results, target, dataset, method, seed))
+    histories = collect_histories(results, grid, corpus, methods=grid.rnn.methods, run_dir=run_dir)
+    if not grid.rnn.select:
+        return histories
+    chosen = selected_seeds(results, corpus, grid)
+    return histories[[chosen.get(method) == seed for method, seed in zip(histories["method"], histories["seed"],
+                                                                           strict=True)]]
 
 
 def _run_figures(results: Path, dataset: str, method: str, seed: int,

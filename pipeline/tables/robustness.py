@@ -20,14 +20,16 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.layout import genotype_path, select_dir
+from pipeline.layout import genotype_path
 from pipeline.tables.aggregate import seed_mean, status_text
 from pipeline.tables.collect import read_json
 from pipeline.tables.grid import Grid
 from pipeline.tables.reference import paper_simplified_param_free, paper_simplified_spaces
+from pipeline.tables.selection import SELECTION_SCORES, select_best, selection_scores
 from pipeline.tables.table import OURS, PAPER, PAPER_ONLY, SOURCE, Column, Table, typed_frame
 
 DRNAS_TABLE6_METHODS = ("darts_2nd", "r_darts_dp", "r_darts_l2", "drnas")
+_ACCURACY = SELECTION_SCORES["image"]
 _SELECT_NOTE = ("Ours: per dataset, method and space, the architecture of the (variant, seed) whose short "
                 "retrain (select stage, search validation half) scored best, as Zela et al. and SDARTS pick "
                 "it; its full retrain's test error.")
@@ -56,24 +58,6 @@ def robust_variants(grid: Grid) -> list[tuple[str, str, str]]:
             if (space := grid.option(variant, "space")) in spaces]
 
 
-def select_best(valid_acc: Mapping[Any, float]) -> Any:
-    """The key with the highest validation accuracy (ties: the smallest key); None when there is none."""
-    scored = [(acc, key) for key, acc in valid_acc.items() if not math.isnan(acc)]
-    return min(scored, key=lambda item: (-item[0], item[1]))[1] if scored else None
-
-
-def selection_scores(results: Path, dataset: str, variants: list[str], seeds: tuple[int, ...]
-                     ) -> dict[tuple[int, int], float]:
-    """The select stage's validation accuracy of each (variant position, seed) that has one."""
-    scores = {}
-    for position, variant in enumerate(variants):
-        for seed in seeds:
-            metrics = read_json(select_dir(results, dataset, variant, seed) / "metrics.json")
-            if metrics is not None:
-                scores[(position, seed)] = float(metrics["valid_acc"])
-    return scores
-
-
 def _one_value(runs: pd.DataFrame, results: Path, grid: Grid, dataset: str, variants: list[str],
                per_seed: Callable[[pd.Series], float]) -> float:
     """The value of the selected (variant, seed) among `variants` (R-DARTS' regularisation strengths are
@@ -82,7 +66,8 @@ def _one_value(runs: pd.DataFrame, results: Path, grid: Grid, dataset: str, vari
     values = {(variants.index(row["method"]), int(row["seed"])): per_seed(row) for _, row in mine.iterrows()}
     if not grid.select:
         return seed_mean(pd.DataFrame({"value": list(values.values())}), "value")
-    return values.get(select_best(selection_scores(results, dataset, variants, grid.seeds)), math.nan)
+    scores = selection_scores(results, dataset, variants, grid.seeds, _ACCURACY)
+    return values.get(select_best(scores, _ACCURACY), math.nan)
 
 
 def _space_table(name: str, title: str, notes: tuple[str, ...], rows: list[dict[str, Any]],

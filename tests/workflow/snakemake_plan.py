@@ -12,7 +12,7 @@ from pathlib import Path
 
 from workflow_support import BIN, run
 
-_RULE = re.compile(r"^(?:local)?rule (\w+):$")
+_RULE = re.compile(r"^(?:local)?(?:rule|checkpoint) (\w+):$")  # a checkpoint is a rule whose jobs re-plan the DAG
 _FIELD = re.compile(r"^    (\w+): (.*)$")
 _DIRNAME = re.compile(r"\$\(dirname ([^)\s]+)\)")
 

@@ -118,6 +118,16 @@ def test_the_recurrent_sub_grid_runs_prepare_to_transfer_and_reaches_its_tables(
     assert (finished_run / "results/figures/lm_text_demo.png").is_file()
 
 
+def test_rnn_selection_adds_a_select_job_per_recurrent_cell_and_reruns_only_the_tables(finished_run: Path) -> None:
+    # grid.rnn.select (DARTS' protocol): every recurrent cell also gets its short training on its own corpus.
+    jobs = _edit_and_plan(finished_run, {"grid": {"rnn": {"select": True}}})
+    assert _jobs_by_rule(jobs) == {"select": {TINY_RNN_METHOD}, "tables": {""}}
+    select = next(job for job in jobs if job.rule == "select")
+    assert select.wildcards == {"dataset": "text_demo", "method": TINY_RNN_METHOD, "seed": "0"}
+    assert "results/data/text_demo/manifest.json" in select.inputs
+    assert f"results/genotypes/text_demo/{TINY_RNN_METHOD}/seed0.json" in select.inputs
+
+
 def test_report_holds_the_tables_and_figures(finished_run: Path) -> None:
     run([SNAKEMAKE, "--report", "report.html", "all_tables"], cwd=finished_run, timeout=300)
     report = finished_run / "report.html"

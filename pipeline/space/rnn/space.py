@@ -2,7 +2,8 @@
 offering the five activations; a text space (language modelling on PTB / WikiText-2).
 
 Methods that only decide mixing weights per edge run here (DARTS 1st/2nd order, SDARTS RS/ADV, random
-search); those that rely on the DARTS CNN cell's structure are refused with the reason.
+search); those that rely on the DARTS CNN cell's structure, and DATA, whose recurrent-cell derivation no
+source states, are refused with the reason.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ _REFUSED = {
     "drnas": "its progressive stages prune ops and widen the channels of the CNN supernet, and its paper "
              "never searched the recurrent cell",
     "ddsas": "its sampled subspace size L and shrink/expand schedule are defined on the 14-edge DARTS CNN cell",
+    # DATA §4.2 (NeurIPS 2019) runs it on PTB (Tables 3, 4) but states no derivation for this cell, and the
+    # released code (XinbangZhang/DATA-NAS: CNN files only; genotypes.py lists no recurrent cell) has none.
+    "data": "no derivation of a recurrent cell from DATA's EGS codes can be sourced: the paper (Sec. 4.2) says "
+            "only that the activations 'are learned with DATA' (12 nodes, M = 4 or 7), not how a code with "
+            "several activations or inputs per node becomes a cell, its searched cells are in a supplement "
+            "not at hand, and its released code (XinbangZhang/DATA-NAS) searches only the CNN cell",
 }
 
 

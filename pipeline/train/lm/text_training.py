@@ -53,7 +53,8 @@ def train_text_genotype(params: Params, stage: str, genotype: Any, config: dict[
                 out_dir=out_dir, config=config, inputs=corpus_inputs(prepared, dataset),
                 restart_on_change=restart_on_change, on_epoch_end=on_epoch_end)
     result = train_language_model(job)
-    metrics = _final_metrics(result, model, corpus, settings, device)
+    # A select run only ranks cells by validation perplexity: the choice never sees the test split.
+    metrics = _final_metrics(result, model, corpus, settings, device, test=stage != "select")
     metrics |= {"dataset": dataset, "epochs": settings.epochs, "size": settings.size,
                 "vocab_size": len(corpus.vocab), "device": describe_device(device), "device_count": 1,
                 "wall_time_s": round(result.state.wall_time_s, 3),
@@ -63,13 +64,18 @@ def train_text_genotype(params: Params, stage: str, genotype: Any, config: dict[
 
 
 def _final_metrics(result: LmResult, model: torch.nn.Module, corpus: Corpus, settings: LmTrainConfig,
-                   device: torch.device) -> dict[str, float]:
+                   device: torch.device, *, test: bool) -> dict[str, float]:
+    """Loss and perplexity of the best validation weights on the valid split, and on the test split when
+    `test`."""
     model.load_state_dict(result.best_model)
-    valid = batchify(corpus.valid, settings.eval_batch_size, "validation split").to(device)
-    test = batchify(corpus.test, settings.test_batch_size, "test split").to(device)
-    valid_loss, test_loss = evaluate_nll(model, valid, settings.bptt), evaluate_nll(model, test, settings.bptt)
-    return {"valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss), "test_loss": test_loss,
-            "test_ppl": perplexity(test_loss), "best_epoch": _best_epoch(result.state.history)}
+    metrics = {"best_epoch": _best_epoch(result.state.history)}
+    splits = {"valid": (corpus.valid, settings.eval_batch_size)}
+    if test:
+        splits["test"] = (corpus.test, settings.test_batch_size)
+    for split, (ids, batch_size) in splits.items():
+        loss = evaluate_nll(model, batchify(ids, batch_size, f"{split} split").to(device), settings.bptt)
+        metrics |= {f"{split}_loss": loss, f"{split}_ppl": perplexity(loss)}
+    return metrics
 
 
 def _best_epoch(history: list[dict[str, Any]]) -> int:
