@@ -21,7 +21,6 @@ from pipeline.layout import (  # noqa: E402
 from pipeline.layout import TRANSFER_TEXT  # noqa: E402
 from pipeline.data.text.corpus import CORPUS_FILES  # noqa: E402
 from pipeline.data.nb201_split import BENCHMARK_SPLIT_DATASET  # noqa: E402
-from pipeline.tables.selection import SELECTION_SCORES, select_best, selection_scores  # noqa: E402
 
 
 def _params_file():
@@ -212,6 +211,9 @@ def rnn_selected_seed(dataset, method):
     """The seed whose select job scored the lowest validation perplexity, chosen as the tables choose it
     (pipeline/tables/selection.py). Called from input functions only, which `checkpoints.select.get` defers
     until every seed's select job of (dataset, method) has finished; Snakemake evaluates them again after."""
+    # Imported here: pipeline.tables pulls in pandas and matplotlib, which no other parse of the workflow needs.
+    from pipeline.tables.selection import SELECTION_SCORES, select_best, selection_scores
+
     for seed in SEEDS:
         checkpoints.select.get(dataset=dataset, method=method, seed=seed)
     score = SELECTION_SCORES["text"]
