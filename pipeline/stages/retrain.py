@@ -61,6 +61,15 @@ def cells_of(genotype: Any) -> dict[str, Any]:
     return {key: value for key, value in as_json.items() if key != "provenance"}
 
 
+def train_text_genotype(params: Params, stage: str, genotype: Any, method: str, args: argparse.Namespace) -> None:
+    """Retrain or select on a recurrent genotype: the language-model training on the corpus `--dataset`."""
+    refuse_nan_skip(args.allow_nan_skip)
+    run_text_training(params, stage, genotype, cells_of(genotype), method=method, corpus=args.dataset,
+                      searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
+                      prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,
+                      restart_on_change=args.restart_on_change)
+
+
 def run(args: argparse.Namespace) -> int:
     from pipeline.data import build_dataset
 
@@ -68,11 +77,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     if is_text_genotype(genotype):
-        refuse_nan_skip(args.allow_nan_skip)
-        run_text_training(params, "retrain", genotype, cells_of(genotype), method=method, corpus=args.dataset,
-                          searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
-                          prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,
-                          restart_on_change=args.restart_on_change)
+        train_text_genotype(params, "retrain", genotype, method, args)
         return 0
     settings = params.retrain_settings(method, args.dataset)
     splits = (args.prepared or data_dir_of(params, method, args.dataset)) / "splits.npz"

@@ -19,12 +19,10 @@ import argparse
 
 from pipeline.config import load_params
 from pipeline.layout import prepared_dir
-from pipeline.space.base import data_dir_of
 from pipeline.space.genotype import load_genotype
-from pipeline.stages.lm_training import is_text_genotype, run_text_training
+from pipeline.stages.lm_training import is_text_genotype
 from pipeline.stages.retrain import add_arguments as add_retrain_arguments
-from pipeline.stages.retrain import cells_of, method_of, train_genotype
-from pipeline.train.lm.setup import refuse_nan_skip
+from pipeline.stages.retrain import method_of, train_genotype, train_text_genotype
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,11 +38,7 @@ def run(args: argparse.Namespace) -> int:
     genotype = load_genotype(args.genotype)
     method = method_of(args, genotype)
     if is_text_genotype(genotype):
-        refuse_nan_skip(args.allow_nan_skip)
-        run_text_training(params, "select", genotype, cells_of(genotype), method=method, corpus=args.dataset,
-                          searched_on=str(genotype.provenance.get("dataset", args.dataset)), seed=args.seed,
-                          prepared=args.prepared or data_dir_of(params, method, args.dataset), out=args.out,
-                          restart_on_change=args.restart_on_change)
+        train_text_genotype(params, "select", genotype, method, args)
         return 0
     settings = params.select_settings(method, args.dataset)
     splits = (args.prepared or prepared_dir(args.dataset)) / "splits.npz"
