@@ -20,7 +20,13 @@ from pipeline.config import SearchTraining
 from pipeline.methods import create_method, list_methods
 from pipeline.methods.darts import DartsMethod
 from pipeline.space.base import ArchWeights
-from pipeline.space.fast_supernet import SUPERNETS, FastSupernet, supernet_class
+from pipeline.space.fast_supernet import (
+    SUPERNETS,
+    FastSupernet,
+    conv_on_read_pixels,
+    reads_one_pixel_in_stride,
+    supernet_class,
+)
 from pipeline.space.primitives import PRIMITIVES
 from pipeline.space.supernet import Supernet
 from pipeline.stages.bench import Harness, bench_variants, build_harness
@@ -217,3 +223,34 @@ def test_the_fast_path_keeps_the_reference_layout():
         (n, p.shape) for n, p in reference.state_dict().items()
     ]
     assert [type(m) for m in fast.modules()][1:] == [type(m) for m in reference.modules()][1:]
+
+
+@pytest.mark.parametrize(("kernel", "stride", "padding", "groups", "size"), [
+    (3, 2, 2, 5, 8), (5, 2, 4, 5, 7), (3, 2, 0, 5, 9), (3, 3, 3, 1, 10), (5, 2, 4, 1, 6),
+])
+def test_a_conv_reading_one_pixel_in_stride_is_the_plain_conv_of_that_subsample(kernel, stride, padding, groups,
+                                                                                 size):
+    """The dilated (dilation = stride) convs of reduction edges, against torch's strided dilated conv."""
+    with default_dtype(torch.float64):
+        conv = torch.nn.Conv2d(5, 5, kernel, stride=stride, padding=padding, dilation=stride, groups=groups)
+        x = torch.randn(2, 5, size, size + 1, requires_grad=True)
+        assert reads_one_pixel_in_stride(conv)
+        direct = conv(x)
+        fast = conv_on_read_pixels(conv, x)
+        assert fast.shape == direct.shape
+        torch.testing.assert_close(fast, direct, rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(direct)
+        inputs = (x, conv.weight, conv.bias)
+        fast_grads, direct_grads = (torch.autograd.grad(out, inputs, grad) for out in (fast, direct))
+        for fast_grad, direct_grad in zip(fast_grads, direct_grads, strict=True):
+            torch.testing.assert_close(fast_grad, direct_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("conv", [
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, dilation=2),  # padding not a multiple of the stride
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1),  # not dilated
+    torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2),  # not strided
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2, padding_mode="reflect"),
+], ids=["odd-padding", "undilated", "unstrided", "reflect"])
+def test_other_convs_read_pixels_off_the_stride_grid(conv):
+    assert not reads_one_pixel_in_stride(conv)

@@ -105,8 +105,25 @@ def _conv_tail(block: nn.Sequential, rectified: torch.Tensor) -> torch.Tensor:
     """A [ReLU, conv, ..., BN] block applied to an input whose ReLU is already done."""
     out = rectified
     for layer in list(block)[1:]:
-        out = layer(out)
+        out = conv_on_read_pixels(layer, out) if reads_one_pixel_in_stride(layer) else layer(out)
     return out
+
+
+def reads_one_pixel_in_stride(conv: nn.Module) -> bool:
+    """A conv whose dilation equals its stride s > 1, with padding a multiple of s: every tap of every
+    output lands on a pixel at a multiple of s (output h, tap i reads row s*h + s*i - padding), so it
+    reads only the input's (::s, ::s) subsample. The dilated convs of reduction edges are such convs."""
+    return (isinstance(conv, nn.Conv2d) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            and conv.stride[0] == conv.dilation[0] > 1 and conv.stride[1] == conv.dilation[1] > 1
+            and conv.padding[0] % conv.stride[0] == 0 and conv.padding[1] % conv.stride[1] == 0)
+
+
+def conv_on_read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """`conv(x)` as the plain (stride 1, dilation 1) conv of the subsample it reads: the same products and
+    sums, but oneDNN's backward pass of a strided dilated depthwise conv on a CPU takes 10-25x that of
+    the plain one (41.7 ms against 2.9 ms for a 3x3 dil_conv at batch 64, C=32, 32 px)."""
+    (sh, sw), (ph, pw) = conv.stride, conv.padding
+    return nn.functional.conv2d(x[:, :, ::sh, ::sw], conv.weight, conv.bias, 1, (ph // sh, pw // sw), 1, conv.groups)
 
 
 def _node_sum(terms: list[torch.Tensor]) -> torch.Tensor:
