@@ -48,8 +48,11 @@ ruff: setup
 	$(BIN)/ruff check .
 
 # Not `lint`: the suite runs `snakemake --lint` itself (tests/workflow/test_snakemake.py), so CI would lint twice.
+# One pytest-xdist worker per core (one torch thread each, tests/conftest.py); a test file stays on one worker,
+# so its module fixtures (the Snakemake run, the DVC repro) are made once.
+TEST_WORKERS ?= $(CORES)
 test: ruff
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 report: setup
 	$(DEMO_SNAKEMAKE) all_tables --report report.html

@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -222,11 +222,14 @@ class Tally:
         yield
         self.counts["clear_errors"] += 1
 
-    def summary(self) -> list[str]:
-        """The evidence lines the issue asks the fault module to print at the end of the session."""
-        c = self.counts
-        return [f"faults injected: {c['faults']}, survived: {c['survived']}",
-                f"bad inputs tried: {c['bad_inputs']}, clear errors: {c['clear_errors']}"]
+
+
+def summary_lines(counts: Mapping[str, int]) -> list[str]:
+    """The evidence lines the issue asks the fault module to print at the end of the session (`counts` may be
+    the sum of several test processes' tallies)."""
+    c = Counter(counts)
+    return [f"faults injected: {c['faults']}, survived: {c['survived']}",
+            f"bad inputs tried: {c['bad_inputs']}, clear errors: {c['clear_errors']}"]
 
 
 TALLY = Tally()

@@ -1,9 +1,8 @@
-"""Fixtures of the workflow tests (the helpers live in workflow_support.py), and the tracking load
-figures, printed after pytest's own summary."""
+"""Fixtures of the workflow tests (the helpers live in workflow_support.py); the tracking load figures are
+printed by tests/conftest.py."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,3 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_tiny_params(root)
     return root
 
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    # Only a selection that ran the load tests has figures to print.
-    load = sys.modules.get("test_tracking_load")
-    for line in getattr(load, "FIGURES", []):
-        terminalreporter.write_line(line)
