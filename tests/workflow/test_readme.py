@@ -85,6 +85,7 @@ CHECKS: dict[str, Check] = {
     "make demo": DryRun("-n"),
     "make test": DryRun("-n"),
     "make demo CORES=2": DryRun("-n"),
+    "make test TEST_WORKERS=1": DryRun("-n"),
     # Locally with Snakemake
     "make setup": DryRun("-n"),
     "export PATH=$PWD/.venv/bin:$PATH": Run(),
