@@ -135,6 +135,11 @@ class GridConfig(Section):
                     "then trained on grid.rnn.transfer_to (WikiText-2).",
     )
 
+    def trains_cells_on_imagenet(self) -> bool:
+        """Whether any cell is trained on ImageNet, which gives the grid an ImageNet table: the main grid's
+        genotypes when grid.transfer (and it has variants), and every direct ImageNet search."""
+        return bool(self.transfer and self.methods) or bool(self.imagenet_methods)
+
     @model_validator(mode="after")
     def _something_to_run(self) -> GridConfig:
         if not (self.methods or self.imagenet_methods or self.nb201.methods or self.rnn.methods):

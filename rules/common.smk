@@ -231,7 +231,7 @@ def text_target_input(wildcards):
 def table_files():
     """The tables the tables stage writes: one per dataset (and ImageNet when any cell is trained on it),
     per format."""
-    names = [*DATASETS, *(["imagenet"] if TRANSFER_GRID or IMAGENET_METHODS else [])]
+    names = [*DATASETS, *(["imagenet"] if PARAMS.grid.trains_cells_on_imagenet() else [])]
     return expand(workflow_path(TABLES, "{name}.{fmt}"), name=names, fmt=PARAMS.tables.formats)
 
 

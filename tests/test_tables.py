@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from shipped_params import narrowed
 
+from pipeline.config import Params
 from pipeline.stages import tables as tables_stage
 from pipeline.tables import Grid, Table, build_tables, to_csv, to_latex, to_markdown
 from pipeline.tables.ablations import data_sampling_table, drnas_partial_table
@@ -349,3 +351,20 @@ def test_direct_imagenet_searches_fill_the_imagenet_table_without_transfer(resul
     assert lines[2].startswith("cifar10,") and len(lines) == 1 + 1 + 10
     no_direct = Grid(datasets=("digits",), methods=("darts_1st",), seeds=(0,), transfer=False)
     assert {table.name for table in build_tables(results, no_direct)} == {"digits"}
+
+
+@pytest.mark.parametrize(("variants", "direct", "transfer"), [
+    (["darts_1st"], [], True),
+    (["darts_1st"], [], False),
+    (["rnn_darts_1st"], [], True),  # a recurrent-only grid: grid.transfer has no genotype to transfer
+    (["rnn_darts_1st"], ["darts_1st"], False),
+], ids=["transfer", "no-transfer", "rnn-only", "direct-only"])
+def test_the_grid_names_an_imagenet_table_exactly_when_the_stage_writes_one(variants, direct, transfer,
+                                                                            tmp_path: Path) -> None:
+    """Snakemake declares the tables job's outputs from `trains_cells_on_imagenet`; what the stage writes on
+    an empty results tree is the oracle (a declared table it does not write fails the job)."""
+    raw = narrowed([*variants, *direct], imagenet_methods=direct)
+    raw["grid"]["transfer"] = transfer
+    params = Params.model_validate(raw)
+    written = {table.name for table in build_tables(tmp_path, tables_stage.grid_of(params))}
+    assert ("imagenet" in written) == params.grid.trains_cells_on_imagenet()

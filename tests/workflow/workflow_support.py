@@ -28,6 +28,8 @@ from typing import Any
 import yaml
 from shipped_params import deep_update, narrowed, write_yaml
 
+from pipeline.config import GridConfig
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -178,8 +180,8 @@ def sha256(path: Path) -> str:
 
 def expected_tables(params: Mapping[str, Any]) -> list[str]:
     """The table files the tables stage must write for `params`' grid (index.md included)."""
-    grid = params["grid"]
-    names = [*grid["datasets"], *(["imagenet"] if grid["transfer"] or grid.get("imagenet_methods") else [])]
+    grid = GridConfig.model_validate(params["grid"])
+    names = [*grid.datasets, *(["imagenet"] if grid.trains_cells_on_imagenet() else [])]
     formats = params["tables"]["formats"]
     return [f"results/tables/{name}.{fmt}" for name in names for fmt in formats] + ["results/tables/index.md"]
 
