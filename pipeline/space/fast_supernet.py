@@ -11,6 +11,9 @@
   output depends on the batch only; each edge's running statistics are still updated as its own). The
   second ReLU of a separable conv runs in place on its BN output, which that BN's backward does not
   need. Fewer tensors are kept for the backward pass.
+* A conv whose dilation equals its stride (the dilated convs of reduction edges) reads only every
+  second pixel, so it runs as the plain conv of that subsample: oneDNN's backward pass of the strided
+  dilated depthwise conv costs 10-25x that of the plain one on a CPU.
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
   so a method that skips zero-weight ops, or computes every op, gets the same decision on either path.
 

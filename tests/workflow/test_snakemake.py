@@ -14,6 +14,7 @@ from snakemake_plan import plan
 from workflow_support import (
     BIN,
     REPO,
+    TINY_METHODS,
     TINY_NB201,
     TINY_RNN_METHOD,
     assert_each_variant_searched_its_space,
@@ -126,6 +127,17 @@ def test_rnn_selection_adds_a_select_job_per_recurrent_cell_and_reruns_only_the_
     assert select.wildcards == {"dataset": "text_demo", "method": TINY_RNN_METHOD, "seed": "0"}
     assert "results/data/text_demo/manifest.json" in select.inputs
     assert f"results/genotypes/text_demo/{TINY_RNN_METHOD}/seed0.json" in select.inputs
+
+
+def test_image_selection_adds_a_select_job_per_searched_cell_and_reruns_only_the_tables(finished_run: Path) -> None:
+    # grid.select (the S1-S4 tables' protocol): every cell of the main grid also gets its short retrain; the
+    # select rule is a checkpoint, so this is the plan Snakemake makes before any select job has run.
+    jobs = _edit_and_plan(finished_run, {"grid": {"select": True}})
+    assert _jobs_by_rule(jobs) == {"select": set(TINY_METHODS), "tables": {""}}
+    for job in jobs:
+        if job.rule == "select":
+            assert job.wildcards == {"dataset": "digits", "method": job.wildcards["method"], "seed": "0"}
+            assert f"results/genotypes/digits/{job.wildcards['method']}/seed0.json" in job.inputs
 
 
 def test_report_holds_the_tables_and_figures(finished_run: Path) -> None:
