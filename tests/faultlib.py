@@ -223,7 +223,6 @@ class Tally:
         self.counts["clear_errors"] += 1
 
 
-
 def summary_lines(counts: Mapping[str, int]) -> list[str]:
     """The evidence lines the issue asks the fault module to print at the end of the session (`counts` may be
     the sum of several test processes' tallies)."""
