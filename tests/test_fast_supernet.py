@@ -232,7 +232,8 @@ def test_a_conv_reading_one_pixel_in_stride_is_the_plain_conv_of_that_subsample(
                                                                                  size):
     """The dilated (dilation = stride) convs of reduction edges, against torch's strided dilated conv."""
     with default_dtype(torch.float64):
-        conv = torch.nn.Conv2d(5, 5, kernel, stride=stride, padding=padding, dilation=stride, groups=groups)
+        conv = torch.nn.Conv2d(5, 5, kernel, stride=stride, padding=padding, dilation=stride, groups=groups,
+                               bias=False)
         x = torch.randn(2, 5, size, size + 1, requires_grad=True)
         assert reads_one_pixel_in_stride(conv)
         direct = conv(x)
@@ -240,17 +241,38 @@ def test_a_conv_reading_one_pixel_in_stride_is_the_plain_conv_of_that_subsample(
         assert fast.shape == direct.shape
         torch.testing.assert_close(fast, direct, rtol=1e-12, atol=1e-12)
         grad = torch.randn_like(direct)
-        inputs = (x, conv.weight, conv.bias)
+        inputs = (x, conv.weight)
         fast_grads, direct_grads = (torch.autograd.grad(out, inputs, grad) for out in (fast, direct))
         for fast_grad, direct_grad in zip(fast_grads, direct_grads, strict=True):
             torch.testing.assert_close(fast_grad, direct_grad, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("conv", [
-    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, dilation=2),  # padding not a multiple of the stride
-    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1),  # not dilated
-    torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2),  # not strided
-    torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2, padding_mode="reflect"),
-], ids=["odd-padding", "undilated", "unstrided", "reflect"])
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, dilation=2, bias=False),  # padding not a multiple of the stride
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, bias=False),  # not dilated
+    torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, bias=False),  # not strided
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2, padding_mode="reflect", bias=False),
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=2, dilation=2),  # with a bias
+    torch.nn.Conv2d(4, 4, 3, stride=2, padding=6, dilation=2, bias=False),  # padded beyond its reach
+], ids=["odd-padding", "undilated", "unstrided", "reflect", "bias", "beyond-reach"])
 def test_other_convs_read_pixels_off_the_stride_grid(conv):
     assert not reads_one_pixel_in_stride(conv)
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval-mode", "train-mode"])
+def test_second_derivatives_in_the_architecture_agree_in_fp64(training: bool):
+    """d^2 L / d alpha^2 times a vector: in evaluation mode as the Hessian analysis computes it, and in
+    training mode, where batch statistics make the fast path's BN of an architecture term differentiate
+    its own backward pass."""
+    products = []
+    with default_dtype(torch.float64):
+        for supernet in ("fast", "reference"):
+            h = harness("darts_1st", supernet)
+            h.net.train(training)
+            params = h.method.arch_parameters()
+            loss = h.ctx.criterion(h.net(h.valid[0], h.method.forward_weights()), h.valid[1])
+            grads = torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, create_graph=True)])
+            vector = torch.linspace(-1, 1, grads.numel())
+            products.append(torch.cat([g.flatten() for g in torch.autograd.grad(grads, params, vector)]))
+    assert products[0].abs().max() > 0
+    assert_same(products[0], products[1], 1e-10, "Hessian-vector product")

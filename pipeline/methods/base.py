@@ -9,8 +9,8 @@ a preemption is either a parameter/buffer (saved by `state_dict`) or returned by
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -21,6 +21,19 @@ from pipeline.config import MethodBase, SearchTraining
 from pipeline.space.base import ArchWeights, BoundSpace, CellSpec
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@contextmanager
+def frozen(parameters: Iterable[nn.Parameter]) -> Iterator[None]:
+    """`parameters` do not require a gradient inside the block (restored afterwards, also on error)."""
+    thawed = [p for p in parameters if p.requires_grad]
+    for param in thawed:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in thawed:
+            param.requires_grad_(True)
 
 
 @dataclass
@@ -134,11 +147,14 @@ class SearchMethod(nn.Module, abc.ABC):
 
         Only the architecture gradient is computed: `loss.backward()` would also fill every network
         weight's gradient, which the weight step discards (the released DARTS code pays for it; a third or
-        more of this step's backward, mostly the depthwise convolutions' weight gradients)."""
+        more of this step's backward, mostly the depthwise convolutions' weight gradients). The network
+        weights are frozen meanwhile, so that operations which keep tensors only for a weight gradient
+        (the fast supernet's convolutions keep their inputs) know at forward time that none is asked for."""
         assert ctx.a_optimizer is not None
         ctx.a_optimizer.zero_grad(set_to_none=True)
         params = self.arch_parameters()
-        grads = torch.autograd.grad(self.arch_loss(ctx, valid_batch), params, allow_unused=True)
+        with frozen(ctx.net.parameters()):
+            grads = torch.autograd.grad(self.arch_loss(ctx, valid_batch), params, allow_unused=True)
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad
         ctx.a_optimizer.step()

@@ -29,8 +29,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pipeline.space.global_batch_norm import GlobalBatchNorm2d
+from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
+from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 
 CHANNELS_LAST = torch.channels_last
@@ -56,20 +57,31 @@ class SharedInput:
             self._pooled[key] = pool(x)
         return self._pooled[key]
 
+    def term(self, op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """`weight * op(x)`. A weight that needs a gradient (an architecture step) would keep the op's
+        output for it: a conv op's last BN then recomputes that output from its input instead."""
+        if weight.requires_grad and isinstance(op, SepConv | DilConv):
+            block = _last_block(op)
+            if plain_training_batch_norm(block[-1]):
+                z = _conv_tail(block, self._last_block_input(op, x), through=-1)
+                return scaled_batch_norm(z, weight, block[-1])
+        return weight * self.apply(op, x)
+
+    def _last_block_input(self, op: SepConv | DilConv, x: torch.Tensor) -> torch.Tensor:
+        """The rectified input of the op's last [ReLU, conv, ..., BN] block."""
+        return torch.relu_(_conv_tail(op[0], self.rectified(x))) if isinstance(op, SepConv) else self.rectified(x)
+
     def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`op(x)`, with the ReLU and pooling that start it taken from the shared results."""
         if isinstance(op, Identity):
             return x
-        if isinstance(op, SepConv):
-            first, second = op
-            return _conv_tail(second, torch.relu_(_conv_tail(first, self.rectified(x))))
-        if isinstance(op, DilConv):
-            return _conv_tail(op, self.rectified(x))
+        if isinstance(op, SepConv | DilConv):
+            return _conv_tail(_last_block(op), self._last_block_input(op, x))
         if isinstance(op, FactorizedReduce):
-            return op.reduce_rectified(self.rectified(x))
+            return factorized_reduce(op, self.rectified(x))
         if isinstance(op, nn.Sequential) and isinstance(op[0], nn.MaxPool2d | nn.AvgPool2d):
             pooled = self.pooled(op[0], x)
-            if len(op) == 2 and _shareable_batch_norm(op[1]):
+            if len(op) == 2 and plain_training_batch_norm(op[1]):
                 return self.normalized(op[0], pooled, op[1])
             out = pooled
             for layer in list(op)[1:]:
@@ -97,36 +109,83 @@ class SharedInput:
         return out
 
 
-def _shareable_batch_norm(bn: nn.Module) -> bool:
-    """A training-mode BN without affine parameters and with momentum-averaged running statistics, of this
-    process's batch (a data-parallel search's global BN runs its own forward)."""
-    return (isinstance(bn, nn.BatchNorm2d) and not isinstance(bn, GlobalBatchNorm2d) and bn.training
-            and not bn.affine and bn.track_running_stats and bn.momentum is not None)
+def _last_block(op: SepConv | DilConv) -> DilConv:
+    """The [ReLU, conv, ..., BN] block that ends a conv op (a separable conv has two)."""
+    return op[-1] if isinstance(op, SepConv) else op
 
 
-def _conv_tail(block: nn.Sequential, rectified: torch.Tensor) -> torch.Tensor:
-    """A [ReLU, conv, ..., BN] block applied to an input whose ReLU is already done."""
+def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | None = None) -> torch.Tensor:
+    """A [ReLU, conv, ..., BN] block (its layers up to `through`, exclusive, if given) applied to an input
+    whose ReLU is already done; consecutive stride-1 convs run as one `conv_chain`."""
     out = rectified
-    for layer in list(block)[1:]:
-        out = conv_on_read_pixels(layer, out) if reads_one_pixel_in_stride(layer) else layer(out)
-    return out
+    shapes: list[ConvShape] = []
+    weights: list[torch.Tensor] = []
+    for layer in list(block)[1:through]:
+        if reads_one_pixel_in_stride(layer) or not chainable(layer):
+            if shapes:
+                out, shapes, weights = conv_chain(out, shapes, weights), [], []
+            if not reads_one_pixel_in_stride(layer):
+                out = layer(out)
+                continue
+            out, shape = read_pixels(layer, out)
+        else:
+            shape = ConvShape(tuple(layer.padding), tuple(layer.dilation), layer.groups)
+        shapes.append(shape)
+        weights.append(layer.weight)
+    return conv_chain(out, shapes, weights) if shapes else out
 
 
 def reads_one_pixel_in_stride(conv: nn.Module) -> bool:
-    """A conv whose dilation equals its stride s > 1, with padding a multiple of s: every tap of every
-    output lands on a pixel at a multiple of s (output h, tap i reads row s*h + s*i - padding), so it
-    reads only the input's (::s, ::s) subsample. The dilated convs of reduction edges are such convs."""
-    return (isinstance(conv, nn.Conv2d) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-            and conv.stride[0] == conv.dilation[0] > 1 and conv.stride[1] == conv.dilation[1] > 1
-            and conv.padding[0] % conv.stride[0] == 0 and conv.padding[1] % conv.stride[1] == 0)
+    """A bias-free, zero-padded conv with stride s > 1 whose every tap lands on a pixel at a multiple of s:
+    output h, tap i reads row s*h + d*i - p, so p and the dilation d must be multiples of s (d does not
+    matter for a 1x1 kernel). It reads only the input's (::s, ::s) subsample. The dilated convs of
+    reduction edges (d = s = 2) and FactorizedReduce's 1x1 convs are such convs."""
+    if not (isinstance(conv, nn.Conv2d) and conv.bias is None and conv.padding_mode == "zeros"
+            and not isinstance(conv.padding, str)):
+        return False
+    per_dim = list(zip(conv.stride, conv.dilation, conv.padding, conv.kernel_size, strict=True))
+    return (all(s > 1 and p % s == 0 and (d % s == 0 or k == 1) for s, d, p, k in per_dim)
+            and fits_reach(*_read_pixels_shape(conv)))
+
+
+def _read_pixels_shape(conv: nn.Conv2d) -> tuple[Pair, Pair, Pair]:
+    """Padding, dilation and kernel of the stride-1 conv on the subsample that `conv` reads."""
+    per_dim = list(zip(conv.stride, conv.dilation, conv.padding, conv.kernel_size, strict=True))
+    padding = (per_dim[0][2] // per_dim[0][0], per_dim[1][2] // per_dim[1][0])
+    dilation = tuple(1 if k == 1 else d // s for s, d, _, k in per_dim)
+    return padding, (dilation[0], dilation[1]), (conv.kernel_size[0], conv.kernel_size[1])
+
+
+def read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, ConvShape]:
+    """The subsample a conv that `reads_one_pixel_in_stride` reads, and the stride-1 conv that computes
+    `conv(x)` on it: the same products and sums, but oneDNN's backward pass of a strided dilated depthwise
+    conv on a CPU takes 10-25x that of the plain one (41.7 ms against 2.9 ms for a 3x3 dil_conv at batch
+    64, C=32, 32 px)."""
+    (sh, sw), (padding, dilation, _) = conv.stride, _read_pixels_shape(conv)
+    return x[:, :, ::sh, ::sw], ConvShape(padding, dilation, conv.groups)
 
 
 def conv_on_read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """`conv(x)` as the plain (stride 1, dilation 1) conv of the subsample it reads: the same products and
-    sums, but oneDNN's backward pass of a strided dilated depthwise conv on a CPU takes 10-25x that of
-    the plain one (41.7 ms against 2.9 ms for a 3x3 dil_conv at batch 64, C=32, 32 px)."""
-    (sh, sw), (ph, pw) = conv.stride, conv.padding
-    return nn.functional.conv2d(x[:, :, ::sh, ::sw], conv.weight, conv.bias, 1, (ph // sh, pw // sw), 1, conv.groups)
+    """`conv(x)` for a conv that `reads_one_pixel_in_stride`, computed on the pixels it reads."""
+    pixels, shape = read_pixels(conv, x)
+    return conv_chain(pixels, [shape], [conv.weight])
+
+
+def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Tensor:
+    """`op.reduce_rectified(rectified)` without the padded copy of the shifted input it makes.
+
+    Its second 1x1 stride-2 conv reads the input shifted by one pixel, zero-padded at the far edges: the
+    odd rows and columns, then a zero row (column) where the height (width) is odd. That subsample is
+    read directly, and padded only where the shift ran off the edge."""
+    if not all(reads_one_pixel_in_stride(conv) and tuple(conv.kernel_size) == (1, 1)
+               and tuple(conv.padding) == (0, 0) and conv.stride == op.conv_1.stride
+               for conv in (op.conv_1, op.conv_2)):
+        return op.reduce_rectified(rectified)
+    even, first = read_pixels(op.conv_1, rectified)
+    odd, second = read_pixels(op.conv_2, rectified[:, :, 1:, 1:])
+    odd = nn.functional.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
+    return op.bn(torch.cat([conv_chain(even, [first], [op.conv_1.weight]),
+                            conv_chain(odd, [second], [op.conv_2.weight])], dim=1))
 
 
 def _node_sum(terms: list[torch.Tensor]) -> torch.Tensor:
@@ -141,16 +200,18 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
                       edge_weights: torch.Tensor | None, active: list[list[int]]) -> torch.Tensor:
     """`cell(s0, s1, ...)` evaluated source state by source state, sharing each state's ReLU and pools."""
     nodes = cell.nodes
-    states = [cell.preprocess0(s0), cell.preprocess1(s1)]
+    pre0 = cell.preprocess0
+    s0 = factorized_reduce(pre0, torch.relu(s0)) if isinstance(pre0, FactorizedReduce) else pre0(s0)
+    states = [s0, cell.preprocess1(s1)]
     incoming: list[list[torch.Tensor]] = [[] for _ in range(nodes)]
     for source in range(nodes + 1):  # the last node feeds no edge inside the cell
         if source >= 2:
             states.append(_node_sum(incoming[source - 2]))
         shared = SharedInput()
-        apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] = shared.apply
+        term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = shared.term
         for node in range(max(0, source - 1), nodes):
             edge = num_edges(node) + source
-            y = cell.edges[edge](states[source], weights[edge], active[edge], apply)
+            y = cell.edges[edge](states[source], weights[edge], active[edge], term)
             incoming[node].append(y if edge_weights is None else edge_weights[edge] * y)
     states.append(_node_sum(incoming[-1]))
     return torch.cat(states[-nodes:], dim=1)

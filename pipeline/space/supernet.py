@@ -67,16 +67,16 @@ class MixedOp(nn.Module):
         self.drop_prob = 0.0
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int],
-                apply: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """`apply(op, op_input)` computes one candidate op; the fast supernet passes one that shares work
-        between the edges leaving the same state (default: call the op)."""
+                term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """`term(op, op_input, weight)` computes one candidate's term, `weight * op(op_input)`; the fast
+        supernet passes one that shares work between the edges leaving the same state."""
         k = self.partial_k
         op_input = x[:, : self.channels // k] if k > 1 else x
         out: torch.Tensor | None = None
         for index in active:
             op = self.ops[index]
-            term = weights[index] * (op(op_input) if apply is None else apply(op, op_input))
-            out = term if out is None else out + term
+            y = weights[index] * op(op_input) if term is None else term(op, op_input, weights[index])
+            out = y if out is None else out + y
         if out is None:
             out = op_input[:, :, :: self.stride, :: self.stride].mul(0.0)
         if k > 1:

@@ -1,0 +1,199 @@
+"""The fast supernet's own autograd functions against torch's autograd and numerical derivatives.
+
+`conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
+against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z), its
+output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`. Second derivatives are
+checked by torch's `gradgradcheck` (finite differences), and what each keeps for the backward pass by
+autograd's saved-tensor hooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pipeline.methods.base import frozen
+from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel
+from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# (input channels, [(out channels, kernel, padding, dilation, groups), ...])
+CHAINS = {
+    "sep-conv-half": (4, [(4, 3, 1, 1, 4), (4, 1, 0, 1, 1)]),
+    "dilated-5x5": (4, [(4, 5, 4, 2, 4), (6, 1, 0, 1, 1)]),
+    "grouped-unpadded": (4, [(6, 3, 0, 1, 2)]),
+    "non-square": (3, [(3, (3, 1), (1, 0), (1, 1), 3), (2, (1, 5), (0, 3), (1, 2), 1)]),
+    "three-convs": (2, [(2, 3, 2, 2, 2), (4, 1, 0, 1, 1), (4, 3, 1, 1, 1)]),
+}
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else value
+
+
+def chain_of(name: str) -> tuple[torch.Tensor, list[ConvShape], list[torch.Tensor]]:
+    """A random fp64 input and the convs of CHAINS[name] (weights requiring gradients)."""
+    channels, convs = CHAINS[name]
+    x = torch.randn(2, channels, 7, 6, dtype=torch.float64, requires_grad=True)
+    shapes, weights = [], []
+    for out, kernel, padding, dilation, groups in convs:
+        kh, kw = _pair(kernel)
+        weights.append(torch.randn(out, channels // groups, kh, kw, dtype=torch.float64, requires_grad=True))
+        shapes.append(ConvShape(_pair(padding), _pair(dilation), groups))
+        channels = out
+    return x, shapes, weights
+
+
+def one_conv_after_the_other(x: torch.Tensor, shapes: list[ConvShape], weights: list[torch.Tensor]) -> torch.Tensor:
+    for shape, weight in zip(shapes, weights, strict=True):
+        x = F.conv2d(x, weight, None, 1, shape.padding, shape.dilation, shape.groups)
+    return x
+
+
+@contextmanager
+def kept_tensors() -> Iterator[list[torch.Tensor]]:
+    """Every tensor autograd keeps for a backward pass while the block runs."""
+    kept: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield kept
+
+
+@pytest.mark.parametrize("name", CHAINS)
+def test_a_conv_chain_computes_the_convs_and_every_gradient(name: str):
+    x, shapes, weights = chain_of(name)
+    out = conv_chain(x, shapes, weights)
+    expected = one_conv_after_the_other(x, shapes, weights)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    grad = torch.randn_like(out)
+    inputs = [x, *weights]
+    # a gradient for everything or for some only; create_graph as a second derivative asks
+    for asked, create_graph in itertools.product((inputs, [x], weights, weights[-1:]), (False, True)):
+        got = torch.autograd.grad(out, asked, grad, retain_graph=True, create_graph=create_graph)
+        want = torch.autograd.grad(expected, asked, grad, retain_graph=True)
+        for got_grad, want_grad in zip(got, want, strict=True):
+            torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["dilated-5x5", "three-convs"])
+def test_a_conv_chain_has_the_second_derivatives_of_its_convs(name: str):
+    """Finite differences of the backward pass (the Hessian analysis differentiates it)."""
+    x, shapes, weights = chain_of(name)
+    x = x[:, :, :4, :3].detach().requires_grad_()
+    assert torch.autograd.gradgradcheck(lambda x_, *w: conv_chain(x_, shapes, list(w)), (x, *weights))
+
+
+def test_the_input_gradient_kernel_of_a_grouped_conv_is_its_transposed_flipped_kernel():
+    """Hand-worked: group g's kernel W[g*o + a, b] moves to [g*i + b, a], flipped in both spatial axes."""
+    weight = torch.arange(4 * 3 * 2 * 2, dtype=torch.float64).reshape(4, 3, 2, 2)  # 2 groups: 2 out, 3 in each
+    kernel = input_gradient_kernel(weight, groups=2)
+    assert kernel.shape == (6, 2, 2, 2)
+    for group in range(2):
+        for a in range(2):
+            for b in range(3):
+                assert torch.equal(kernel[3 * group + b, a], weight[2 * group + a, b].flip(0, 1))
+
+
+def test_a_chain_keeps_only_its_input_and_nothing_when_no_weight_needs_a_gradient():
+    x, shapes, weights = chain_of("three-convs")
+    with kept_tensors() as kept:
+        conv_chain(x, shapes, weights)
+    assert [t.shape for t in kept] == [x.shape] + [w.shape for w in weights]  # no inner output
+    with frozen(weights), kept_tensors() as kept:  # an architecture step: no weight gradient asked for
+        out = conv_chain(x, shapes, weights)
+    assert [t.shape for t in kept] == [w.shape for w in weights]
+    assert all(w.requires_grad for w in weights), "frozen() restores requires_grad"
+    grad = torch.randn_like(out)
+    (got,) = torch.autograd.grad(out, [x], grad)
+    (want,) = torch.autograd.grad(one_conv_after_the_other(x, shapes, weights), [x], grad)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_frozen_restores_the_parameters_when_the_block_fails():
+    net = nn.Linear(2, 2)
+    net.bias.requires_grad_(False)
+    with pytest.raises(RuntimeError, match="boom"), frozen(net.parameters()):
+        assert not any(p.requires_grad for p in net.parameters())
+        raise RuntimeError("boom")
+    assert net.weight.requires_grad and not net.bias.requires_grad
+
+
+@pytest.mark.parametrize(("conv", "expected"), [
+    (nn.Conv2d(4, 4, 5, padding=4, dilation=2, groups=4, bias=False), True),
+    (nn.Conv2d(4, 4, 1, bias=False), True),
+    (nn.Conv2d(4, 4, 3, padding=1), False),  # a bias
+    (nn.Conv2d(4, 4, 3, stride=2, padding=1, bias=False), False),  # strided
+    (nn.Conv2d(4, 4, 3, padding=3, bias=False), False),  # padded beyond the kernel's reach
+    (nn.Conv2d(4, 4, 3, padding=1, padding_mode="reflect", bias=False), False),
+    (nn.Conv2d(4, 4, 3, padding="same", bias=False), False),
+])
+def test_which_convs_can_join_a_chain(conv: nn.Module, expected: bool):
+    assert chainable(conv) is expected
+
+
+def _scaled_pair(channels: int = 3) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
+    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.3).double()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    return bn, copy.deepcopy(bn)
+
+
+def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients():
+    bn, module = _scaled_pair()
+    z = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    out, expected = scaled_batch_norm(z, weight, bn), weight * module(z)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
+    grad = torch.randn_like(out)
+    # create_graph takes the differentiable backward pass: its first derivatives must be right too
+    for asked, create_graph in itertools.product(([z, weight], [z], [weight]), (False, True)):
+        got = torch.autograd.grad(out, asked, grad, retain_graph=True, create_graph=create_graph)
+        want = torch.autograd.grad(expected, asked, grad, retain_graph=True)
+        for got_grad, want_grad in zip(got, want, strict=True):
+            torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_scaled_batch_norm_keeps_its_input_not_its_output():
+    bn, _ = _scaled_pair()
+    z = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    with kept_tensors() as kept:
+        scaled_batch_norm(z, weight, bn)
+    full_size = [t for t in kept if t.numel() == z.numel()]
+    assert len(full_size) == 1 and full_size[0].data_ptr() == z.data_ptr()
+
+
+def test_scaled_batch_norm_has_the_second_derivatives_of_the_module():
+    """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
+    def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        return scaled_batch_norm(z, weight, _scaled_pair()[0])
+
+    z = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradgradcheck(scaled, (z, weight))
+
+
+@pytest.mark.parametrize(("make", "expected"), [
+    (lambda: nn.BatchNorm2d(3, affine=False), True),
+    (lambda: nn.BatchNorm2d(3, affine=False).eval(), False),  # running statistics normalise
+    (lambda: nn.BatchNorm2d(3), False),  # affine
+    (lambda: nn.BatchNorm2d(3, affine=False, momentum=None), False),  # cumulative average
+    (lambda: nn.BatchNorm2d(3, affine=False, track_running_stats=False), False),
+    (lambda: type("Sub", (nn.BatchNorm2d,), {})(3, affine=False), False),  # e.g. the global BN
+])
+def test_which_batch_norms_are_plain_training_batch_norms(make: Callable[[], nn.Module], expected: bool):
+    assert plain_training_batch_norm(make()) is expected
