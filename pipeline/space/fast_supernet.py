@@ -94,9 +94,10 @@ class SharedInput:
         once; each edge's BN still updates its own running statistics, as its own call would."""
         key = id(pooled), bn.eps
         if key not in self._normalized:
-            with torch.no_grad():
-                var, mean = torch.var_mean(pooled, dim=(0, 2, 3), correction=1)
-            out = nn.functional.batch_norm(pooled, None, None, training=True, eps=bn.eps)
+            # Running statistics of momentum 1 receive the batch's own mean and unbiased variance, as
+            # the BN kernel computes them (no second pass over the pooled tensor for them).
+            mean, var = pooled.new_zeros(pooled.shape[1]), pooled.new_zeros(pooled.shape[1])
+            out = nn.functional.batch_norm(pooled, mean, var, training=True, momentum=1.0, eps=bn.eps)
             self._normalized[key] = (out, mean, var)
         out, mean, var = self._normalized[key]
         momentum = bn.momentum
