@@ -193,7 +193,7 @@ CHECKS: dict[str, Check] = {
          "--warmup 0 --methods darts_1st data_m4 data_m4_frozen ddsas",),
         "the README's size takes minutes per method on CPU; one step of each method at a smaller size"),
     "python -m pipeline bench --device cpu --compare reference --recompute --methods darts_1st --batch 64 "
-    "--steps 2 --warmup 1": Instance(
+    "--steps 3 --warmup 1": Instance(
         ("python -m pipeline bench --device cpu --compare reference --recompute --methods darts_1st --batch 2 "
          "--layers 3 --channels 4 --image-size 8 --steps 1 --warmup 0",),
         "the README's size takes minutes per row on CPU; the three rows at a small size"),
