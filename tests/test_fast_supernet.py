@@ -9,6 +9,7 @@ fp64 (fp32: see the test that says why some gradients get a bound from the refer
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -24,10 +25,11 @@ from pipeline.space.fast_supernet import (
     SUPERNETS,
     FastSupernet,
     conv_on_read_pixels,
+    factorized_reduce,
     reads_one_pixel_in_stride,
     supernet_class,
 )
-from pipeline.space.primitives import PRIMITIVES
+from pipeline.space.primitives import PRIMITIVES, FactorizedReduce
 from pipeline.space.supernet import Supernet
 from pipeline.stages.bench import Harness, bench_variants, build_harness
 
@@ -276,3 +278,21 @@ def test_second_derivatives_in_the_architecture_agree_in_fp64(training: bool):
             products.append(torch.cat([g.flatten() for g in torch.autograd.grad(grads, params, vector)]))
     assert products[0].abs().max() > 0
     assert_same(products[0], products[1], 1e-10, "Hessian-vector product")
+
+
+@pytest.mark.parametrize(("height", "width"), [(8, 8), (7, 9), (5, 6)])
+def test_factorized_reduce_reads_its_shifted_subsample_as_the_module_does(height: int, width: int):
+    """Against the module's own padded-shift computation, odd sizes included (the shift runs off the edge)."""
+    with default_dtype(torch.float64):
+        op = FactorizedReduce(3, 4, affine=False)
+        twin = copy.deepcopy(op)
+        x = torch.randn(2, 3, height, width).relu().requires_grad_()
+        fast, direct = factorized_reduce(op, x), twin.reduce_rectified(x)
+        assert fast.shape == direct.shape == (2, 4, (height + 1) // 2, (width + 1) // 2)
+        torch.testing.assert_close(fast, direct, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(op.bn.running_var, twin.bn.running_var, rtol=1e-12, atol=1e-12)
+        grad = torch.randn_like(direct)
+        fast_grads = torch.autograd.grad(fast, [x, op.conv_1.weight, op.conv_2.weight], grad)
+        direct_grads = torch.autograd.grad(direct, [x, twin.conv_1.weight, twin.conv_2.weight], grad)
+        for fast_grad, direct_grad in zip(fast_grads, direct_grads, strict=True):
+            torch.testing.assert_close(fast_grad, direct_grad, rtol=1e-12, atol=1e-12)

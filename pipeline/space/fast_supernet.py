@@ -11,9 +11,13 @@
   output depends on the batch only; each edge's running statistics are still updated as its own). The
   second ReLU of a separable conv runs in place on its BN output, which that BN's backward does not
   need. Fewer tensors are kept for the backward pass.
-* A conv whose dilation equals its stride (the dilated convs of reduction edges) reads only every
-  second pixel, so it runs as the plain conv of that subsample: oneDNN's backward pass of the strided
-  dilated depthwise conv costs 10-25x that of the plain one on a CPU.
+* A strided conv that reads only every s-th pixel (the dilated convs of reduction edges, FactorizedReduce's
+  1x1 convs) runs as the stride-1 conv of that subsample: oneDNN's backward pass of the strided dilated
+  depthwise conv costs 10-25x that of the plain one on a CPU.
+* The depthwise and 1x1 convs of each separable/dilated conv run as one `conv_chain` (fast_conv.py): it
+  keeps only its input, none at all in an architecture step, and runs input gradients as forward convs.
+* In an architecture step an op's last BN and its mixing weight run as `scaled_batch_norm`, which keeps
+  the BN's input but not the output the weight's gradient needs (recomputed in the backward pass).
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
   so a method that skips zero-weight ops, or computes every op, gets the same decision on either path.
 

@@ -8,7 +8,8 @@ pass, and only the input and the per-channel statistics are kept.
 
 The BN is a training-mode BN without affine parameters whose running statistics move by momentum, as the
 search cells' BNs are (`nn.BatchNorm2d(C, affine=False)`); `native_batch_norm` moves them exactly as
-the module's forward does. In a differentiable backward pass (`create_graph`, the Hessian analysis) the
+the module's forward does. In a differentiable backward pass (`create_graph`: a second derivative in
+training mode; the Hessian analysis runs in evaluation mode, where running statistics normalise) the
 gradients are written with operations autograd can differentiate, the batch statistics recomputed from
 the input so that their dependence on it is part of the second derivative.
 """
