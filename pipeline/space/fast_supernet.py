@@ -170,12 +170,6 @@ def read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, ConvSha
     return x[:, :, ::sh, ::sw], ConvShape(padding, dilation, conv.groups)
 
 
-def conv_on_read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """`conv(x)` for a conv that `reads_one_pixel_in_stride`, computed on the pixels it reads."""
-    pixels, shape = read_pixels(conv, x)
-    return conv_chain(pixels, [shape], [conv.weight])
-
-
 def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Tensor:
     """`op.reduce_rectified(rectified)` without the padded copy of the shifted input it makes.
 
