@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from types import SimpleNamespace
+from typing import Any
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pipeline.space.base import ArchWeights, BoundSpace, CellSpec
 
@@ -30,3 +32,23 @@ def arch(normal: torch.Tensor, reduce: torch.Tensor, normal_edges: torch.Tensor 
     if normal_edges is not None or reduce_edges is not None:
         scales = {name: s for name, s in (("normal", normal_edges), ("reduce", reduce_edges)) if s is not None}
     return ArchWeights({"normal": normal, "reduce": reduce}, scales, compute_all)
+
+
+class KernelLayouts(TorchDispatchMode):
+    """Records the memory layout ("nchw" or "channels-last") of the 4-d tensors the aten ops of `watched`
+    receive at the given argument positions while active (activations and their gradients, not weights):
+    which layout the kernels really ran in, forward and backward. A tensor contiguous in both layouts
+    (or neither) is not recorded."""
+
+    def __init__(self, watched: dict[Any, tuple[int, ...]]) -> None:
+        super().__init__()
+        self.watched = watched
+        self.seen: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        for position in self.watched.get(func.overloadpacket, ()):
+            tensor = args[position]
+            nchw, channels_last = tensor.is_contiguous(), tensor.is_contiguous(memory_format=torch.channels_last)
+            if nchw != channels_last:
+                self.seen.append("nchw" if nchw else "channels-last")
+        return func(*args, **(kwargs or {}))

@@ -2,7 +2,8 @@
 
 `conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
 against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z), its
-output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`. Second derivatives are
+output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`; a narrow channels-last BN run
+in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is. Second derivatives are
 checked by torch's `gradgradcheck` (finite differences), and what each keeps for the backward pass by
 autograd's saved-tensor hooks.
 """
@@ -16,10 +17,12 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from space_support import KernelLayouts
 from torch import nn
 from torch.nn import functional as F
 
 from pipeline.methods.base import frozen
+from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
 from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel
 from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
 
@@ -150,9 +153,13 @@ def _scaled_pair(channels: int = 3) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
     return bn, copy.deepcopy(bn)
 
 
-def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients():
+LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients(layout: str):
     bn, module = _scaled_pair()
-    z = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     out, expected = scaled_batch_norm(z, weight, bn), weight * module(z)
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
@@ -167,22 +174,27 @@ def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradie
             torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
 
 
-def test_scaled_batch_norm_keeps_its_input_not_its_output():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_scaled_batch_norm_keeps_its_input_not_its_output(layout: str):
+    """One tensor of the input's size: the input itself, or the NCHW copy a narrow channels-last BN runs on."""
     bn, _ = _scaled_pair()
-    z = torch.randn(4, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     with kept_tensors() as kept:
         scaled_batch_norm(z, weight, bn)
     full_size = [t for t in kept if t.numel() == z.numel()]
-    assert len(full_size) == 1 and full_size[0].data_ptr() == z.data_ptr()
+    assert len(full_size) == 1 and full_size[0].is_contiguous()
+    if layout == "nchw":
+        assert full_size[0].data_ptr() == z.data_ptr()
 
 
-def test_scaled_batch_norm_has_the_second_derivatives_of_the_module():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str):
     """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
     def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         return scaled_batch_norm(z, weight, _scaled_pair()[0])
 
-    z = torch.randn(3, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+    z = torch.randn(3, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(scaled, (z, weight))
 
@@ -197,3 +209,39 @@ def test_scaled_batch_norm_has_the_second_derivatives_of_the_module():
 ])
 def test_which_batch_norms_are_plain_training_batch_norms(make: Callable[[], nn.Module], expected: bool):
     assert plain_training_batch_norm(make()) is expected
+
+
+@pytest.mark.parametrize(("channels", "kernel_layout"), [(4, "nchw"), (16, "channels-last")])
+def test_a_narrow_channels_last_batch_norm_runs_in_nchw_with_the_modules_numbers(channels: int,
+                                                                                 kernel_layout: str):
+    """Fewer than 16 channels: forward and backward kernels get NCHW tensors, the caller gets channels-last
+    output and input gradient, and every number is the module's on the tensor as it is."""
+    bn = nn.BatchNorm2d(channels, affine=False).double()
+    module = copy.deepcopy(bn)
+    x = torch.randn(3, channels, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    grad = torch.randn(3, channels, 4, 5, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    aten = torch.ops.aten
+    with KernelLayouts({aten.native_batch_norm: (0,), aten.native_batch_norm_backward: (0, 1)}) as layouts:
+        out = batch_norm_in_fast_layout(bn, x)
+        (got,) = torch.autograd.grad(out, x, grad)
+    assert set(layouts.seen) == {kernel_layout}
+    expected = module(x)
+    (want,) = torch.autograd.grad(expected, x, grad)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_relayout_moves_the_gradient_back_and_differentiates_twice():
+    x = torch.randn(2, 3, 3, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    out = relayout(x, torch.contiguous_format, torch.channels_last)
+    assert out.is_contiguous() and torch.equal(out, x)
+    (grad,) = torch.autograd.grad(out, x, torch.ones_like(out))
+    assert grad.is_contiguous(memory_format=torch.channels_last)
+    assert torch.autograd.gradgradcheck(lambda t: relayout(t, torch.contiguous_format, torch.channels_last) ** 3,
+                                        (x,))

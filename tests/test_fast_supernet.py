@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
-from space_support import bound, cnn_cells
+from space_support import KernelLayouts, bound, cnn_cells
 
 from pipeline.config import SearchTraining
 from pipeline.methods import create_method, list_methods
@@ -216,6 +216,19 @@ def test_both_stems_and_partial_channels_agree(stem: str):
     assert_same(fast_logits, ref_logits, 1e-10, "logits")
     for fast_grad, ref_grad in zip(fast_grads, ref_grads, strict=True):
         assert_same(fast_grad, ref_grad, 1e-10, "gradient")
+
+
+@pytest.mark.parametrize("partial_k", [1, 2])
+def test_every_convolution_of_the_fast_path_runs_channels_last(partial_k: int):
+    """Forward and backward, PC-DARTS' partial channels too: a slice of a channels-last state is not
+    channels-last, and ops run on it fell back to NCHW kernels (as slow as the reference's step)."""
+    net = FastSupernet(channels=8, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES, 3), partial_k=partial_k)
+    x = torch.randn(2, 3, 16, 16)
+    method = create_method(DartsMethod(algorithm="darts"), bound("darts", nodes=3), SearchTraining())
+    aten = torch.ops.aten
+    with KernelLayouts({aten.convolution: (0,), aten.convolution_backward: (0, 1)}) as layouts:
+        net(x, method.forward_weights()).sum().backward()
+    assert layouts.seen and set(layouts.seen) == {"channels-last"}
 
 
 def test_the_fast_path_keeps_the_reference_layout():

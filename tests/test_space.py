@@ -6,7 +6,7 @@ from space_support import arch, cnn_cells
 
 from pipeline.space.base import ArchWeights
 from pipeline.space.primitives import PRIMITIVES, PRIMITIVES_NO_NONE, build_op
-from pipeline.space.supernet import MixedOp, Supernet, channel_shuffle
+from pipeline.space.supernet import MixedOp, Supernet
 
 
 @pytest.mark.parametrize("name", PRIMITIVES)
@@ -66,9 +66,16 @@ def test_partial_channels_keep_shape(stride):
     assert out.shape == (2, 8, 8 // stride, 8 // stride)
 
 
-def test_channel_shuffle_is_a_permutation():
-    x = torch.arange(8.0).view(1, 8, 1, 1)
-    assert channel_shuffle(x, 2).flatten().tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_partial_channels_interleave_the_bypassed_channels(layout):
+    """PC-DARTS' shuffle, worked by hand: with only skip_connect on (weight 1) and K=2, channels 0-3 go
+    through the op, 4-7 bypass it, and the output interleaves the two halves; in either memory layout."""
+    op = MixedOp(8, 1, PRIMITIVES_NO_NONE, partial_k=2)
+    x = torch.arange(8.0).view(1, 8, 1, 1).expand(1, 8, 2, 2).contiguous(memory_format=layout)
+    weights = torch.zeros(7)
+    weights[PRIMITIVES_NO_NONE.index("skip_connect")] = 1.0
+    out = op(x, weights, [PRIMITIVES_NO_NONE.index("skip_connect")])
+    assert out[0, :, 1, 1].tolist() == [0, 4, 1, 5, 2, 6, 3, 7]
 
 
 def _uniform(n_ops: int, requires_grad: bool = False) -> "ArchWeights":

@@ -4,7 +4,9 @@
 `functional_call` for second-order DARTS) that only changes how a cell is evaluated:
 
 * Channels-last memory layout. On a CPU the depthwise and 1x1 convolutions of the separable and dilated
-  ops run 3-4x faster on NHWC tensors than on NCHW ones; on a GPU channels-last feeds the tensor cores.
+  ops run 3-4x faster on NHWC tensors than on NCHW ones (10-25x at PC-DARTS' 4 channels); on a GPU
+  channels-last feeds the tensor cores. PC-DARTS' channel shuffle keeps the layout (torch's shuffle), and
+  a BN of fewer than 16 channels runs in NCHW, where its CPU kernel is faster (bn_layout.py).
 * Edge by source state. Every edge leaving one state applies the same candidate op types to the same
   tensor, so the ReLU that starts each convolutional op is computed once per state instead of once per
   op and edge, and so are the max and average pooling and, in training mode, the BN after them (its
@@ -33,6 +35,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from pipeline.space.bn_layout import batch_norm_in_fast_layout
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
@@ -89,7 +92,7 @@ class SharedInput:
                 return self.normalized(op[0], pooled, op[1])
             out = pooled
             for layer in list(op)[1:]:
-                out = layer(out)
+                out = _layer(layer, out)
             return out
         return op(x)
 
@@ -101,7 +104,8 @@ class SharedInput:
             # Running statistics of momentum 1 receive the batch's own mean and unbiased variance, as
             # the BN kernel computes them (no second pass over the pooled tensor for them).
             mean, var = pooled.new_zeros(pooled.shape[1]), pooled.new_zeros(pooled.shape[1])
-            out = nn.functional.batch_norm(pooled, mean, var, training=True, momentum=1.0, eps=bn.eps)
+            out = batch_norm_in_fast_layout(
+                lambda x: nn.functional.batch_norm(x, mean, var, training=True, momentum=1.0, eps=bn.eps), pooled)
             self._normalized[key] = (out, mean, var)
         out, mean, var = self._normalized[key]
         momentum = bn.momentum
@@ -112,6 +116,11 @@ class SharedInput:
             bn.running_var.mul_(1 - momentum).add_(var, alpha=momentum)
             bn.num_batches_tracked.add_(1)
         return out
+
+
+def _layer(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`layer(x)`; a BN in the layout it is fastest in (bn_layout.py)."""
+    return batch_norm_in_fast_layout(layer, x) if isinstance(layer, nn.BatchNorm2d) else layer(x)
 
 
 def _last_block(op: SepConv | DilConv) -> DilConv:
@@ -130,7 +139,7 @@ def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | Non
             if shapes:
                 out, shapes, weights = conv_chain(out, shapes, weights), [], []
             if not reads_one_pixel_in_stride(layer):
-                out = layer(out)
+                out = _layer(layer, out)
                 continue
             out, shape = read_pixels(layer, out)
         else:
@@ -183,8 +192,8 @@ def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Te
     even, first = read_pixels(op.conv_1, rectified)
     odd, second = read_pixels(op.conv_2, rectified[:, :, 1:, 1:])
     odd = nn.functional.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
-    return op.bn(torch.cat([conv_chain(even, [first], [op.conv_1.weight]),
-                            conv_chain(odd, [second], [op.conv_2.weight])], dim=1))
+    return _layer(op.bn, torch.cat([conv_chain(even, [first], [op.conv_1.weight]),
+                                    conv_chain(odd, [second], [op.conv_2.weight])], dim=1))
 
 
 def _node_sum(terms: list[torch.Tensor]) -> torch.Tensor:

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.space.bn_layout import batch_norm_in_fast_layout
+
 _CHANNEL_DIMS = (0, 2, 3)
 
 
@@ -78,7 +80,8 @@ def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d)
     forward would), keeping only `z` and the batch statistics for the backward pass."""
     assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
     assert bn.momentum is not None
-    out = _ScaledBatchNorm.apply(z, weight, bn.running_mean, bn.running_var, bn.momentum, bn.eps)
+    out = batch_norm_in_fast_layout(
+        lambda x: _ScaledBatchNorm.apply(x, weight, bn.running_mean, bn.running_var, bn.momentum, bn.eps), z)
     bn.num_batches_tracked.add_(1)
     return out
 

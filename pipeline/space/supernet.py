@@ -41,13 +41,6 @@ def active_ops(weights: torch.Tensor, computable: torch.Tensor, compute_all: boo
     return [row.nonzero().flatten().tolist() for row in mask]
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Interleave `groups` channel groups so the next partial-channel slice sees other channels."""
-    batch, channels, height, width = x.shape
-    x = x.view(batch, groups, channels // groups, height, width).transpose(1, 2)
-    return x.reshape(batch, channels, height, width)
-
-
 class MixedOp(nn.Module):
     """All candidate ops of one edge; with `partial_k > 1` only the first C/K channels enter them."""
 
@@ -82,7 +75,9 @@ class MixedOp(nn.Module):
         if k > 1:
             rest = x[:, self.channels // k :]
             rest = self.bypass(rest) if self.bypass is not None else rest
-            out = channel_shuffle(torch.cat([out, rest], dim=1), k)
+            # Interleave the K channel groups so the next slice sees other channels (torch's shuffle is
+            # PC-DARTS' view-transpose-reshape, and keeps the fast supernet's channels-last layout).
+            out = nn.functional.channel_shuffle(torch.cat([out, rest], dim=1), k)
         # R-DARTS drops each edge's whole mixed output, in training mode only (its Cell.forward).
         return drop_path(out, self.drop_prob) if self.training else out
 

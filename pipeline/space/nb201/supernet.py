@@ -18,7 +18,6 @@ from pipeline.space.base import ArchWeights
 from pipeline.space.nb201.arch import EDGES, NODES
 from pipeline.space.nb201.macro import MacroNetwork
 from pipeline.space.nb201.ops import NB201_OPS, build_op
-from pipeline.space.supernet import channel_shuffle
 
 CELL = "cell"
 
@@ -53,7 +52,7 @@ class MixedEdge(nn.Module):
             out = torch.stack(terms).sum(0) if len(terms) > 1 else terms[0]
         if k == 1 or out is None:
             return out
-        return channel_shuffle(torch.cat([out, x[:, self.channels // k :]], dim=1), k)
+        return nn.functional.channel_shuffle(torch.cat([out, x[:, self.channels // k :]], dim=1), k)
 
 
 class SearchCell(nn.Module):
