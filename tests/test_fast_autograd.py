@@ -2,7 +2,8 @@
 
 `conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
 against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z), its
-output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`; a narrow channels-last BN run
+output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`; `normalized_conv_chain`
+(relu(BN(z)) then a chain, keeping z) against the module, `torch.relu` and the convs; a narrow channels-last BN run
 in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is. Second derivatives are
 checked by torch's `gradgradcheck` (finite differences), and what each keeps for the backward pass by
 autograd's saved-tensor hooks.
@@ -23,7 +24,7 @@ from torch.nn import functional as F
 
 from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
-from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel
+from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_conv_chain
 from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -122,6 +123,53 @@ def test_a_chain_keeps_only_its_input_and_nothing_when_no_weight_needs_a_gradien
     (got,) = torch.autograd.grad(out, [x], grad)
     (want,) = torch.autograd.grad(one_conv_after_the_other(x, shapes, weights), [x], grad)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def normalized_pair(name: str) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
+    """A training-mode BN without affine parameters (as the search cells' are), a copy, and a random input
+    for the chain CHAINS[name], of mean 0.3 and scale 2 per channel."""
+    channels = CHAINS[name][0]
+    bn = nn.BatchNorm2d(channels, affine=False).double()
+    z = (torch.randn(3, channels, 7, 6, dtype=torch.float64) * 2 + 0.3).requires_grad_()
+    return bn, copy.deepcopy(bn), z
+
+
+@pytest.mark.parametrize("name", ["sep-conv-half", "three-convs"])
+def test_a_normalized_chain_is_the_module_relu_and_convs_with_every_gradient(name: str):
+    bn, module, z = normalized_pair(name)
+    _, shapes, weights = chain_of(name)
+    out = normalized_conv_chain(z, bn, shapes, weights)
+    expected = one_conv_after_the_other(torch.relu(module(z)), shapes, weights)
+    torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
+    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+        torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
+    grad = torch.randn_like(out)
+    inputs = [z, *weights]
+    for asked, create_graph in itertools.product((inputs, [z], weights, weights[:1]), (False, True)):
+        got = torch.autograd.grad(out, asked, grad, retain_graph=True, create_graph=create_graph)
+        want = torch.autograd.grad(expected, asked, grad, retain_graph=True)
+        for got_grad, want_grad in zip(got, want, strict=True):
+            torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
+
+
+def test_a_normalized_chain_keeps_its_input_not_the_chains():
+    bn, _, z = normalized_pair("sep-conv-half")
+    _, shapes, weights = chain_of("sep-conv-half")
+    with kept_tensors() as kept:
+        normalized_conv_chain(z, bn, shapes, weights)
+    full_size = [t for t in kept if t.shape == z.shape]
+    assert len(full_size) == 1 and full_size[0].data_ptr() == z.data_ptr()
+
+
+def test_a_normalized_chain_has_the_second_derivatives_of_the_composition():
+    """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
+    _, shapes, weights = chain_of("sep-conv-half")
+    z = normalized_pair("sep-conv-half")[2][:, :, :4, :3].detach().requires_grad_()
+
+    def chained(z_: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
+        return normalized_conv_chain(z_, nn.BatchNorm2d(z_.shape[1], affine=False).double(), shapes, list(w))
+
+    assert torch.autograd.gradgradcheck(chained, (z, *weights))
 
 
 def test_frozen_restores_the_parameters_when_the_block_fails():

@@ -18,6 +18,8 @@
   depthwise conv costs 10-25x that of the plain one on a CPU.
 * The depthwise and 1x1 convs of each separable/dilated conv run as one `conv_chain` (fast_conv.py): it
   keeps only its input, none at all in an architecture step, and runs input gradients as forward convs.
+  A separable conv's inner BN and ReLU run inside its second chain (`normalized_conv_chain`), which keeps
+  the BN's input, not the ReLU's output.
 * In an architecture step an op's last BN and its mixing weight run as `scaled_batch_norm`, which keeps
   the BN's input but not the output the weight's gradient needs (recomputed in the backward pass).
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
@@ -35,8 +37,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pipeline.space.bn_layout import batch_norm_in_fast_layout
-from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach
+from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow_channels_last
+from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_conv_chain
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
@@ -68,22 +70,24 @@ class SharedInput:
         """`weight * op(x)`. A weight that needs a gradient (an architecture step) would keep the op's
         output for it: a conv op's last BN then recomputes that output from its input instead."""
         if weight.requires_grad and isinstance(op, SepConv | DilConv):
-            block = _last_block(op)
-            if plain_training_batch_norm(block[-1]):
-                z = _conv_tail(block, self._last_block_input(op, x), through=-1)
-                return scaled_batch_norm(z, weight, block[-1])
+            bn = _last_block(op)[-1]
+            if plain_training_batch_norm(bn):
+                return scaled_batch_norm(self._before_last_bn(op, x), weight, bn)
         return weight * self.apply(op, x)
 
-    def _last_block_input(self, op: SepConv | DilConv, x: torch.Tensor) -> torch.Tensor:
-        """The rectified input of the op's last [ReLU, conv, ..., BN] block."""
-        return torch.relu_(_conv_tail(op[0], self.rectified(x))) if isinstance(op, SepConv) else self.rectified(x)
+    def _before_last_bn(self, op: SepConv | DilConv, x: torch.Tensor) -> torch.Tensor:
+        """A conv op's output before its last BN."""
+        if isinstance(op, DilConv):
+            return _conv_tail(op, self.rectified(x), through=-1)
+        first, second = op
+        return _second_block(second, _conv_tail(first, self.rectified(x), through=-1), first[-1])
 
     def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`op(x)`, with the ReLU and pooling that start it taken from the shared results."""
         if isinstance(op, Identity):
             return x
         if isinstance(op, SepConv | DilConv):
-            return _conv_tail(_last_block(op), self._last_block_input(op, x))
+            return _layer(_last_block(op)[-1], self._before_last_bn(op, x))
         if isinstance(op, FactorizedReduce):
             return factorized_reduce(op, self.rectified(x))
         if isinstance(op, nn.Sequential) and isinstance(op[0], nn.MaxPool2d | nn.AvgPool2d):
@@ -143,10 +147,20 @@ def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | Non
                 continue
             out, shape = read_pixels(layer, out)
         else:
-            shape = ConvShape(tuple(layer.padding), tuple(layer.dilation), layer.groups)
+            shape = ConvShape.of(layer)
         shapes.append(shape)
         weights.append(layer.weight)
     return conv_chain(out, shapes, weights) if shapes else out
+
+
+def _second_block(block: DilConv, z: torch.Tensor, bn: nn.Module) -> torch.Tensor:
+    """A separable conv's second [ReLU, conv, ..., BN] block, without its BN, on relu(`bn`(z)), `bn` being
+    the first block's BN. Where it can, the BN and ReLU run inside the block's conv chain
+    (`normalized_conv_chain`), which keeps z, not the chain's input (z is kept for the BN anyway)."""
+    convs = list(block)[1:-1]
+    if plain_training_batch_norm(bn) and not narrow_channels_last(z) and all(chainable(conv) for conv in convs):
+        return normalized_conv_chain(z, bn, [ConvShape.of(conv) for conv in convs], [conv.weight for conv in convs])
+    return _conv_tail(block, torch.relu_(_layer(bn, z)), through=-1)
 
 
 def reads_one_pixel_in_stride(conv: nn.Module) -> bool:
