@@ -201,6 +201,11 @@ CHECKS: dict[str, Check] = {
         ("python -m pipeline bench --device cpu --compare reference --batch 2 --layers 3 --channels 4 "
          "--image-size 8 --steps 1 --warmup 0 --methods darts_1st pc_darts",),
         "every method at full size takes about 25 minutes on CPU; two of them side by side at a small size"),
+    "python -m pipeline bench --device cpu --compare reference --methods pc_darts --batch 64 --steps 3 "
+    "--warmup 1": Instance(
+        ("python -m pipeline bench --device cpu --compare reference --methods pc_darts --batch 2 --layers 3 "
+         "--channels 4 --image-size 8 --steps 1 --warmup 0",),
+        "the README's size takes minutes on CPU; both supernets side by side at a small size"),
     "python -m pipeline bench --device cpu --compare reference": Instance(
         ("python -m pipeline bench --device cpu --compare reference --methods darts_1st --steps 1 --warmup 0 "
          "--batch 2 --layers 3 --channels 4 --image-size 8",),
