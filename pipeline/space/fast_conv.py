@@ -113,9 +113,6 @@ class _ConvChain(torch.autograd.Function):
         return grad_x, None, *weight_grads
 
 
-_CHANNEL_DIMS = (0, 2, 3)
-
-
 class _NormalizedConvChain(torch.autograd.Function):
     """relu(BN(z)), a training-mode BN without affine parameters, then a conv chain."""
 
@@ -150,9 +147,9 @@ def _differentiable_gradients(z: torch.Tensor, weights: Sequence[torch.Tensor], 
                               eps: float, grad: torch.Tensor, wants_z: bool,
                               wants_weight: Sequence[bool]) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
     """The gradients of `_NormalizedConvChain`, from the composition recomputed with differentiable
-    operations (only a second derivative, such as a training-mode Hessian-vector product, asks for them)."""
-    var, mean = torch.var_mean(z, dim=_CHANNEL_DIMS, correction=0, keepdim=True)
-    out = conv_chain(torch.relu((z - mean) * torch.rsqrt(var + eps)), shapes, weights)
+    operations, torch's BN among them (only a second derivative, such as a training-mode Hessian-vector
+    product, asks for them)."""
+    out = conv_chain(torch.relu(F.batch_norm(z, None, None, training=True, eps=eps)), shapes, weights)
     asked = [t for t, wanted in zip([z, *weights], [wants_z, *wants_weight], strict=True) if wanted]
     grads = iter(torch.autograd.grad(out, asked, grad, create_graph=True))
     return (next(grads) if wants_z else None), [next(grads) if wanted else None for wanted in wants_weight]
