@@ -35,10 +35,10 @@ def arch(normal: torch.Tensor, reduce: torch.Tensor, normal_edges: torch.Tensor 
 
 
 class KernelLayouts(TorchDispatchMode):
-    """Records the memory layout ("nchw" or "channels-last") of the 4-d tensors the aten ops of `watched`
-    receive at the given argument positions while active (activations and their gradients, not weights):
-    which layout the kernels really ran in, forward and backward. A tensor contiguous in both layouts
-    (or neither) is not recorded."""
+    """Records the memory layout ("nchw", "channels-last", or "strided": dense in neither) of the 4-d
+    tensors the aten ops of `watched` receive at the given argument positions while active (activations
+    and their gradients, not weights): which layout the kernels really ran in, forward and backward. A
+    tensor contiguous in both layouts is not recorded."""
 
     def __init__(self, watched: dict[Any, tuple[int, ...]]) -> None:
         super().__init__()
@@ -49,6 +49,6 @@ class KernelLayouts(TorchDispatchMode):
         for position in self.watched.get(func.overloadpacket, ()):
             tensor = args[position]
             nchw, channels_last = tensor.is_contiguous(), tensor.is_contiguous(memory_format=torch.channels_last)
-            if nchw != channels_last:
-                self.seen.append("nchw" if nchw else "channels-last")
+            if not (nchw and channels_last):
+                self.seen.append("nchw" if nchw else "channels-last" if channels_last else "strided")
         return func(*args, **(kwargs or {}))

@@ -1,8 +1,8 @@
 """The fast supernet's own autograd functions against torch's autograd and numerical derivatives.
 
 `conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
-against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z), its
-output recomputed in the backward pass) against `weight * nn.BatchNorm2d(z)`; `normalized_conv_chain`
+against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z) as one BN
+scaled by the weight) against `weight * nn.BatchNorm2d(z)`; `normalized_conv_chain`
 (relu(BN(z)) then a chain, keeping z) against the module, `torch.relu` and the convs; a narrow channels-last BN run
 in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is. Second derivatives are
 checked by torch's `gradgradcheck` (finite differences), and what each keeps for the backward pass by
@@ -208,8 +208,10 @@ LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last
 def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients(layout: str):
     bn, module = _scaled_pair()
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
-    weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    # a float32 mixing weight on a float64 network: the product is float64, as the module's would be
+    weight = torch.tensor(0.7, dtype=torch.float32, requires_grad=True)
     out, expected = scaled_batch_norm(z, weight, bn), weight * module(z)
+    assert out.dtype == expected.dtype == torch.float64
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     for buffer in ("running_mean", "running_var", "num_batches_tracked"):
         torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
@@ -240,7 +242,7 @@ def test_scaled_batch_norm_keeps_its_input_not_its_output(layout: str):
 def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str):
     """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
     def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return scaled_batch_norm(z, weight, _scaled_pair()[0])
+        return scaled_batch_norm(z, weight, _scaled_pair(channels=2)[0])
 
     z = torch.randn(3, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)

@@ -228,6 +228,18 @@ def test_every_convolution_of_the_fast_path_runs_channels_last(partial_k: int):
     aten = torch.ops.aten
     with KernelLayouts({aten.convolution: (0,), aten.convolution_backward: (0, 1)}) as layouts:
         net(x, method.forward_weights()).sum().backward()
+    # strided: the subsample a reduction edge's dilated conv reads (`read_pixels`), a view by design
+    assert layouts.seen and set(layouts.seen) - {"strided"} == {"channels-last"}
+
+
+def test_every_batch_norm_of_the_fast_path_gets_dense_channels_last_tensors():
+    """At 16 channels and more, forward and backward: a BN kernel given a strided gradient (the concat's
+    backward hands each node a channel slice of the cell's gradient) runs ~10x slower on a CPU."""
+    net = FastSupernet(channels=16, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES, 3))
+    method = create_method(DartsMethod(algorithm="darts"), bound("darts", nodes=3), SearchTraining())
+    aten = torch.ops.aten
+    with KernelLayouts({aten.native_batch_norm: (0,), aten.native_batch_norm_backward: (0, 1)}) as layouts:
+        net(torch.randn(2, 3, 8, 8), method.forward_weights()).sum().backward()
     assert layouts.seen and set(layouts.seen) == {"channels-last"}
 
 
