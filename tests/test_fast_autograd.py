@@ -2,11 +2,11 @@
 
 `conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
 against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z) as one BN
-scaled by the weight) against `weight * nn.BatchNorm2d(z)`; `normalized_conv_chain`
-(relu(BN(z)) then a chain, keeping z) against the module, `torch.relu` and the convs; a narrow channels-last BN run
-in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is. Second derivatives are
-checked by torch's `gradgradcheck` (finite differences), and what each keeps for the backward pass by
-autograd's saved-tensor hooks.
+scaled by the weight) against `weight * nn.BatchNorm2d(z)`; `normalized_chain`
+(scale * BN(chain(relu(BN(z)))), keeping z) against the modules, `torch.relu` and the convs; a narrow
+channels-last BN run in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is.
+Second derivatives are checked by torch's `gradgradcheck` (finite differences), and what each keeps for
+the backward pass by autograd's saved-tensor hooks.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
-from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_conv_chain
+from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_chain
 from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -129,47 +129,70 @@ def normalized_pair(name: str) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Te
     """A training-mode BN without affine parameters (as the search cells' are), a copy, and a random input
     for the chain CHAINS[name], of mean 0.3 and scale 2 per channel."""
     channels = CHAINS[name][0]
-    bn = nn.BatchNorm2d(channels, affine=False).double()
+    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.3).double()
     z = (torch.randn(3, channels, 7, 6, dtype=torch.float64) * 2 + 0.3).requires_grad_()
     return bn, copy.deepcopy(bn), z
 
 
-@pytest.mark.parametrize("name", ["sep-conv-half", "three-convs"])
-def test_a_normalized_chain_is_the_module_relu_and_convs_with_every_gradient(name: str):
-    bn, module, z = normalized_pair(name)
+def after_pair(name: str) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
+    """The BN after the chain CHAINS[name], a copy, and a random per-channel scale requiring a gradient."""
+    channels = CHAINS[name][1][-1][0]
+    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.2).double()
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    return bn, copy.deepcopy(bn), torch.rand(channels, dtype=torch.float64).add_(0.5).requires_grad_()
+
+
+@pytest.mark.parametrize(("name", "with_before"), [("sep-conv-half", True), ("three-convs", True),
+                                                   ("dilated-5x5", False), ("non-square", False)])
+def test_a_normalized_chain_is_the_modules_relu_and_convs_with_every_gradient(name: str, with_before: bool):
+    """scale * after(chain(relu(before(z)))) against the modules, torch.relu and F.conv2d one after the
+    other: output, every BN's running statistics, and every subset of gradients, with and without a
+    differentiable backward pass."""
+    before, before_module, z = normalized_pair(name)
+    after, after_module, scale = after_pair(name)
     _, shapes, weights = chain_of(name)
-    out = normalized_conv_chain(z, bn, shapes, weights)
-    expected = one_conv_after_the_other(torch.relu(module(z)), shapes, weights)
+    out = normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
+    x = torch.relu(before_module(z)) if with_before else z
+    expected = scale.view(1, -1, 1, 1) * after_module(one_conv_after_the_other(x, shapes, weights))
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
-    for buffer in ("running_mean", "running_var", "num_batches_tracked"):
-        torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
+    for bn, module in ((before, before_module), (after, after_module)):
+        for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+            torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
     grad = torch.randn_like(out)
-    inputs = [z, *weights]
-    for asked, create_graph in itertools.product((inputs, [z], weights, weights[:1]), (False, True)):
+    inputs = [z, scale, *weights]
+    for asked, create_graph in itertools.product((inputs, [z], [scale], weights, weights[:1]), (False, True)):
         got = torch.autograd.grad(out, asked, grad, retain_graph=True, create_graph=create_graph)
         want = torch.autograd.grad(expected, asked, grad, retain_graph=True)
         for got_grad, want_grad in zip(got, want, strict=True):
             torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
 
 
-def test_a_normalized_chain_keeps_its_input_not_the_chains():
-    bn, _, z = normalized_pair("sep-conv-half")
+@pytest.mark.parametrize("with_before", [True, False])
+def test_a_normalized_chain_keeps_its_input_and_nothing_else_of_its_size(with_before: bool):
+    """Neither the chain's input (after `before`), the inner outputs, nor the last BN's input or output."""
+    before, _, z = normalized_pair("sep-conv-half")
+    after, _, scale = after_pair("sep-conv-half")
     _, shapes, weights = chain_of("sep-conv-half")
     with kept_tensors() as kept:
-        normalized_conv_chain(z, bn, shapes, weights)
-    full_size = [t for t in kept if t.shape == z.shape]
-    assert len(full_size) == 1 and full_size[0].data_ptr() == z.data_ptr()
+        normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
+    batched = [t for t in kept if t.dim() == 4 and t.shape[0] == z.shape[0]]
+    assert len(batched) == 1 and batched[0].data_ptr() == z.data_ptr()
 
 
-def test_a_normalized_chain_has_the_second_derivatives_of_the_composition():
+@pytest.mark.parametrize("with_before", [True, False])
+def test_a_normalized_chain_has_the_second_derivatives_of_the_composition(with_before: bool):
     """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
     _, shapes, weights = chain_of("sep-conv-half")
     z = normalized_pair("sep-conv-half")[2][:, :, :4, :3].detach().requires_grad_()
+    scale = after_pair("sep-conv-half")[2]
 
-    def chained(z_: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
-        return normalized_conv_chain(z_, nn.BatchNorm2d(z_.shape[1], affine=False).double(), shapes, list(w))
+    def chained(z_: torch.Tensor, scale_: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
+        before = nn.BatchNorm2d(z_.shape[1], affine=False).double() if with_before else None
+        after = nn.BatchNorm2d(w[-1].shape[0], affine=False).double()
+        return normalized_chain(z_, shapes, list(w), after, scale_, before)
 
-    assert torch.autograd.gradgradcheck(chained, (z, *weights))
+    assert torch.autograd.gradgradcheck(chained, (z, scale, *weights))
 
 
 def test_frozen_restores_the_parameters_when_the_block_fails():

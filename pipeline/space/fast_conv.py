@@ -7,10 +7,14 @@ the inner outputs in its backward pass (a depthwise forward: cheap next to the g
 nothing at all when no weight needs a gradient: an architecture step, which asks only for the
 architecture gradient, runs with the network weights frozen.
 
-A separable conv's second chain starts from relu(BN(z)) of its first block's output z. Autograd would keep
-z for the BN and the ReLU's output for the ReLU and the chain: `normalized_conv_chain` runs BN, ReLU and
-chain as one function that keeps only z and the batch statistics, and recomputes relu(BN(z)) in its
-backward pass (one elementwise pass): one activation less per separable conv, in both steps.
+A conv op ends in a chain and a BN (whose per-channel scale carries the op's mixing weight, see
+scaled_batch_norm.py); a separable conv's second chain starts from relu(BN(z)) of its first block's
+output z. Autograd would keep z for the first BN, the ReLU's output for the ReLU and the chain, and the
+chain's output for the last BN. `normalized_chain` runs [BN, ReLU,] chain and last BN as one function
+that keeps only its input (z, or a dilated conv's rectified input, which the cell keeps anyway) and the
+batch statistics, and recomputes the rest in its backward pass: relu(BN(z)) in one elementwise pass, the
+chain's output by its convs (the inner ones the weight gradients recompute anyway, plus the last). Two
+activations less per separable conv and one per dilated conv, in both steps, for one or two convs more.
 
 The input gradient of a stride-1 convolution is itself a stride-1 convolution: the output gradient
 correlated with the kernel flipped in space and with its input and output channels swapped (per group),
@@ -21,7 +25,7 @@ gradients stay oneDNN's.
 
 Every gradient of `conv_chain` is computed with differentiable operations, so a second backward pass (the
 Hessian analysis differentiates the architecture gradient) works through the chain too;
-`normalized_conv_chain` differentiates its recomputed composition when a second derivative is asked for.
+`normalized_chain` differentiates its recomputed composition when a second derivative is asked for.
 """
 
 from __future__ import annotations
@@ -80,15 +84,20 @@ def _chain_forward(x: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequen
     return x
 
 
-def _chain_backward(x: torch.Tensor | None, shapes: Sequence[ConvShape], weights: Sequence[torch.Tensor],
-                    grad: torch.Tensor, wants_input: bool,
+def _conv_inputs(x: torch.Tensor | None, shapes: Sequence[ConvShape], weights: Sequence[torch.Tensor],
+                 count: int) -> list[torch.Tensor | None]:
+    """The inputs of the chain's first `count` convs (at least the chain's input), recomputed from `x`."""
+    inputs = [x]
+    for shape, weight in zip(shapes[: count - 1], weights[: count - 1], strict=True):
+        inputs.append(shape.forward(inputs[-1], weight))
+    return inputs
+
+
+def _chain_backward(inputs: Sequence[torch.Tensor | None], shapes: Sequence[ConvShape],
+                    weights: Sequence[torch.Tensor], grad: torch.Tensor, wants_input: bool,
                     wants_weight: Sequence[bool]) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """The chain's input gradient (if `wants_input`) and weight gradients (where `wants_weight`); `x`, the
-    chain's input, is only read when a weight gradient is wanted."""
-    inputs = [x]  # each conv's input, recomputed when a weight gradient needs it
-    if any(wants_weight):
-        for shape, weight in zip(shapes[:-1], weights[:-1], strict=True):
-            inputs.append(shape.forward(inputs[-1], weight))
+    """The chain's input gradient (if `wants_input`) and weight gradients (where `wants_weight`); `inputs`
+    are the convs' inputs (`_conv_inputs`), read only where a weight gradient is wanted."""
     weight_grads: list[torch.Tensor | None] = [None] * len(shapes)
     for i in reversed(range(len(shapes))):
         if wants_weight[i]:
@@ -108,51 +117,102 @@ class _ConvChain(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, *weights = ctx.saved_tensors
-        grad_x, weight_grads = _chain_backward(x, ctx.shapes, weights, grad, ctx.needs_input_grad[0],
-                                               ctx.needs_input_grad[2:])
+        wants_weight = ctx.needs_input_grad[2:]
+        inputs = _conv_inputs(x, ctx.shapes, weights, len(weights) if any(wants_weight) else 1)
+        grad_x, weight_grads = _chain_backward(inputs, ctx.shapes, weights, grad, ctx.needs_input_grad[0],
+                                               wants_weight)
         return grad_x, None, *weight_grads
 
 
-class _NormalizedConvChain(torch.autograd.Function):
-    """relu(BN(z)), a training-mode BN without affine parameters, then a conv chain."""
+@dataclass(frozen=True)
+class Norm:
+    """A training-mode BN without affine parameters: running statistics moved by `momentum`, and `eps`."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
+    momentum: float
+    eps: float
+
+    @classmethod
+    def of(cls, bn: nn.BatchNorm2d) -> Norm:
+        assert bn.running_mean is not None and bn.running_var is not None and bn.momentum is not None
+        return cls(bn.running_mean, bn.running_var, bn.momentum, bn.eps)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """Output, batch mean and inverse std (the running statistics move as the module's would)."""
+        return torch.native_batch_norm(x, scale, None, self.running_mean, self.running_var, True, self.momentum,
+                                       self.eps)
+
+    def backward(self, grad: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None, mean: torch.Tensor,
+                 invstd: torch.Tensor, wants_scale: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The input's gradient and, if `wants_scale`, the scale's."""
+        grad_x, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
+            grad, x, scale, None, None, mean, invstd, True, self.eps, [True, wants_scale, False])
+        return grad_x, grad_scale
+
+    def differentiable(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """The output by torch's twice-differentiable BN, the running statistics left alone."""
+        return F.batch_norm(x, None, None, scale, None, training=True, eps=self.eps)
+
+
+class _NormalizedChain(torch.autograd.Function):
+    """[relu(BN(t)) ->] conv chain -> BN scaled per channel, each BN training-mode without affine
+    parameters of its own. Keeps t and the batch statistics; the backward pass recomputes the rest."""
 
     @staticmethod
-    def forward(ctx: Any, z: torch.Tensor, running_mean: torch.Tensor, running_var: torch.Tensor, momentum: float,
-                eps: float, shapes: tuple[ConvShape, ...], *weights: torch.Tensor) -> torch.Tensor:
-        normalized, mean, invstd = torch.native_batch_norm(z, None, None, running_mean, running_var, True,
-                                                           momentum, eps)
-        ctx.shapes, ctx.eps = shapes, eps
-        ctx.save_for_backward(z, mean, invstd, *weights)
-        return _chain_forward(torch.relu_(normalized), shapes, weights)
+    def forward(ctx: Any, t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
+                shapes: tuple[ConvShape, ...], *weights: torch.Tensor) -> torch.Tensor:
+        ctx.before, ctx.after, ctx.shapes = before, after, shapes
+        x, before_stats = t, (None, None)
+        if before is not None:
+            x, *before_stats = before.forward(t, None)
+            torch.relu_(x)
+        out, *after_stats = after.forward(_chain_forward(x, shapes, weights), scale)
+        ctx.save_for_backward(t, scale, *before_stats, *after_stats, *weights)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        z, mean, invstd, *weights = ctx.saved_tensors
-        wants_z, wants_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[6:]
+        t, scale, before_mean, before_invstd, after_mean, after_invstd, *weights = ctx.saved_tensors
+        before, after, shapes = ctx.before, ctx.after, ctx.shapes
+        wants_t, wants_scale, wants_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[5:]
         if torch.is_grad_enabled():  # create_graph: differentiate the composition (batch statistics included)
-            grad_z, weight_grads = _differentiable_gradients(z, weights, ctx.shapes, ctx.eps, grad, wants_z,
-                                                             wants_weight)
-        else:
-            x = torch.relu_((z - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1))
-            grad_x, weight_grads = _chain_backward(x, ctx.shapes, weights, grad, wants_z, wants_weight)
-            grad_z = None
-            if grad_x is not None:
-                grad_z = torch.ops.aten.native_batch_norm_backward(
-                    torch.ops.aten.threshold_backward(grad_x, x, 0), z, None, None, None, mean, invstd, True,
-                    ctx.eps, [True, False, False])[0]
-        return grad_z, None, None, None, None, None, *weight_grads
+            grad_t, grad_scale, weight_grads = _differentiable_gradients(
+                t, scale, before, after, shapes, weights, grad, wants_t, wants_scale, wants_weight)
+            return grad_t, grad_scale, None, None, None, *weight_grads
+        x = t if before is None else _normalized(t, before_mean, before_invstd)
+        inputs = _conv_inputs(x, shapes, weights, len(shapes))
+        z = shapes[-1].forward(inputs[-1], weights[-1])  # the last BN's input
+        grad_z, grad_scale = after.backward(grad, z, scale, after_mean, after_invstd, wants_scale)
+        del z
+        grad_t, weight_grads = None, [None] * len(shapes)
+        if wants_t or any(wants_weight):
+            grad_t, weight_grads = _chain_backward(inputs, shapes, weights, grad_z, wants_t, wants_weight)
+        if before is not None and grad_t is not None:
+            grad_t = before.backward(torch.ops.aten.threshold_backward(grad_t, x, 0), t, None, before_mean,
+                                     before_invstd, False)[0]
+        return grad_t, grad_scale, None, None, None, *weight_grads
 
 
-def _differentiable_gradients(z: torch.Tensor, weights: Sequence[torch.Tensor], shapes: tuple[ConvShape, ...],
-                              eps: float, grad: torch.Tensor, wants_z: bool,
-                              wants_weight: Sequence[bool]) -> tuple[torch.Tensor | None, list[torch.Tensor | None]]:
-    """The gradients of `_NormalizedConvChain`, from the composition recomputed with differentiable
-    operations, torch's BN among them (only a second derivative, such as a training-mode Hessian-vector
-    product, asks for them)."""
-    out = conv_chain(torch.relu(F.batch_norm(z, None, None, training=True, eps=eps)), shapes, weights)
-    asked = [t for t, wanted in zip([z, *weights], [wants_z, *wants_weight], strict=True) if wanted]
+def _normalized(t: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
+    """relu(BN(t)) recomputed from the batch statistics the forward pass found."""
+    return torch.relu_((t - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1))
+
+
+def _differentiable_gradients(t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
+                              shapes: tuple[ConvShape, ...], weights: Sequence[torch.Tensor], grad: torch.Tensor,
+                              wants_t: bool, wants_scale: bool, wants_weight: Sequence[bool],
+                              ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor | None]]:
+    """The gradients of `_NormalizedChain`, from the composition recomputed with differentiable operations,
+    torch's BN among them (only a second derivative, such as a training-mode Hessian-vector product, asks
+    for them)."""
+    x = t if before is None else torch.relu(before.differentiable(t, None))
+    out = after.differentiable(conv_chain(x, shapes, weights), scale)
+    wanted = [wants_t, wants_scale, *wants_weight]
+    asked = [tensor for tensor, wants in zip([t, scale, *weights], wanted, strict=True) if wants]
     grads = iter(torch.autograd.grad(out, asked, grad, create_graph=True))
-    return (next(grads) if wants_z else None), [next(grads) if wanted else None for wanted in wants_weight]
+    grad_t, grad_scale, *weight_grads = [next(grads) if wants else None for wants in wanted]
+    return grad_t, grad_scale, weight_grads
 
 
 def chainable(conv: nn.Module) -> bool:
@@ -173,15 +233,17 @@ def conv_chain(x: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequence[t
     return _ConvChain.apply(x, tuple(shapes), *weights)
 
 
-def normalized_conv_chain(z: torch.Tensor, bn: nn.BatchNorm2d, shapes: Sequence[ConvShape],
-                          weights: Sequence[torch.Tensor]) -> torch.Tensor:
-    """`conv_chain(relu(bn(z)), shapes, weights)` for a training-mode BN without affine parameters whose
-    running statistics move by momentum (it updates them as its forward would). Keeps `z` and the batch
-    statistics, not the chain's input: the backward pass recomputes relu(bn(z)) from them, one
-    elementwise pass. A separable conv's inner BN and ReLU feed its second chain so."""
-    assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
-    assert bn.momentum is not None
-    out = _NormalizedConvChain.apply(z, bn.running_mean, bn.running_var, bn.momentum, bn.eps, tuple(shapes),
-                                     *weights)
-    bn.num_batches_tracked.add_(1)
+def normalized_chain(t: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequence[torch.Tensor],
+                     after: nn.BatchNorm2d, scale: torch.Tensor, before: nn.BatchNorm2d | None = None) -> torch.Tensor:
+    """`scale * after(conv_chain(relu(before(t)), shapes, weights))` (without `before`: the chain on t),
+    `scale` one value per channel (`after`'s affine weight, which it lacks; the search cells' mixing
+    weight), `before` and `after` training-mode BNs without affine parameters whose running statistics
+    move by momentum (updated as their forward passes would). Keeps `t` and the batch statistics only;
+    the backward pass recomputes relu(before(t)) (one elementwise pass) and the chain's output (its convs)."""
+    out = _NormalizedChain.apply(t, scale, None if before is None else Norm.of(before), Norm.of(after),
+                                 tuple(shapes), *weights)
+    for bn in (before, after):
+        if bn is not None:
+            assert bn.num_batches_tracked is not None
+            bn.num_batches_tracked.add_(1)
     return out

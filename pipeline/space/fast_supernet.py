@@ -18,11 +18,12 @@
   depthwise conv costs 10-25x that of the plain one on a CPU.
 * The depthwise and 1x1 convs of each separable/dilated conv run as one `conv_chain` (fast_conv.py): it
   keeps only its input, none at all in an architecture step, and runs input gradients as forward convs.
-  A separable conv's inner BN and ReLU run inside its second chain (`normalized_conv_chain`), which keeps
-  the BN's input, not the ReLU's output.
 * A conv op's last BN and its mixing weight run as one BN whose per-channel scale is the weight
-  (`scaled_batch_norm`): no separate multiplication in either pass, and in an architecture step the BN's
-  output is not kept for the weight's gradient (the BN kernel forms that gradient from its input).
+  (`scaled_batch_norm`): no separate multiplication in either pass, and the BN's output is not kept for
+  the weight's gradient (the BN kernel forms that gradient from its input).
+* That BN runs inside the op's last chain, and a separable conv's inner BN and ReLU too
+  (`normalized_chain`): it keeps the chain's input (the shared ReLU's output, or the inner BN's input),
+  and its backward pass recomputes the chain's output instead of keeping it.
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
   so a method that skips zero-weight ops, or computes every op, gets the same decision on either path.
 
@@ -38,13 +39,15 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow_channels_last, relayout
-from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_conv_chain
+from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
+from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
-from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
+from pipeline.space.scaled_batch_norm import channel_scale, plain_training_batch_norm, scaled_batch_norm
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 
 CHANNELS_LAST = torch.channels_last
+# A conv op's last chain: its input, conv shapes and weights, and the BN (if any) whose ReLU starts it.
+LastChain = tuple[torch.Tensor, list[ConvShape], list[torch.Tensor], nn.BatchNorm2d | None]
 
 
 class SharedInput:
@@ -68,19 +71,39 @@ class SharedInput:
         return self._pooled[key]
 
     def term(self, op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """`weight * op(x)`; a conv op's last BN takes the weight as its scale (`scaled_batch_norm`)."""
+        """`weight * op(x)`. A conv op's last BN takes the weight as its per-channel scale and, where it
+        can, runs inside the op's last conv chain (`normalized_chain`), which keeps that chain's input
+        instead of the BN's (kept anyway: the shared ReLU, or a separable conv's inner BN input)."""
         if isinstance(op, SepConv | DilConv):
             bn = _last_block(op)[-1]
             if plain_training_batch_norm(bn):
-                return scaled_batch_norm(self._before_last_bn(op, x), weight, bn)
+                last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
+                if last_chain is None:
+                    return scaled_batch_norm(self._before_last_bn(op, x), weight, bn)
+                start, shapes, weights, before = last_chain
+                return normalized_chain(start, shapes, weights, bn, channel_scale(weight, bn), before)
         return weight * self.apply(op, x)
+
+    def _last_chain(self, op: SepConv | DilConv, x: torch.Tensor) -> LastChain | None:
+        """The input of a conv op's last conv chain, the chain, and the BN before it (a separable conv's
+        inner BN, whose ReLU starts the chain), if the op's last block is such a chain."""
+        if isinstance(op, DilConv):
+            start, shapes, weights = _pending_chain(op, self.rectified(x), through=-1)
+            return (start, shapes, weights, None) if shapes else None
+        first, second = op
+        convs = list(second)[1:-1]
+        if not (plain_training_batch_norm(first[-1]) and all(chainable(conv) for conv in convs)):
+            return None
+        return (_conv_tail(first, self.rectified(x), through=-1), [ConvShape.of(conv) for conv in convs],
+                [conv.weight for conv in convs], first[-1])
 
     def _before_last_bn(self, op: SepConv | DilConv, x: torch.Tensor) -> torch.Tensor:
         """A conv op's output before its last BN."""
         if isinstance(op, DilConv):
             return _conv_tail(op, self.rectified(x), through=-1)
         first, second = op
-        return _second_block(second, _conv_tail(first, self.rectified(x), through=-1), first[-1])
+        return _conv_tail(second, torch.relu_(_layer(first[-1], _conv_tail(first, self.rectified(x), through=-1))),
+                          through=-1)
 
     def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`op(x)`, with the ReLU and pooling that start it taken from the shared results."""
@@ -135,6 +158,14 @@ def _last_block(op: SepConv | DilConv) -> DilConv:
 def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | None = None) -> torch.Tensor:
     """A [ReLU, conv, ..., BN] block (its layers up to `through`, exclusive, if given) applied to an input
     whose ReLU is already done; consecutive stride-1 convs run as one `conv_chain`."""
+    out, shapes, weights = _pending_chain(block, rectified, through)
+    return conv_chain(out, shapes, weights) if shapes else out
+
+
+def _pending_chain(block: nn.Sequential, rectified: torch.Tensor,
+                   through: int | None) -> tuple[torch.Tensor, list[ConvShape], list[torch.Tensor]]:
+    """`_conv_tail` up to its last run of chainable convs: that chain's input, shapes and weights (no
+    shapes if the block's last layer before `through` is no such conv)."""
     out = rectified
     shapes: list[ConvShape] = []
     weights: list[torch.Tensor] = []
@@ -150,17 +181,7 @@ def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | Non
             shape = ConvShape.of(layer)
         shapes.append(shape)
         weights.append(layer.weight)
-    return conv_chain(out, shapes, weights) if shapes else out
-
-
-def _second_block(block: DilConv, z: torch.Tensor, bn: nn.Module) -> torch.Tensor:
-    """A separable conv's second [ReLU, conv, ..., BN] block, without its BN, on relu(`bn`(z)), `bn` being
-    the first block's BN. Where it can, the BN and ReLU run inside the block's conv chain
-    (`normalized_conv_chain`), which keeps z, not the chain's input (z is kept for the BN anyway)."""
-    convs = list(block)[1:-1]
-    if plain_training_batch_norm(bn) and not narrow_channels_last(z) and all(chainable(conv) for conv in convs):
-        return normalized_conv_chain(z, bn, [ConvShape.of(conv) for conv in convs], [conv.weight for conv in convs])
-    return _conv_tail(block, torch.relu_(_layer(bn, z)), through=-1)
+    return out, shapes, weights
 
 
 def reads_one_pixel_in_stride(conv: nn.Module) -> bool:

@@ -38,11 +38,16 @@ def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d)
     running statistics as its forward would)."""
     assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
     assert bn.momentum is not None
-    # A materialised per-channel scale in the dtype of the BN's statistics (the kernel wants its
-    # parameters alike): given the stride-0 expansion, the CPU kernels take a path 2-6x slower. Its
-    # gradient sums back into `weight` through the expansion.
-    scale = weight.to(bn.running_mean.dtype).reshape(1).expand(z.shape[1]).contiguous()
+    scale = channel_scale(weight, bn)
     out = batch_norm_in_fast_layout(
         lambda x: F.batch_norm(x, bn.running_mean, bn.running_var, scale, None, True, bn.momentum, bn.eps), z)
     bn.num_batches_tracked.add_(1)
     return out
+
+
+def channel_scale(weight: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """A one-element `weight` as `bn`'s per-channel scale, in the dtype of its statistics (the kernel wants
+    its parameters alike), materialised: given a stride-0 expansion, the CPU kernels take a path 2-6x
+    slower. Its gradient sums back into `weight` through the expansion."""
+    assert bn.running_mean is not None
+    return weight.to(bn.running_mean.dtype).reshape(1).expand(bn.num_features).contiguous()
