@@ -21,7 +21,8 @@ correlated with the kernel flipped in space and with its input and output channe
 padded by `dilation * (kernel - 1) - padding`. On a CPU oneDNN runs that forward convolution 5-25x
 faster than its own backward-data pass for the supernet's dilated depthwise convs (batch 64, two threads:
 5.2 ms against 0.46 ms for a 5x5 dilated conv at C=16, 32 px), and no slower for the others. The weight
-gradients stay oneDNN's.
+gradients are oneDNN's, those of depthwise kernels wider than 3 computed from pieces its fast kernel
+takes (depthwise_grad.py).
 
 Every gradient of `conv_chain` is computed with differentiable operations, so a second backward pass (the
 Hessian analysis differentiates the architecture gradient) works through the chain too;
@@ -37,6 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from pipeline.space.depthwise_grad import depthwise_weight_gradient, splits
 
 Pair = tuple[int, int]
 
@@ -65,6 +68,9 @@ class ConvShape:
                         (dh * (kh - 1) - ph, dw * (kw - 1) - pw), self.dilation, self.groups)
 
     def weight_gradient(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """oneDNN's, or for a wide depthwise kernel on a CPU from narrow pieces (depthwise_grad.py)."""
+        if splits(x, weight, self.groups):
+            return depthwise_weight_gradient(grad, x, weight, self.padding, self.dilation)
         return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], list(self.padding),
                                                    list(self.dilation), False, [0, 0], self.groups,
                                                    [False, True, False])[1]
