@@ -243,6 +243,30 @@ def test_every_batch_norm_of_the_fast_path_gets_dense_channels_last_tensors():
     assert layouts.seen and set(layouts.seen) == {"channels-last"}
 
 
+def test_under_bf16_autocast_the_fast_path_errs_like_the_reference():
+    """`search.amp` (bf16 autocast; on a CPU here, as on CUDA): the backward passes that recompute forward
+    convs must cast as the forward passes did (they failed on fp32 weights against bf16 inputs). The
+    oracle is the reference in fp32: the fast path's bf16 logits and gradients are no further from it
+    than 3x the reference's own bf16 error (measured up to 1.7x: the two round differently)."""
+    method = create_method(DartsMethod(algorithm="darts"), bound("darts", nodes=3), SearchTraining())
+    x = torch.randn(8, 3, 16, 16)
+
+    def run(cls: type[Supernet], amp: bool) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = cls(channels=16, num_classes=5, layers=3, cells=cnn_cells(PRIMITIVES, 3))
+        weights = method.forward_weights()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            logits = net(x, weights)
+        assert logits.dtype == (torch.bfloat16 if amp else torch.float32)
+        inputs = [weights["normal"], weights["reduce"], *net.parameters()]
+        return [logits.float(), *torch.autograd.grad(logits.float().square().sum(), inputs)]
+
+    exact, reference, fast = run(Supernet, False), run(Supernet, True), run(FastSupernet, True)
+    for want, ref, got in zip(exact, reference, fast, strict=True):
+        assert got.dtype == torch.float32
+        assert (got - want).norm() <= 3 * (ref - want).norm() + 1e-6 * want.norm()
+
+
 def test_the_fast_path_keeps_the_reference_layout():
     """Same modules and state-dict keys: checkpoints, DrNAS widening and functional_call work on both."""
     kwargs = {"channels": 4, "num_classes": 3, "layers": 3, "cells": cnn_cells(PRIMITIVES)}

@@ -69,6 +69,7 @@ class ConvShape:
 
     def weight_gradient(self, grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """oneDNN's, or for a wide depthwise kernel on a CPU from narrow pieces (depthwise_grad.py)."""
+        weight = weight.to(x.dtype)  # under autocast, convs ran in its dtype
         if splits(x, weight, self.groups):
             return depthwise_weight_gradient(grad, x, weight, self.padding, self.dilation)
         return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], list(self.padding),
@@ -113,10 +114,29 @@ def _chain_backward(inputs: Sequence[torch.Tensor | None], shapes: Sequence[Conv
     return grad if wants_input else None, weight_grads
 
 
+@dataclass(frozen=True)
+class Autocast:
+    """The autocast state a forward pass ran under. A backward pass that recomputes forward convs runs
+    under it again, so that they cast as they did in the forward pass (`torch.amp.custom_bwd`'s job, but
+    for the device of the tensors at hand, not one fixed where the function is defined)."""
+
+    device_type: str
+    enabled: bool
+    dtype: torch.dtype
+
+    @classmethod
+    def of(cls, x: torch.Tensor) -> Autocast:
+        kind = x.device.type
+        return cls(kind, torch.is_autocast_enabled(kind), torch.get_autocast_dtype(kind))
+
+    def __call__(self) -> torch.autocast:
+        return torch.autocast(self.device_type, self.dtype, self.enabled)
+
+
 class _ConvChain(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, shapes: tuple[ConvShape, ...], *weights: torch.Tensor) -> torch.Tensor:
-        ctx.shapes = shapes
+        ctx.shapes, ctx.autocast = shapes, Autocast.of(x)
         ctx.save_for_backward(x if any(ctx.needs_input_grad[2:]) else None, *weights)
         return _chain_forward(x, shapes, weights)
 
@@ -124,9 +144,10 @@ class _ConvChain(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, *weights = ctx.saved_tensors
         wants_weight = ctx.needs_input_grad[2:]
-        inputs = _conv_inputs(x, ctx.shapes, weights, len(weights) if any(wants_weight) else 1)
-        grad_x, weight_grads = _chain_backward(inputs, ctx.shapes, weights, grad, ctx.needs_input_grad[0],
-                                               wants_weight)
+        with ctx.autocast():
+            inputs = _conv_inputs(x, ctx.shapes, weights, len(weights) if any(wants_weight) else 1)
+            grad_x, weight_grads = _chain_backward(inputs, ctx.shapes, weights, grad, ctx.needs_input_grad[0],
+                                                   wants_weight)
         return grad_x, None, *weight_grads
 
 
@@ -168,7 +189,7 @@ class _NormalizedChain(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
                 shapes: tuple[ConvShape, ...], *weights: torch.Tensor) -> torch.Tensor:
-        ctx.before, ctx.after, ctx.shapes = before, after, shapes
+        ctx.before, ctx.after, ctx.shapes, ctx.autocast = before, after, shapes, Autocast.of(t)
         x, before_stats = t, (None, None)
         if before is not None:
             x, *before_stats = before.forward(t, None)
@@ -179,6 +200,11 @@ class _NormalizedChain(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        with ctx.autocast():
+            return _NormalizedChain.gradients(ctx, grad)
+
+    @staticmethod
+    def gradients(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         t, scale, before_mean, before_invstd, after_mean, after_invstd, *weights = ctx.saved_tensors
         before, after, shapes = ctx.before, ctx.after, ctx.shapes
         wants_t, wants_scale, wants_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[5:]
@@ -201,8 +227,9 @@ class _NormalizedChain(torch.autograd.Function):
 
 
 def _normalized(t: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
-    """relu(BN(t)) recomputed from the batch statistics the forward pass found."""
-    return torch.relu_((t - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1))
+    """relu(BN(t)) recomputed from the batch statistics the forward pass found, in t's dtype (as the BN
+    kernel returned it; under autocast the statistics are wider)."""
+    return torch.relu_(((t - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1)).to(t.dtype))
 
 
 def _differentiable_gradients(t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
