@@ -48,6 +48,8 @@ from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 CHANNELS_LAST = torch.channels_last
 # A conv op's last chain: its input, conv shapes and weights, and the BN (if any) whose ReLU starts it.
 LastChain = tuple[torch.Tensor, list[ConvShape], list[torch.Tensor], nn.BatchNorm2d | None]
+# `read_pixels` or a function like it: the subsample a strided conv reads, and the stride-1 conv on it.
+Reader = Callable[[nn.Conv2d, torch.Tensor], tuple[torch.Tensor, ConvShape]]
 
 
 class SharedInput:
@@ -57,11 +59,19 @@ class SharedInput:
         self._rectified: torch.Tensor | None = None
         self._pooled: dict[tuple[type[nn.Module], int], torch.Tensor] = {}
         self._normalized: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._subsampled: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
 
     def rectified(self, x: torch.Tensor) -> torch.Tensor:
         if self._rectified is None:
             self._rectified = torch.relu(x)
         return self._rectified
+
+    def read_pixels(self, conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, ConvShape]:
+        """`read_pixels`, with one subsample (a view) per input and stride for all the convs that read it:
+        their gradients then add up at the subsample's size, and the view's backward pass (zeros of the
+        full size, the gradient copied into every s-th pixel) runs once, not once per conv."""
+        sub, shape = read_pixels(conv, x)
+        return self._subsampled.setdefault((id(x), tuple(conv.stride)), sub), shape
 
     def pooled(self, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
         stride = pool.stride if isinstance(pool.stride, int) else pool.stride[0]  # type: ignore[union-attr]
@@ -88,22 +98,22 @@ class SharedInput:
         """The input of a conv op's last conv chain, the chain, and the BN before it (a separable conv's
         inner BN, whose ReLU starts the chain), if the op's last block is such a chain."""
         if isinstance(op, DilConv):
-            start, shapes, weights = _pending_chain(op, self.rectified(x), through=-1)
+            start, shapes, weights = _pending_chain(op, self.rectified(x), -1, self.read_pixels)
             return (start, shapes, weights, None) if shapes else None
         first, second = op
         convs = list(second)[1:-1]
         if not (plain_training_batch_norm(first[-1]) and all(chainable(conv) for conv in convs)):
             return None
-        return (_conv_tail(first, self.rectified(x), through=-1), [ConvShape.of(conv) for conv in convs],
+        return (_conv_tail(first, self.rectified(x), -1, self.read_pixels), [ConvShape.of(conv) for conv in convs],
                 [conv.weight for conv in convs], first[-1])
 
     def _before_last_bn(self, op: SepConv | DilConv, x: torch.Tensor) -> torch.Tensor:
         """A conv op's output before its last BN."""
         if isinstance(op, DilConv):
-            return _conv_tail(op, self.rectified(x), through=-1)
+            return _conv_tail(op, self.rectified(x), -1, self.read_pixels)
         first, second = op
-        return _conv_tail(second, torch.relu_(_layer(first[-1], _conv_tail(first, self.rectified(x), through=-1))),
-                          through=-1)
+        z = _conv_tail(first, self.rectified(x), -1, self.read_pixels)
+        return _conv_tail(second, torch.relu_(_layer(first[-1], z)), through=-1)
 
     def apply(self, op: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """`op(x)`, with the ReLU and pooling that start it taken from the shared results."""
@@ -155,15 +165,17 @@ def _last_block(op: SepConv | DilConv) -> DilConv:
     return op[-1] if isinstance(op, SepConv) else op
 
 
-def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | None = None) -> torch.Tensor:
+def _conv_tail(block: nn.Sequential, rectified: torch.Tensor, through: int | None = None,
+               read: Reader | None = None) -> torch.Tensor:
     """A [ReLU, conv, ..., BN] block (its layers up to `through`, exclusive, if given) applied to an input
-    whose ReLU is already done; consecutive stride-1 convs run as one `conv_chain`."""
-    out, shapes, weights = _pending_chain(block, rectified, through)
+    whose ReLU is already done; consecutive stride-1 convs run as one `conv_chain`, a conv that reads one
+    pixel in stride on the subsample `read` (default `read_pixels`) gives."""
+    out, shapes, weights = _pending_chain(block, rectified, through, read)
     return conv_chain(out, shapes, weights) if shapes else out
 
 
-def _pending_chain(block: nn.Sequential, rectified: torch.Tensor,
-                   through: int | None) -> tuple[torch.Tensor, list[ConvShape], list[torch.Tensor]]:
+def _pending_chain(block: nn.Sequential, rectified: torch.Tensor, through: int | None,
+                   read: Reader | None = None) -> tuple[torch.Tensor, list[ConvShape], list[torch.Tensor]]:
     """`_conv_tail` up to its last run of chainable convs: that chain's input, shapes and weights (no
     shapes if the block's last layer before `through` is no such conv)."""
     out = rectified
@@ -176,7 +188,7 @@ def _pending_chain(block: nn.Sequential, rectified: torch.Tensor,
             if not reads_one_pixel_in_stride(layer):
                 out = _layer(layer, out)
                 continue
-            out, shape = read_pixels(layer, out)
+            out, shape = (read or read_pixels)(layer, out)
         else:
             shape = ConvShape.of(layer)
         shapes.append(shape)
