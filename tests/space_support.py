@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
@@ -52,3 +53,16 @@ class KernelLayouts(TorchDispatchMode):
             if not (nchw and channels_last):
                 self.seen.append("nchw" if nchw else "channels-last" if channels_last else "strided")
         return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def kept_tensors() -> Iterator[list[torch.Tensor]]:
+    """Every tensor autograd keeps for a backward pass while the block runs."""
+    kept: list[torch.Tensor] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        kept.append(tensor)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        yield kept

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
 import torch
-from space_support import KernelLayouts
+from space_support import KernelLayouts, kept_tensors
 from torch import nn
 from torch.nn import functional as F
 
@@ -60,19 +59,6 @@ def one_conv_after_the_other(x: torch.Tensor, shapes: list[ConvShape], weights: 
     for shape, weight in zip(shapes, weights, strict=True):
         x = F.conv2d(x, weight, None, 1, shape.padding, shape.dilation, shape.groups)
     return x
-
-
-@contextmanager
-def kept_tensors() -> Iterator[list[torch.Tensor]]:
-    """Every tensor autograd keeps for a backward pass while the block runs."""
-    kept: list[torch.Tensor] = []
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        kept.append(tensor)
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        yield kept
 
 
 @pytest.mark.parametrize("name", CHAINS)

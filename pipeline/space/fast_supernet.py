@@ -12,7 +12,8 @@
   op and edge, and so are the max and average pooling and, in training mode, the BN after them (its
   output depends on the batch only; each edge's running statistics are still updated as its own). The
   second ReLU of a separable conv runs in place on its BN output, which that BN's backward does not
-  need. Fewer tensors are kept for the backward pass.
+  need. Fewer tensors are kept for the backward pass. The max pool keeps the state, not its indices
+  (max_pool.py).
 * A strided conv that reads only every s-th pixel (the dilated convs of reduction edges, FactorizedReduce's
   1x1 convs) runs as the stride-1 conv of that subsample: oneDNN's backward pass of the strided dilated
   depthwise conv costs 10-25x that of the plain one on a CPU.
@@ -41,6 +42,7 @@ from torch import nn
 
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
+from pipeline.space.max_pool import max_pool_keeping_input
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import channel_scale, plain_training_batch_norm, scaled_batch_norm
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
@@ -77,7 +79,8 @@ class SharedInput:
         stride = pool.stride if isinstance(pool.stride, int) else pool.stride[0]  # type: ignore[union-attr]
         key = (type(pool), int(stride))
         if key not in self._pooled:
-            self._pooled[key] = pool(x)
+            keeps_input = isinstance(pool, nn.MaxPool2d) and not pool.return_indices
+            self._pooled[key] = max_pool_keeping_input(pool, x) if keeps_input else pool(x)
         return self._pooled[key]
 
     def term(self, op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
