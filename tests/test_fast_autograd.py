@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
 from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_chain
-from pipeline.space.scaled_batch_norm import plain_training_batch_norm, scaled_batch_norm
+from pipeline.space.scaled_batch_norm import plain_batch_norm, plain_training_batch_norm, scaled_batch_norm
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -111,32 +111,43 @@ def test_a_chain_keeps_only_its_input_and_nothing_when_no_weight_needs_a_gradien
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
 
 
-def normalized_pair(name: str) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
-    """A training-mode BN without affine parameters (as the search cells' are), a copy, and a random input
-    for the chain CHAINS[name], of mean 0.3 and scale 2 per channel."""
+# A BN normalises by the batch's statistics in training mode, by its running statistics in evaluation mode.
+MODES = {"train-mode": True, "eval-mode": False}
+
+
+def random_batch_norm(channels: int, momentum: float, training: bool) -> nn.BatchNorm2d:
+    """A BN without affine parameters (as the search cells' are) with random running statistics."""
+    bn = nn.BatchNorm2d(channels, affine=False, momentum=momentum).double().train(training)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    return bn
+
+
+def normalized_pair(name: str, training: bool = True) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
+    """The BN before the chain CHAINS[name], a copy, and a random input of mean 0.3 and scale 2 per channel."""
     channels = CHAINS[name][0]
-    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.3).double()
+    bn = random_batch_norm(channels, 0.3, training)
     z = (torch.randn(3, channels, 7, 6, dtype=torch.float64) * 2 + 0.3).requires_grad_()
     return bn, copy.deepcopy(bn), z
 
 
-def after_pair(name: str) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
+def after_pair(name: str, training: bool = True) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
     """The BN after the chain CHAINS[name], a copy, and a random per-channel scale requiring a gradient."""
     channels = CHAINS[name][1][-1][0]
-    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.2).double()
-    bn.running_mean.uniform_(-1, 1)
-    bn.running_var.uniform_(0.5, 2)
+    bn = random_batch_norm(channels, 0.2, training)
     return bn, copy.deepcopy(bn), torch.rand(channels, dtype=torch.float64).add_(0.5).requires_grad_()
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(("name", "with_before"), [("sep-conv-half", True), ("three-convs", True),
                                                    ("dilated-5x5", False), ("non-square", False)])
-def test_a_normalized_chain_is_the_modules_relu_and_convs_with_every_gradient(name: str, with_before: bool):
+def test_a_normalized_chain_is_the_modules_relu_and_convs_with_every_gradient(name: str, with_before: bool,
+                                                                              mode: str):
     """scale * after(chain(relu(before(z)))) against the modules, torch.relu and F.conv2d one after the
     other: output, every BN's running statistics, and every subset of gradients, with and without a
-    differentiable backward pass."""
-    before, before_module, z = normalized_pair(name)
-    after, after_module, scale = after_pair(name)
+    differentiable backward pass, in training and in evaluation mode (SDARTS-ADV's attack)."""
+    before, before_module, z = normalized_pair(name, MODES[mode])
+    after, after_module, scale = after_pair(name, MODES[mode])
     _, shapes, weights = chain_of(name)
     out = normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
     x = torch.relu(before_module(z)) if with_before else z
@@ -154,11 +165,12 @@ def test_a_normalized_chain_is_the_modules_relu_and_convs_with_every_gradient(na
             torch.testing.assert_close(got_grad, want_grad, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("with_before", [True, False])
-def test_a_normalized_chain_keeps_its_input_and_nothing_else_of_its_size(with_before: bool):
+def test_a_normalized_chain_keeps_its_input_and_nothing_else_of_its_size(with_before: bool, mode: str):
     """Neither the chain's input (after `before`), the inner outputs, nor the last BN's input or output."""
-    before, _, z = normalized_pair("sep-conv-half")
-    after, _, scale = after_pair("sep-conv-half")
+    before, _, z = normalized_pair("sep-conv-half", MODES[mode])
+    after, _, scale = after_pair("sep-conv-half", MODES[mode])
     _, shapes, weights = chain_of("sep-conv-half")
     with kept_tensors() as kept:
         normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
@@ -166,16 +178,19 @@ def test_a_normalized_chain_keeps_its_input_and_nothing_else_of_its_size(with_be
     assert len(batched) == 1 and batched[0].data_ptr() == z.data_ptr()
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("with_before", [True, False])
-def test_a_normalized_chain_has_the_second_derivatives_of_the_composition(with_before: bool):
-    """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
+def test_a_normalized_chain_has_the_second_derivatives_of_the_composition(with_before: bool, mode: str):
+    """Finite differences of the differentiable backward pass (in training mode the batch statistics depend
+    on z too; evaluation mode: the Hessian analysis)."""
     _, shapes, weights = chain_of("sep-conv-half")
     z = normalized_pair("sep-conv-half")[2][:, :, :4, :3].detach().requires_grad_()
     scale = after_pair("sep-conv-half")[2]
 
     def chained(z_: torch.Tensor, scale_: torch.Tensor, *w: torch.Tensor) -> torch.Tensor:
-        before = nn.BatchNorm2d(z_.shape[1], affine=False).double() if with_before else None
-        after = nn.BatchNorm2d(w[-1].shape[0], affine=False).double()
+        torch.manual_seed(1)  # the same running statistics on every call
+        before = random_batch_norm(z_.shape[1], 0.1, MODES[mode]) if with_before else None
+        after = random_batch_norm(w[-1].shape[0], 0.1, MODES[mode])
         return normalized_chain(z_, shapes, list(w), after, scale_, before)
 
     assert torch.autograd.gradgradcheck(chained, (z, scale, *weights))
@@ -203,19 +218,18 @@ def test_which_convs_can_join_a_chain(conv: nn.Module, expected: bool):
     assert chainable(conv) is expected
 
 
-def _scaled_pair(channels: int = 3) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
-    bn = nn.BatchNorm2d(channels, affine=False, momentum=0.3).double()
-    bn.running_mean.uniform_(-1, 1)
-    bn.running_var.uniform_(0.5, 2)
+def _scaled_pair(channels: int = 3, training: bool = True) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d]:
+    bn = random_batch_norm(channels, 0.3, training)
     return bn, copy.deepcopy(bn)
 
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients(layout: str):
-    bn, module = _scaled_pair()
+def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradients(layout: str, mode: str):
+    bn, module = _scaled_pair(training=MODES[mode])
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     # a float32 mixing weight on a float64 network: the product is float64, as the module's would be
     weight = torch.tensor(0.7, dtype=torch.float32, requires_grad=True)
@@ -247,27 +261,31 @@ def test_scaled_batch_norm_keeps_its_input_not_its_output(layout: str):
         assert full_size[0].data_ptr() == z.data_ptr()
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("layout", LAYOUTS)
-def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str):
-    """Finite differences of the differentiable backward pass (batch statistics depend on z there too)."""
+def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str, mode: str):
+    """Finite differences of the differentiable backward pass (in training mode the batch statistics depend
+    on z too)."""
     def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        return scaled_batch_norm(z, weight, _scaled_pair(channels=2)[0])
+        torch.manual_seed(1)  # the same running statistics on every call
+        return scaled_batch_norm(z, weight, _scaled_pair(channels=2, training=MODES[mode])[0])
 
     z = torch.randn(3, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(scaled, (z, weight))
 
 
-@pytest.mark.parametrize(("make", "expected"), [
-    (lambda: nn.BatchNorm2d(3, affine=False), True),
-    (lambda: nn.BatchNorm2d(3, affine=False).eval(), False),  # running statistics normalise
-    (lambda: nn.BatchNorm2d(3), False),  # affine
-    (lambda: nn.BatchNorm2d(3, affine=False, momentum=None), False),  # cumulative average
-    (lambda: nn.BatchNorm2d(3, affine=False, track_running_stats=False), False),
-    (lambda: type("Sub", (nn.BatchNorm2d,), {})(3, affine=False), False),  # e.g. the global BN
+@pytest.mark.parametrize(("make", "plain", "plain_training"), [
+    (lambda: nn.BatchNorm2d(3, affine=False), True, True),
+    (lambda: nn.BatchNorm2d(3, affine=False).eval(), True, False),  # running statistics normalise
+    (lambda: nn.BatchNorm2d(3), False, False),  # affine
+    (lambda: nn.BatchNorm2d(3, affine=False, momentum=None), False, False),  # cumulative average
+    (lambda: nn.BatchNorm2d(3, affine=False, track_running_stats=False), False, False),
+    (lambda: type("Sub", (nn.BatchNorm2d,), {})(3, affine=False), False, False),  # e.g. the global BN
 ])
-def test_which_batch_norms_are_plain_training_batch_norms(make: Callable[[], nn.Module], expected: bool):
-    assert plain_training_batch_norm(make()) is expected
+def test_which_batch_norms_are_plain(make: Callable[[], nn.Module], plain: bool, plain_training: bool):
+    assert plain_batch_norm(make()) is plain
+    assert plain_training_batch_norm(make()) is plain_training
 
 
 @pytest.mark.parametrize(("channels", "kernel_layout"), [(4, "nchw"), (16, "channels-last")])

@@ -73,7 +73,7 @@ def harness(variant: str, supernet: str, recompute: bool = False) -> Harness:
 
 
 def logits_and_gradients(h: Harness, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:
-    """One forward/backward on the method's (possibly sampled) mixing weights, in training mode."""
+    """One forward/backward on the method's (possibly sampled) mixing weights, in the net's mode."""
     torch.manual_seed(seed)
     arch = h.method.forward_weights()
     logits = h.net(h.valid[0], arch)
@@ -170,6 +170,22 @@ def test_eval_mode_logits_agree(variant: str):
             with torch.no_grad():
                 outputs.append(h.net(h.valid[0], h.method.eval_weights()))
     assert_same(outputs[0], outputs[1], 1e-10, "eval logits")
+
+
+def test_eval_mode_gradients_agree_in_fp64():
+    """Evaluation mode as SDARTS-ADV's attack and the Hessian analysis run it: every BN normalises by its own
+    running statistics (a training step first makes them differ from 0 and 1 and between edges)."""
+    with default_dtype(torch.float64):
+        results = []
+        for kind in ("fast", "reference"):
+            h = harness("darts_1st", kind)
+            h.step()
+            h.net.eval()
+            results.append(logits_and_gradients(h, seed=2))
+    (fast_logits, fast_grads), (ref_logits, ref_grads) = results
+    assert_same(fast_logits, ref_logits, 1e-10, "eval logits")
+    for name in ref_grads:
+        assert_same(fast_grads[name], ref_grads[name], 1e-10, f"eval d loss / d {name}")
 
 
 def test_twenty_step_search_derives_the_same_genotype():

@@ -22,7 +22,7 @@ from pydantic import Field
 from torch.nn import functional as F
 
 from pipeline.config import COMPUTED_LIKE_CODE, MethodBase, SkippedOps
-from pipeline.methods.base import Batch, StepContext, register_method
+from pipeline.methods.base import Batch, StepContext, frozen, register_method
 from pipeline.methods.darts import AlphaMethod
 from pipeline.space.base import ArchWeights
 
@@ -93,7 +93,11 @@ class Sdarts(AlphaMethod):
 
     def adversarial_weights(self, ctx: StepContext, batch: Batch, clean: ArchWeights,
                             epsilon: float) -> ArchWeights:
-        """ADV: sign-gradient ascent from a random start; the clean weights when the loss did not rise."""
+        """ADV: sign-gradient ascent from a random start; the clean weights when the loss did not rise.
+
+        The attack asks for the mixing weights' gradient only, so the network weights are frozen meanwhile
+        (as in the architecture step): operations that keep tensors for a weight gradient (the fast
+        supernet's convolutions) then know at forward time that none is wanted, and compute none."""
         steps = self.config.attack_steps
         step_size = 2.0 * epsilon / steps
         cells = list(clean.cells)
@@ -101,23 +105,24 @@ class Sdarts(AlphaMethod):
         was_training = ctx.net.training
         ctx.net.eval()
         try:
-            # Data-parallel: losses and ascent directions are averaged to the global batch's (ctx.average),
-            # so every process attacks alike and keeps the same weights.
-            with torch.no_grad():
-                clean_loss = _loss(ctx, batch, clean)
-            current = [random_perturbation(c, epsilon) for c in centers]
-            for _ in range(steps):
-                leaves = [w.requires_grad_() for w in current]
-                # Every op runs: the ascent must be able to revive an op the clipping zeroed.
-                loss = _loss(ctx, batch, ArchWeights(dict(zip(cells, leaves, strict=True)), compute_all=True))
-                grads = torch.autograd.grad(loss, leaves)
-                ctx.average(grads)
-                current = [clip_to_simplex(project_linf(w.detach() + step_size * g.sign(), c, epsilon), c)
-                           for w, g, c in zip(leaves, grads, centers, strict=True)]
-            attacked = ArchWeights(dict(zip(cells, current, strict=True)))
-            with torch.no_grad():
-                attacked_loss = _loss(ctx, batch, attacked)
-            ctx.average([clean_loss, attacked_loss])
+            with frozen(ctx.net.parameters()):
+                # Data-parallel: losses and ascent directions are averaged to the global batch's (ctx.average),
+                # so every process attacks alike and keeps the same weights.
+                with torch.no_grad():
+                    clean_loss = _loss(ctx, batch, clean)
+                current = [random_perturbation(c, epsilon) for c in centers]
+                for _ in range(steps):
+                    leaves = [w.requires_grad_() for w in current]
+                    # Every op runs: the ascent must be able to revive an op the clipping zeroed.
+                    loss = _loss(ctx, batch, ArchWeights(dict(zip(cells, leaves, strict=True)), compute_all=True))
+                    grads = torch.autograd.grad(loss, leaves)
+                    ctx.average(grads)
+                    current = [clip_to_simplex(project_linf(w.detach() + step_size * g.sign(), c, epsilon), c)
+                               for w, g, c in zip(leaves, grads, centers, strict=True)]
+                attacked = ArchWeights(dict(zip(cells, current, strict=True)))
+                with torch.no_grad():
+                    attacked_loss = _loss(ctx, batch, attacked)
+                ctx.average([clean_loss, attacked_loss])
         finally:
             ctx.net.train(was_training)
         return attacked if attacked_loss > clean_loss else clean

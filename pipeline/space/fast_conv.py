@@ -42,6 +42,8 @@ from torch.nn import functional as F
 from pipeline.space.depthwise_grad import depthwise_weight_gradient, splits
 
 Pair = tuple[int, int]
+# A BN's statistics for its backward pass (`Norm.forward`).
+Stats = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -153,38 +155,57 @@ class _ConvChain(torch.autograd.Function):
 
 @dataclass(frozen=True)
 class Norm:
-    """A training-mode BN without affine parameters: running statistics moved by `momentum`, and `eps`."""
+    """A BN without affine parameters. In training mode it normalises by the batch statistics and moves its
+    running statistics by `momentum`; in evaluation mode it normalises by the running statistics.
+
+    `forward` returns the statistics the backward pass needs beside the output: the batch mean and inverse
+    std in training mode, a copy of the running mean and variance in evaluation mode (a later training
+    step moves the running statistics in place)."""
 
     running_mean: torch.Tensor
     running_var: torch.Tensor
     momentum: float
     eps: float
+    training: bool
 
     @classmethod
     def of(cls, bn: nn.BatchNorm2d) -> Norm:
         assert bn.running_mean is not None and bn.running_var is not None and bn.momentum is not None
-        return cls(bn.running_mean, bn.running_var, bn.momentum, bn.eps)
+        return cls(bn.running_mean, bn.running_var, bn.momentum, bn.eps, bn.training)
 
-    def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        """Output, batch mean and inverse std (the running statistics move as the module's would)."""
-        return torch.native_batch_norm(x, scale, None, self.running_mean, self.running_var, True, self.momentum,
-                                       self.eps)
+    def forward(self, x: torch.Tensor, scale: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Output and statistics (the running statistics move as the module's would)."""
+        out, mean, invstd = torch.native_batch_norm(x, scale, None, self.running_mean, self.running_var,
+                                                    self.training, self.momentum, self.eps)
+        if self.training:
+            return out, mean, invstd
+        return out, self.running_mean.clone(), self.running_var.clone()
 
-    def backward(self, grad: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None, mean: torch.Tensor,
-                 invstd: torch.Tensor, wants_scale: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def normalized(self, x: torch.Tensor, stats: Stats) -> torch.Tensor:
+        """The output again (without scale), from the statistics `forward` returned, in x's dtype (as the BN
+        kernel returned it; under autocast the statistics are wider)."""
+        mean, spread = stats
+        invstd = spread if self.training else (spread + self.eps).rsqrt()
+        return ((x - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1)).to(x.dtype)
+
+    def backward(self, grad: torch.Tensor, x: torch.Tensor, scale: torch.Tensor | None,
+                 stats: Stats, wants_scale: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The input's gradient and, if `wants_scale`, the scale's."""
+        batch, running = (stats, (None, None)) if self.training else ((None, None), stats)
         grad_x, grad_scale, _ = torch.ops.aten.native_batch_norm_backward(
-            grad, x, scale, None, None, mean, invstd, True, self.eps, [True, wants_scale, False])
+            grad, x, scale, *running, *batch, self.training, self.eps, [True, wants_scale, False])
         return grad_x, grad_scale
 
-    def differentiable(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    def differentiable(self, x: torch.Tensor, scale: torch.Tensor | None,
+                       stats: Stats) -> torch.Tensor:
         """The output by torch's twice-differentiable BN, the running statistics left alone."""
-        return F.batch_norm(x, None, None, scale, None, training=True, eps=self.eps)
+        running = (None, None) if self.training else stats
+        return F.batch_norm(x, *running, scale, None, training=self.training, eps=self.eps)
 
 
 class _NormalizedChain(torch.autograd.Function):
-    """[relu(BN(t)) ->] conv chain -> BN scaled per channel, each BN training-mode without affine
-    parameters of its own. Keeps t and the batch statistics; the backward pass recomputes the rest."""
+    """[relu(BN(t)) ->] conv chain -> BN scaled per channel, each BN without affine parameters of its own.
+    Keeps t and the BNs' statistics; the backward pass recomputes the rest."""
 
     @staticmethod
     def forward(ctx: Any, t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
@@ -205,43 +226,39 @@ class _NormalizedChain(torch.autograd.Function):
 
     @staticmethod
     def gradients(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        t, scale, before_mean, before_invstd, after_mean, after_invstd, *weights = ctx.saved_tensors
+        t, scale, *saved = ctx.saved_tensors
+        before_stats, after_stats, weights = tuple(saved[:2]), tuple(saved[2:4]), saved[4:]
         before, after, shapes = ctx.before, ctx.after, ctx.shapes
         wants_t, wants_scale, wants_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[5:]
         if torch.is_grad_enabled():  # create_graph: differentiate the composition (batch statistics included)
             grad_t, grad_scale, weight_grads = _differentiable_gradients(
-                t, scale, before, after, shapes, weights, grad, wants_t, wants_scale, wants_weight)
+                t, scale, before, after, (before_stats, after_stats), shapes, weights, grad,
+                (wants_t, wants_scale, *wants_weight))
             return grad_t, grad_scale, None, None, None, *weight_grads
-        x = t if before is None else _normalized(t, before_mean, before_invstd)
+        x = t if before is None else torch.relu_(before.normalized(t, before_stats))
         inputs = _conv_inputs(x, shapes, weights, len(shapes))
         z = shapes[-1].forward(inputs[-1], weights[-1])  # the last BN's input
-        grad_z, grad_scale = after.backward(grad, z, scale, after_mean, after_invstd, wants_scale)
+        grad_z, grad_scale = after.backward(grad, z, scale, after_stats, wants_scale)
         del z
         grad_t, weight_grads = None, [None] * len(shapes)
         if wants_t or any(wants_weight):
             grad_t, weight_grads = _chain_backward(inputs, shapes, weights, grad_z, wants_t, wants_weight)
         if before is not None and grad_t is not None:
-            grad_t = before.backward(torch.ops.aten.threshold_backward(grad_t, x, 0), t, None, before_mean,
-                                     before_invstd, False)[0]
+            grad_t = before.backward(torch.ops.aten.threshold_backward(grad_t, x, 0), t, None, before_stats,
+                                     False)[0]
         return grad_t, grad_scale, None, None, None, *weight_grads
 
 
-def _normalized(t: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor) -> torch.Tensor:
-    """relu(BN(t)) recomputed from the batch statistics the forward pass found, in t's dtype (as the BN
-    kernel returned it; under autocast the statistics are wider)."""
-    return torch.relu_(((t - mean.view(1, -1, 1, 1)) * invstd.view(1, -1, 1, 1)).to(t.dtype))
-
-
 def _differentiable_gradients(t: torch.Tensor, scale: torch.Tensor, before: Norm | None, after: Norm,
-                              shapes: tuple[ConvShape, ...], weights: Sequence[torch.Tensor], grad: torch.Tensor,
-                              wants_t: bool, wants_scale: bool, wants_weight: Sequence[bool],
+                              stats: tuple[Stats, Stats], shapes: tuple[ConvShape, ...],
+                              weights: Sequence[torch.Tensor], grad: torch.Tensor, wanted: Sequence[bool],
                               ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[torch.Tensor | None]]:
-    """The gradients of `_NormalizedChain`, from the composition recomputed with differentiable operations,
-    torch's BN among them (only a second derivative, such as a training-mode Hessian-vector product, asks
-    for them)."""
-    x = t if before is None else torch.relu(before.differentiable(t, None))
-    out = after.differentiable(conv_chain(x, shapes, weights), scale)
-    wanted = [wants_t, wants_scale, *wants_weight]
+    """The gradients of `_NormalizedChain` (of t, scale and the weights, where `wanted`), from the composition
+    recomputed with differentiable operations, torch's BN among them (only a second derivative, such as a
+    Hessian-vector product, asks for them)."""
+    before_stats, after_stats = stats
+    x = t if before is None else torch.relu(before.differentiable(t, None, before_stats))
+    out = after.differentiable(conv_chain(x, shapes, weights), scale, after_stats)
     asked = [tensor for tensor, wants in zip([t, scale, *weights], wanted, strict=True) if wants]
     grads = iter(torch.autograd.grad(out, asked, grad, create_graph=True))
     grad_t, grad_scale, *weight_grads = [next(grads) if wants else None for wants in wanted]
@@ -270,13 +287,14 @@ def normalized_chain(t: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequ
                      after: nn.BatchNorm2d, scale: torch.Tensor, before: nn.BatchNorm2d | None = None) -> torch.Tensor:
     """`scale * after(conv_chain(relu(before(t)), shapes, weights))` (without `before`: the chain on t),
     `scale` one value per channel (`after`'s affine weight, which it lacks; the search cells' mixing
-    weight), `before` and `after` training-mode BNs without affine parameters whose running statistics
-    move by momentum (updated as their forward passes would). Keeps `t` and the batch statistics only;
-    the backward pass recomputes relu(before(t)) (one elementwise pass) and the chain's output (its convs)."""
+    weight), `before` and `after` BNs without affine parameters whose running statistics move by momentum
+    (updated as their forward passes would), each in training or evaluation mode. Keeps `t` and the
+    statistics only; the backward pass recomputes relu(before(t)) (one elementwise pass) and the chain's
+    output (its convs)."""
     out = _NormalizedChain.apply(t, scale, None if before is None else Norm.of(before), Norm.of(after),
                                  tuple(shapes), *weights)
     for bn in (before, after):
-        if bn is not None:
+        if bn is not None and bn.training:
             assert bn.num_batches_tracked is not None
             bn.num_batches_tracked.add_(1)
     return out

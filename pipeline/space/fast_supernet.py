@@ -44,7 +44,12 @@ from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
 from pipeline.space.max_pool import max_pool_keeping_input
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
-from pipeline.space.scaled_batch_norm import channel_scale, plain_training_batch_norm, scaled_batch_norm
+from pipeline.space.scaled_batch_norm import (
+    channel_scale,
+    plain_batch_norm,
+    plain_training_batch_norm,
+    scaled_batch_norm,
+)
 from pipeline.space.supernet import ArchWeights, SearchCell, Supernet, num_edges
 
 CHANNELS_LAST = torch.channels_last
@@ -89,7 +94,7 @@ class SharedInput:
         instead of the BN's (kept anyway: the shared ReLU, or a separable conv's inner BN input)."""
         if isinstance(op, SepConv | DilConv):
             bn = _last_block(op)[-1]
-            if plain_training_batch_norm(bn):
+            if plain_batch_norm(bn):
                 last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
                 if last_chain is None:
                     return scaled_batch_norm(self._before_last_bn(op, x), weight, bn)
@@ -105,7 +110,7 @@ class SharedInput:
             return (start, shapes, weights, None) if shapes else None
         first, second = op
         convs = list(second)[1:-1]
-        if not (plain_training_batch_norm(first[-1]) and all(chainable(conv) for conv in convs)):
+        if not (plain_batch_norm(first[-1]) and all(chainable(conv) for conv in convs)):
             return None
         return (_conv_tail(first, self.rectified(x), -1, self.read_pixels), [ConvShape.of(conv) for conv in convs],
                 [conv.weight for conv in convs], first[-1])

@@ -10,9 +10,10 @@ BN's output for that gradient: only the BN's input and its batch statistics are 
 threads, C=16, 32 px: forward and backward 2.3 ms against 5.8 ms (architecture step) and 1.8 ms
 against 3.3 ms (weight step).
 
-The BN is a training-mode BN without affine parameters whose running statistics move by momentum, as the
-search cells' BNs are (`nn.BatchNorm2d(C, affine=False)`); `F.batch_norm` moves them exactly as the
-module's forward does, and its backward pass is differentiable (second derivatives in training mode).
+The BN is one without affine parameters whose running statistics move by momentum, as the search cells'
+BNs are (`nn.BatchNorm2d(C, affine=False)`), in training or evaluation mode (SDARTS-ADV's attack and the
+Hessian analysis run the supernet in evaluation mode); `F.batch_norm` moves the statistics exactly as the
+module's forward does, and its backward pass is differentiable (second derivatives).
 """
 
 from __future__ import annotations
@@ -24,24 +25,29 @@ from torch.nn import functional as F
 from pipeline.space.bn_layout import batch_norm_in_fast_layout
 
 
+def plain_batch_norm(bn: nn.Module) -> bool:
+    """A BN as the search cells' are: a plain `nn.BatchNorm2d` (not a subclass, such as the data-parallel
+    search's global BN) without affine parameters, with momentum-averaged running statistics. In training
+    mode its output depends on its input batch only and its update is one momentum step; in evaluation
+    mode it normalises by its running statistics. `scaled_batch_norm` computes such a BN in either mode."""
+    return type(bn) is nn.BatchNorm2d and not bn.affine and bn.track_running_stats and bn.momentum is not None
+
+
 def plain_training_batch_norm(bn: nn.Module) -> bool:
-    """A BN whose output depends on its input batch only and whose update is one momentum step, as the
-    search cells' BNs are in training mode: a plain `nn.BatchNorm2d` (not a subclass, such as the
-    data-parallel search's global BN) without affine parameters, with momentum-averaged running
-    statistics. `scaled_batch_norm` computes such a BN."""
-    return (type(bn) is nn.BatchNorm2d and bn.training and not bn.affine and bn.track_running_stats
-            and bn.momentum is not None)
+    """A `plain_batch_norm` in training mode."""
+    return plain_batch_norm(bn) and bn.training
 
 
 def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """`weight * bn(z)` for a `plain_training_batch_norm` and a one-element `weight` (it updates `bn`'s
-    running statistics as its forward would)."""
+    """`weight * bn(z)` for a `plain_batch_norm` and a one-element `weight` (in training mode it updates
+    `bn`'s running statistics as its forward would)."""
     assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
     assert bn.momentum is not None
     scale = channel_scale(weight, bn)
     out = batch_norm_in_fast_layout(
-        lambda x: F.batch_norm(x, bn.running_mean, bn.running_var, scale, None, True, bn.momentum, bn.eps), z)
-    bn.num_batches_tracked.add_(1)
+        lambda x: F.batch_norm(x, bn.running_mean, bn.running_var, scale, None, bn.training, bn.momentum, bn.eps), z)
+    if bn.training:
+        bn.num_batches_tracked.add_(1)
     return out
 
 
