@@ -49,6 +49,8 @@ class KernelLayouts(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         for position in self.watched.get(func.overloadpacket, ()):
             tensor = args[position]
+            if not (isinstance(tensor, torch.Tensor) and tensor.dim() == 4):
+                continue
             nchw, channels_last = tensor.is_contiguous(), tensor.is_contiguous(memory_format=torch.channels_last)
             if not (nchw and channels_last):
                 self.seen.append("nchw" if nchw else "channels-last" if channels_last else "strided")

@@ -16,7 +16,8 @@
   (max_pool.py).
 * A strided conv that reads only every s-th pixel (the dilated convs of reduction edges, FactorizedReduce's
   1x1 convs) runs as the stride-1 conv of that subsample: oneDNN's backward pass of the strided dilated
-  depthwise conv costs 10-25x that of the plain one on a CPU.
+  depthwise conv costs 10-25x that of the plain one on a CPU. The subsample's gradient keeps the state's
+  layout (pixel_grid.py).
 * The depthwise and 1x1 convs of each separable/dilated conv run as one `conv_chain` (fast_conv.py): it
   keeps only its input, none at all in an architecture step, and runs input gradients as forward convs.
 * A conv op's last BN and its mixing weight run as one BN whose per-channel scale is the weight
@@ -43,6 +44,7 @@ from torch import nn
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
 from pipeline.space.max_pool import max_pool_keeping_input
+from pipeline.space.pixel_grid import pixel_grid
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import (
     channel_scale,
@@ -225,13 +227,13 @@ def _read_pixels_shape(conv: nn.Conv2d) -> tuple[Pair, Pair, Pair]:
     return padding, (dilation[0], dilation[1]), (conv.kernel_size[0], conv.kernel_size[1])
 
 
-def read_pixels(conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, ConvShape]:
-    """The subsample a conv that `reads_one_pixel_in_stride` reads, and the stride-1 conv that computes
-    `conv(x)` on it: the same products and sums, but oneDNN's backward pass of a strided dilated depthwise
-    conv on a CPU takes 10-25x that of the plain one (41.7 ms against 2.9 ms for a 3x3 dil_conv at batch
-    64, C=32, 32 px)."""
+def read_pixels(conv: nn.Conv2d, x: torch.Tensor, start: Pair = (0, 0)) -> tuple[torch.Tensor, ConvShape]:
+    """The subsample a conv that `reads_one_pixel_in_stride` reads (of `x` from pixel `start` on), and the
+    stride-1 conv that computes `conv(x)` on it: the same products and sums, but oneDNN's backward pass of
+    a strided dilated depthwise conv on a CPU takes 10-25x that of the plain one (41.7 ms against 2.9 ms
+    for a 3x3 dil_conv at batch 64, C=32, 32 px). The subsample's gradient keeps x's layout (pixel_grid.py)."""
     (sh, sw), (padding, dilation, _) = conv.stride, _read_pixels_shape(conv)
-    return x[:, :, ::sh, ::sw], ConvShape(padding, dilation, conv.groups)
+    return pixel_grid(x, (sh, sw), start), ConvShape(padding, dilation, conv.groups)
 
 
 def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Tensor:
@@ -245,7 +247,7 @@ def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Te
                for conv in (op.conv_1, op.conv_2)):
         return op.reduce_rectified(rectified)
     even, first = read_pixels(op.conv_1, rectified)
-    odd, second = read_pixels(op.conv_2, rectified[:, :, 1:, 1:])
+    odd, second = read_pixels(op.conv_2, rectified, start=(1, 1))
     odd = nn.functional.pad(odd, (0, even.shape[-1] - odd.shape[-1], 0, even.shape[-2] - odd.shape[-2]))
     return _layer(op.bn, torch.cat([conv_chain(even, [first], [op.conv_1.weight]),
                                     conv_chain(odd, [second], [op.conv_2.weight])], dim=1))
