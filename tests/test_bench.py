@@ -9,7 +9,8 @@ import pytest
 
 from pipeline import cli
 from pipeline.methods import list_methods
-from pipeline.stages.bench import bench_variants
+from pipeline.stages.bench import bench_variants, build_harness
+from pipeline.stages.kernel_ops import count_kernel_ops
 
 TINY = ["--batch", "2", "--layers", "3", "--channels", "4", "--image-size", "8", "--device", "cpu"]
 
@@ -38,6 +39,19 @@ def test_bench_writes_timings_and_ratios(tmp_path: Path, capsys):
     assert report["methods"]["darts_1st"]["ratio_to_darts_1st"] == 1.0
     printed = capsys.readouterr().out
     assert "x darts_1st" in printed and "ddsas" in printed
+
+
+def test_bench_counts_the_operations_of_one_step(tmp_path: Path):
+    """The count is that of one darts_1st step (deterministic: no sampling), taken here on a harness built
+    as the bench builds it, after as many steps."""
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--methods", "darts_1st", "--steps", "1", "--warmup", "1", *TINY,
+                     "--out", str(out)]) == 0
+    counted = json.loads(out.read_text())["methods"]["darts_1st"]["kernel_ops_per_step"]
+    harness = build_harness(bench_variants()["darts_1st"], batch=2, layers=3, channels=4, image_size=8)
+    harness.step()
+    harness.step()
+    assert counted == count_kernel_ops(harness.step).total > 0
 
 
 def test_bench_without_darts_1st_has_no_ratio(tmp_path: Path):

@@ -4,7 +4,8 @@ The papers' cost claims (DDSAS and DATA compute only sampled ops, PC-DARTS a qua
 SDARTS-ADV attacks with 7 extra forward/backward passes, second-order DARTS 3 extra passes) decide what
 a search costs before anyone runs one. This stage measures them on the machine at hand, without data:
 per method, the median wall time of one architecture step plus one weight step after warm-up steps,
-images per second of the weight batch, peak memory, and the ratio to darts_1st. `--compare reference`
+images per second of the weight batch, peak memory, the ratio to darts_1st, and the aten operations one
+more step runs (kernel_ops.py: a GPU's kernel launches, counted on any device). `--compare reference`
 times the same step on the other supernet implementation too and prints the speed-up and memory ratio.
 
 Peak memory is the CUDA allocator's peak per method on GPU (reset before each). On CPU only the process's
@@ -36,6 +37,7 @@ from pipeline.search.step import search_step
 from pipeline.space.base import BoundSpace, get_space
 from pipeline.space.fast_supernet import SUPERNETS
 from pipeline.space.rnn.step_net import TokenWindowNet, window_batch
+from pipeline.stages.kernel_ops import count_kernel_ops
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -139,6 +141,7 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
         times.append(time.perf_counter() - start)
     if not torch.isfinite(loss):
         raise PipelineError(f"bench: non-finite loss for {config.algorithm}")
+    ops = count_kernel_ops(harness.step)  # after the peak memory's measurement has its steps: untimed
     median = statistics.median(times)
     return {
         "algorithm": config.algorithm,
@@ -149,6 +152,7 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
         "step_times_s": times,
         "images_per_s": batch / median,
         "peak_memory_mb": peak_memory_mb(device),
+        "kernel_ops_per_step": ops.total,
     }
 
 
@@ -236,14 +240,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _print_table(results: dict[str, dict[str, Any]], supernet: str, compare: str | None) -> None:
-    other = f" | {compare} s | {compare} MB | speed-up | memory" if compare else ""
-    print(f"| variant | {supernet} s | img/s | {supernet} MB | x darts_1st{other} |")
-    print("|---" * (5 + 4 * bool(compare)) + "|")
+    other = f" | {compare} s | {compare} MB | {compare} ops | speed-up | memory" if compare else ""
+    print(f"| variant | {supernet} s | img/s | {supernet} MB | {supernet} ops | x darts_1st{other} |")
+    print("|---" * (6 + 5 * bool(compare)) + "|")
     for name, r in results.items():
         ratio = f"{r['ratio_to_darts_1st']:.2f}" if r["ratio_to_darts_1st"] is not None else "-"
-        row = f"| {name} | {r['median_step_s']:.4f} | {r['images_per_s']:.1f} | {r['peak_memory_mb']:.0f} | {ratio}"
+        row = (f"| {name} | {r['median_step_s']:.4f} | {r['images_per_s']:.1f} | {r['peak_memory_mb']:.0f}"
+               f" | {r['kernel_ops_per_step']} | {ratio}")
         if compare:
             c = r["compared"]
-            row += (f" | {c['median_step_s']:.4f} | {c['peak_memory_mb']:.0f} | {r['speedup']:.2f}x"
-                    f" | {r['memory_ratio']:.2f}x")
+            row += (f" | {c['median_step_s']:.4f} | {c['peak_memory_mb']:.0f} | {c['kernel_ops_per_step']}"
+                    f" | {r['speedup']:.2f}x | {r['memory_ratio']:.2f}x")
         print(row + " |")
