@@ -25,6 +25,7 @@ from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
 from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_chain
 from pipeline.space.scaled_batch_norm import plain_batch_norm, plain_training_batch_norm, scaled_batch_norm
+from pipeline.stages.kernel_ops import count_kernel_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,6 +122,20 @@ def random_batch_norm(channels: int, momentum: float, training: bool) -> nn.Batc
     bn.running_mean.uniform_(-1, 1)
     bn.running_var.uniform_(0.5, 2)
     return bn
+
+
+def test_a_pointwise_conv_takes_its_two_gradients_in_one_operation():
+    """oneDNN's backward pass for both (a GPU: one launch), not a flipped kernel's forward conv and a weight
+    gradient; the gradients are still the conv's."""
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(3, 4, 1, 1, dtype=torch.float64, requires_grad=True)
+    out = conv_chain(x, [ConvShape((0, 0), (1, 1), 1)], [weight])
+    grad = torch.randn_like(out)
+    ops = count_kernel_ops(lambda: torch.autograd.grad(out, [x, weight], grad, retain_graph=True))
+    assert ops.counts == {"convolution_backward": 1}
+    got, want = torch.autograd.grad(out, [x, weight], grad), torch.autograd.grad(F.conv2d(x, weight), [x, weight], grad)
+    for got_grad, want_grad in zip(got, want, strict=True):
+        torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
 
 
 def normalized_pair(name: str, training: bool = True) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:
