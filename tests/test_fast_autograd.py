@@ -3,7 +3,8 @@
 `conv_chain` (stride-1 convs with input gradients as forward convs, inner outputs recomputed) is checked
 against the same convs run one `F.conv2d` after the other; `scaled_batch_norm` (weight * BN(z) as one BN
 scaled by the weight) against `weight * nn.BatchNorm2d(z)`; `normalized_chain`
-(scale * BN(chain(relu(BN(z)))), keeping z) against the modules, `torch.relu` and the convs; a narrow
+(scale * BN(chain(relu(BN(z)))), keeping z) against the modules, `torch.relu` and the convs, BNs in
+training and in evaluation mode; a narrow
 channels-last BN run in NCHW (`batch_norm_in_fast_layout`) against the module on the tensor as it is.
 Second derivatives are checked by torch's `gradgradcheck` (finite differences), and what each keeps for
 the backward pass by autograd's saved-tensor hooks.

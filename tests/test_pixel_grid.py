@@ -1,12 +1,13 @@
 """`pixel_grid` against the plain strided slice it replaces: the same view, the same gradient (now in the
-input's layout), and second derivatives by finite differences."""
+input's layout), and second derivatives by finite differences; `memory_layout`, which says that layout."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pipeline.space.pixel_grid import memory_layout, pixel_grid
+from pipeline.space.bn_layout import memory_layout
+from pipeline.space.pixel_grid import pixel_grid
 
 LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from pipeline.space.bn_layout import memory_layout
 from pipeline.space.depthwise_grad import depthwise_weight_gradient, splits
 
 Pair = tuple[int, int]
@@ -74,7 +75,7 @@ class ConvShape:
             # Only the input's sizes and layout matter for its gradient: an untouched tensor stands in for it.
             like = x if x is not None else torch.empty(
                 (grad.shape[0], weight.shape[1], *grad.shape[2:]), dtype=grad.dtype, device=grad.device,
-                memory_format=torch.channels_last if _channels_last(grad) else torch.contiguous_format)
+                memory_format=memory_layout(grad))
             grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
                 grad, like, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [wants_input, wants_weight, False])
             return grad_x, grad_weight
@@ -99,10 +100,6 @@ class ConvShape:
         return torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], list(self.padding),
                                                    list(self.dilation), False, [0, 0], self.groups,
                                                    [False, True, False])[1]
-
-
-def _channels_last(x: torch.Tensor) -> bool:
-    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def input_gradient_kernel(weight: torch.Tensor, groups: int) -> torch.Tensor:

@@ -3,8 +3,8 @@
 Autograd's backward pass of a strided slice (`x[:, :, ::2, ::2]`) builds the input's gradient as zeros in
 NCHW, whatever the input's layout. The fast supernet's states are channels-last, so that NCHW gradient
 then meets the state's other, channels-last gradients: on a CPU, at batch 64, their sum runs ~3x slower
-than one of equal layouts (1.4 ms against 0.5 ms at C=32, 32 px) and the ReLU's backward pass on it up
-to ~10x (8.3 ms at C=64, 32 px). `pixel_grid` builds the gradient in the layout of the input instead.
+than one of equal layouts (1.4 ms against 0.5 ms at C=32, 32 px) and the ReLU's backward pass on it ~8x
+(8.3 ms against 1.1 ms at C=64, 32 px). `pixel_grid` builds the gradient in the layout of the input instead.
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ from typing import Any
 
 import torch
 
+from pipeline.space.bn_layout import memory_layout
+
 Pair = tuple[int, int]
-
-
-def memory_layout(x: torch.Tensor) -> torch.memory_format:
-    """Channels-last for a tensor laid out so (and not also contiguous, as one of 1x1 pixels is), else NCHW."""
-    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 class _PixelGrid(torch.autograd.Function):
