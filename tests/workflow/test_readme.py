@@ -200,6 +200,10 @@ CHECKS: dict[str, Check] = {
         ("python -m pipeline bench --device cpu --compare reference --batch 2 --layers 3 --channels 4 "
          "--image-size 8 --steps 1 --warmup 0 --methods darts_1st pc_darts",),
         "every method at full size takes about 25 minutes on CPU; two of them side by side at a small size"),
+    "python -m pipeline bench --device cpu --methods sdarts_adv --steps 1 --warmup 1 --compare reference": Instance(
+        ("python -m pipeline bench --device cpu --methods sdarts_adv --steps 1 --warmup 0 --compare reference "
+         "--batch 2 --layers 3 --channels 4 --image-size 8",),
+        "the README's size takes minutes on CPU; both supernets side by side at a small size"),
     "python -m pipeline bench --device cpu --compare reference --methods pc_darts --batch 64 --steps 3 "
     "--warmup 1": Instance(
         ("python -m pipeline bench --device cpu --compare reference --methods pc_darts --batch 2 --layers 3 "
