@@ -141,7 +141,7 @@ def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, chann
         times.append(time.perf_counter() - start)
     if not torch.isfinite(loss):
         raise PipelineError(f"bench: non-finite loss for {config.algorithm}")
-    ops = count_kernel_ops(harness.step)  # after the peak memory's measurement has its steps: untimed
+    ops = count_kernel_ops(harness.step)  # one more step, untimed (a sampling method's: one draw's count)
     median = statistics.median(times)
     return {
         "algorithm": config.algorithm,
