@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from space_support import kept_tensors
 
 from pipeline.config import ConfigError, params_from_dict
 from pipeline.stages.bench import Harness, bench_variants, build_harness
@@ -29,16 +30,9 @@ def harness(recompute: bool, space: str = "darts") -> Harness:
 
 def saved_bytes(h: Harness) -> int:
     """Bytes of every tensor the autograd graph of one architecture loss keeps for its backward pass."""
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        total += tensor.numel() * tensor.element_size()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+    with kept_tensors() as kept:
         h.method.arch_loss(h.ctx, h.valid)
-    return total
+    return sum(tensor.numel() * tensor.element_size() for tensor in kept)
 
 
 def test_recomputation_keeps_a_small_fraction_of_the_activations():

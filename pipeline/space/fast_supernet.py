@@ -79,8 +79,10 @@ class SharedInput:
         """`read_pixels`, with one subsample (a view) per input and stride for all the convs that read it:
         their gradients then add up at the subsample's size, and the view's backward pass (zeros of the
         full size, the gradient copied into every s-th pixel) runs once, not once per conv."""
-        sub, shape = read_pixels(conv, x)
-        return self._subsampled.setdefault((id(x), tuple(conv.stride)), sub), shape
+        key = (id(x), tuple(conv.stride))
+        if key not in self._subsampled:
+            self._subsampled[key] = pixel_grid(x, tuple(conv.stride))
+        return self._subsampled[key], subsample_conv(conv)
 
     def pooled(self, pool: nn.Module, x: torch.Tensor) -> torch.Tensor:
         stride = pool.stride if isinstance(pool.stride, int) else pool.stride[0]  # type: ignore[union-attr]
@@ -232,8 +234,13 @@ def read_pixels(conv: nn.Conv2d, x: torch.Tensor, start: Pair = (0, 0)) -> tuple
     stride-1 conv that computes `conv(x)` on it: the same products and sums, but oneDNN's backward pass of
     a strided dilated depthwise conv on a CPU takes 10-25x that of the plain one (41.7 ms against 2.9 ms
     for a 3x3 dil_conv at batch 64, C=32, 32 px). The subsample's gradient keeps x's layout (pixel_grid.py)."""
-    (sh, sw), (padding, dilation, _) = conv.stride, _read_pixels_shape(conv)
-    return pixel_grid(x, (sh, sw), start), ConvShape(padding, dilation, conv.groups)
+    return pixel_grid(x, tuple(conv.stride), start), subsample_conv(conv)
+
+
+def subsample_conv(conv: nn.Conv2d) -> ConvShape:
+    """The stride-1 conv that computes `conv`, a conv that `reads_one_pixel_in_stride`, on its subsample."""
+    padding, dilation, _ = _read_pixels_shape(conv)
+    return ConvShape(padding, dilation, conv.groups)
 
 
 def factorized_reduce(op: FactorizedReduce, rectified: torch.Tensor) -> torch.Tensor:
