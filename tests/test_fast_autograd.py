@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
+from pipeline.space.bn_tally import BatchNormTally
 from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_chain
 from pipeline.space.scaled_batch_norm import plain_batch_norm, plain_training_batch_norm, scaled_batch_norm
 from pipeline.stages.kernel_ops import count_kernel_ops
@@ -165,7 +166,9 @@ def test_a_normalized_chain_is_the_modules_relu_and_convs_with_every_gradient(na
     before, before_module, z = normalized_pair(name, MODES[mode])
     after, after_module, scale = after_pair(name, MODES[mode])
     _, shapes, weights = chain_of(name)
-    out = normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
+    tally = BatchNormTally()
+    out = normalized_chain(z, shapes, weights, after, scale, before if with_before else None, tally)
+    tally.apply()
     x = torch.relu(before_module(z)) if with_before else z
     expected = scale.view(1, -1, 1, 1) * after_module(one_conv_after_the_other(x, shapes, weights))
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
@@ -189,7 +192,7 @@ def test_a_normalized_chain_keeps_its_input_and_nothing_else_of_its_size(with_be
     after, _, scale = after_pair("sep-conv-half", MODES[mode])
     _, shapes, weights = chain_of("sep-conv-half")
     with kept_tensors() as kept:
-        normalized_chain(z, shapes, weights, after, scale, before if with_before else None)
+        normalized_chain(z, shapes, weights, after, scale, before if with_before else None, BatchNormTally())
     batched = [t for t in kept if t.dim() == 4 and t.shape[0] == z.shape[0]]
     assert len(batched) == 1 and batched[0].data_ptr() == z.data_ptr()
 
@@ -207,7 +210,7 @@ def test_a_normalized_chain_has_the_second_derivatives_of_the_composition(with_b
         torch.manual_seed(1)  # the same running statistics on every call
         before = random_batch_norm(z_.shape[1], 0.1, MODES[mode]) if with_before else None
         after = random_batch_norm(w[-1].shape[0], 0.1, MODES[mode])
-        return normalized_chain(z_, shapes, list(w), after, scale_, before)
+        return normalized_chain(z_, shapes, list(w), after, scale_, before, BatchNormTally())
 
     assert torch.autograd.gradgradcheck(chained, (z, scale, *weights))
 
@@ -239,6 +242,26 @@ def _scaled_pair(channels: int = 3, training: bool = True) -> tuple[nn.BatchNorm
     return bn, copy.deepcopy(bn)
 
 
+def test_a_tally_moves_and_counts_as_each_modules_forward_would():
+    """Three BNs of two momenta, two batches each: the statistics handed to the tally are the batch's mean
+    and unbiased variance, computed here by torch.var_mean; after each `apply` every buffer equals that of a
+    module that saw the same batches."""
+    bns = [random_batch_norm(3, momentum, training=True) for momentum in (0.1, 0.1, 0.3)]
+    modules = copy.deepcopy(bns)
+    tally = BatchNormTally()
+    for _ in range(2):
+        for bn, module in zip(bns, modules, strict=True):
+            x = torch.randn(4, 3, 5, 5, dtype=torch.float64)
+            var, mean = torch.var_mean(x, dim=(0, 2, 3), unbiased=True)
+            tally.move(bn, mean, var)
+            tally.count(bn)
+            module(x)
+        tally.apply()
+        for bn, module in zip(bns, modules, strict=True):
+            for buffer in ("running_mean", "running_var", "num_batches_tracked"):
+                torch.testing.assert_close(getattr(bn, buffer), getattr(module, buffer), rtol=1e-12, atol=0)
+
+
 LAYOUTS = {"nchw": torch.contiguous_format, "channels-last": torch.channels_last}
 
 
@@ -249,7 +272,9 @@ def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradie
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     # a float32 mixing weight on a float64 network: the product is float64, as the module's would be
     weight = torch.tensor(0.7, dtype=torch.float32, requires_grad=True)
-    out, expected = scaled_batch_norm(z, weight, bn), weight * module(z)
+    tally = BatchNormTally()
+    out, expected = scaled_batch_norm(z, weight, bn, tally), weight * module(z)
+    tally.apply()
     assert out.dtype == expected.dtype == torch.float64
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
     for buffer in ("running_mean", "running_var", "num_batches_tracked"):
@@ -270,7 +295,7 @@ def test_scaled_batch_norm_keeps_its_input_not_its_output(layout: str):
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     with kept_tensors() as kept:
-        scaled_batch_norm(z, weight, bn)
+        scaled_batch_norm(z, weight, bn, BatchNormTally())
     full_size = [t for t in kept if t.numel() == z.numel()]
     assert len(full_size) == 1 and full_size[0].is_contiguous()
     if layout == "nchw":
@@ -284,7 +309,7 @@ def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str,
     on z too)."""
     def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         torch.manual_seed(1)  # the same running statistics on every call
-        return scaled_batch_norm(z, weight, _scaled_pair(channels=2, training=MODES[mode])[0])
+        return scaled_batch_norm(z, weight, _scaled_pair(channels=2, training=MODES[mode])[0], BatchNormTally())
 
     z = torch.randn(3, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.space.bn_layout import memory_layout
+from pipeline.space.bn_tally import BatchNormTally
 from pipeline.space.depthwise_grad import depthwise_weight_gradient, splits
 
 Pair = tuple[int, int]
@@ -305,17 +306,17 @@ def conv_chain(x: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequence[t
 
 
 def normalized_chain(t: torch.Tensor, shapes: Sequence[ConvShape], weights: Sequence[torch.Tensor],
-                     after: nn.BatchNorm2d, scale: torch.Tensor, before: nn.BatchNorm2d | None = None) -> torch.Tensor:
+                     after: nn.BatchNorm2d, scale: torch.Tensor, before: nn.BatchNorm2d | None,
+                     tally: BatchNormTally) -> torch.Tensor:
     """`scale * after(conv_chain(relu(before(t)), shapes, weights))` (without `before`: the chain on t),
     `scale` one value per channel (`after`'s affine weight, which it lacks; the search cells' mixing
     weight), `before` and `after` BNs without affine parameters whose running statistics move by momentum
-    (updated as their forward passes would), each in training or evaluation mode. Keeps `t` and the
-    statistics only; the backward pass recomputes relu(before(t)) (one elementwise pass) and the chain's
-    output (its convs)."""
+    (as their forward passes would; their batch counters in `tally`), each in training or evaluation mode.
+    Keeps `t` and the statistics only; the backward pass recomputes relu(before(t)) (one elementwise pass)
+    and the chain's output (its convs)."""
     out = _NormalizedChain.apply(t, scale, None if before is None else Norm.of(before), Norm.of(after),
                                  tuple(shapes), *weights)
     for bn in (before, after):
         if bn is not None and bn.training:
-            assert bn.num_batches_tracked is not None
-            bn.num_batches_tracked.add_(1)
+            tally.count(bn)
     return out

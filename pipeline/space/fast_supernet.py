@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
+from pipeline.space.bn_tally import BatchNormTally
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
 from pipeline.space.max_pool import max_pool_keeping_input
 from pipeline.space.pixel_grid import pixel_grid
@@ -64,7 +65,8 @@ Reader = Callable[[nn.Conv2d, torch.Tensor], tuple[torch.Tensor, ConvShape]]
 class SharedInput:
     """The work every edge leaving one state can share: its ReLU and its max/avg pools, computed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, tally: BatchNormTally) -> None:
+        self.tally = tally
         self._rectified: torch.Tensor | None = None
         self._pooled: dict[tuple[type[nn.Module], int], torch.Tensor] = {}
         self._normalized: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -101,9 +103,9 @@ class SharedInput:
             if plain_batch_norm(bn):
                 last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
                 if last_chain is None:
-                    return scaled_batch_norm(self._before_last_bn(op, x), weight, bn)
+                    return scaled_batch_norm(self._before_last_bn(op, x), weight, bn, self.tally)
                 start, shapes, weights, before = last_chain
-                return normalized_chain(start, shapes, weights, bn, channel_scale(weight, bn), before)
+                return normalized_chain(start, shapes, weights, bn, channel_scale(weight, bn), before, self.tally)
         return weight * self.apply(op, x)
 
     def _last_chain(self, op: SepConv | DilConv, x: torch.Tensor) -> LastChain | None:
@@ -157,13 +159,8 @@ class SharedInput:
                 lambda x: nn.functional.batch_norm(x, mean, var, training=True, momentum=1.0, eps=bn.eps), pooled)
             self._normalized[key] = (out, mean, var)
         out, mean, var = self._normalized[key]
-        momentum = bn.momentum
-        assert momentum is not None and bn.running_mean is not None and bn.running_var is not None
-        assert bn.num_batches_tracked is not None
-        with torch.no_grad():
-            bn.running_mean.mul_(1 - momentum).add_(mean, alpha=momentum)
-            bn.running_var.mul_(1 - momentum).add_(var, alpha=momentum)
-            bn.num_batches_tracked.add_(1)
+        self.tally.move(bn, mean, var)
+        self.tally.count(bn)
         return out
 
 
@@ -276,16 +273,18 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
     s0 = factorized_reduce(pre0, torch.relu(s0)) if isinstance(pre0, FactorizedReduce) else pre0(s0)
     states = [s0, cell.preprocess1(s1)]
     incoming: list[list[torch.Tensor]] = [[] for _ in range(nodes)]
+    tally = BatchNormTally()
     for source in range(nodes + 1):  # the last node feeds no edge inside the cell
         if source >= 2:
             states.append(_node_sum(incoming[source - 2]))
-        shared = SharedInput()
+        shared = SharedInput(tally)
         term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = shared.term
         for node in range(max(0, source - 1), nodes):
             edge = num_edges(node) + source
             y = cell.edges[edge](states[source], weights[edge], active[edge], term)
             incoming[node].append(y if edge_weights is None else edge_weights[edge] * y)
     states.append(_node_sum(incoming[-1]))
+    tally.apply()
     return _concat(states[-nodes:])
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from pipeline.space.bn_layout import batch_norm_in_fast_layout
+from pipeline.space.bn_tally import BatchNormTally
 
 
 def plain_batch_norm(bn: nn.Module) -> bool:
@@ -38,16 +39,16 @@ def plain_training_batch_norm(bn: nn.Module) -> bool:
     return plain_batch_norm(bn) and bn.training
 
 
-def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """`weight * bn(z)` for a `plain_batch_norm` and a one-element `weight` (in training mode it updates
-    `bn`'s running statistics as its forward would)."""
-    assert bn.running_mean is not None and bn.running_var is not None and bn.num_batches_tracked is not None
-    assert bn.momentum is not None
+def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d,
+                      tally: BatchNormTally) -> torch.Tensor:
+    """`weight * bn(z)` for a `plain_batch_norm` and a one-element `weight` (in training mode it moves
+    `bn`'s running statistics as its forward would, and counts the batch in `tally`)."""
+    assert bn.running_mean is not None and bn.running_var is not None and bn.momentum is not None
     scale = channel_scale(weight, bn)
     out = batch_norm_in_fast_layout(
         lambda x: F.batch_norm(x, bn.running_mean, bn.running_var, scale, None, bn.training, bn.momentum, bn.eps), z)
     if bn.training:
-        bn.num_batches_tracked.add_(1)
+        tally.count(bn)
     return out
 
 
