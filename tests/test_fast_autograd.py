@@ -26,7 +26,12 @@ from pipeline.methods.base import frozen
 from pipeline.space.bn_layout import batch_norm_in_fast_layout, relayout
 from pipeline.space.bn_tally import BatchNormTally
 from pipeline.space.fast_conv import ConvShape, chainable, conv_chain, input_gradient_kernel, normalized_chain
-from pipeline.space.scaled_batch_norm import plain_batch_norm, plain_training_batch_norm, scaled_batch_norm
+from pipeline.space.scaled_batch_norm import (
+    channel_scales,
+    plain_batch_norm,
+    plain_training_batch_norm,
+    scaled_batch_norm,
+)
 from pipeline.stages.kernel_ops import count_kernel_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -242,6 +247,41 @@ def _scaled_pair(channels: int = 3, training: bool = True) -> tuple[nn.BatchNorm
     return bn, copy.deepcopy(bn)
 
 
+def scale_of(weight: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    """A one-element mixing weight as `bn`'s per-channel scale."""
+    return channel_scales(weight.reshape(1), [0], [bn])[0]
+
+
+def test_channel_scales_repeat_each_weight_and_sum_their_gradients_back():
+    """Five scales of two widths and two dtypes from a 3x4 weight table: each is its weight repeated, in its
+    BN's dtype, contiguous; the table's gradient is, at each position, the sum of its scale's gradient (the
+    chain rule written out), zero elsewhere."""
+    weights = torch.rand(3, 4, requires_grad=True)
+    positions = [7, 0, 11, 5, 2]
+    bns = [nn.BatchNorm2d(width, affine=False).to(dtype) for width, dtype in
+           [(3, torch.float32), (5, torch.float32), (3, torch.float64), (3, torch.float32), (5, torch.float32)]]
+    scales = channel_scales(weights, positions, bns)
+    grads = [torch.randn(bn.num_features, dtype=scale.dtype) for bn, scale in zip(bns, scales, strict=True)]
+    expected_grad = torch.zeros(12)
+    for p, bn, scale, grad in zip(positions, bns, scales, grads, strict=True):
+        assert scale.dtype == bn.running_mean.dtype and scale.is_contiguous()
+        torch.testing.assert_close(scale, weights.detach().flatten()[p].to(scale.dtype).repeat(bn.num_features))
+        expected_grad[p] = grad.sum().item()
+    (got,) = torch.autograd.grad(scales, weights, grads)
+    torch.testing.assert_close(got.flatten(), expected_grad)
+
+
+def test_channel_scales_take_as_many_operations_for_one_op_as_for_many():
+    """Forward and backward: a few operations per width, none per scale (kernel launches on a GPU)."""
+    def run(count: int) -> int:
+        weights = torch.rand(14, 8, requires_grad=True)
+        bns = [nn.BatchNorm2d(16, affine=False) for _ in range(count)]
+        grads = [torch.randn(16) for _ in range(count)]
+        return count_kernel_ops(
+            lambda: torch.autograd.grad(channel_scales(weights, list(range(count)), bns), weights, grads)).total
+    assert run(56) == run(1)
+
+
 def test_a_tally_moves_and_counts_as_each_modules_forward_would():
     """Three BNs of two momenta, two batches each: the statistics handed to the tally are the batch's mean
     and unbiased variance, computed here by torch.var_mean; after each `apply` every buffer equals that of a
@@ -273,7 +313,7 @@ def test_scaled_batch_norm_is_the_weighted_module_with_its_statistics_and_gradie
     # a float32 mixing weight on a float64 network: the product is float64, as the module's would be
     weight = torch.tensor(0.7, dtype=torch.float32, requires_grad=True)
     tally = BatchNormTally()
-    out, expected = scaled_batch_norm(z, weight, bn, tally), weight * module(z)
+    out, expected = scaled_batch_norm(z, scale_of(weight, bn), bn, tally), weight * module(z)
     tally.apply()
     assert out.dtype == expected.dtype == torch.float64
     torch.testing.assert_close(out, expected, rtol=1e-12, atol=1e-12)
@@ -295,7 +335,7 @@ def test_scaled_batch_norm_keeps_its_input_not_its_output(layout: str):
     z = torch.randn(4, 3, 5, 5, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
     with kept_tensors() as kept:
-        scaled_batch_norm(z, weight, bn, BatchNormTally())
+        scaled_batch_norm(z, scale_of(weight, bn), bn, BatchNormTally())
     full_size = [t for t in kept if t.numel() == z.numel()]
     assert len(full_size) == 1 and full_size[0].is_contiguous()
     if layout == "nchw":
@@ -309,7 +349,8 @@ def test_scaled_batch_norm_has_the_second_derivatives_of_the_module(layout: str,
     on z too)."""
     def scaled(z: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         torch.manual_seed(1)  # the same running statistics on every call
-        return scaled_batch_norm(z, weight, _scaled_pair(channels=2, training=MODES[mode])[0], BatchNormTally())
+        bn = _scaled_pair(channels=2, training=MODES[mode])[0]
+        return scaled_batch_norm(z, scale_of(weight, bn), bn, BatchNormTally())
 
     z = torch.randn(3, 2, 3, 2, dtype=torch.float64).contiguous(memory_format=LAYOUTS[layout]).requires_grad_()
     weight = torch.tensor(1.3, dtype=torch.float64, requires_grad=True)

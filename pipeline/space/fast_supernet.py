@@ -48,7 +48,7 @@ from pipeline.space.max_pool import max_pool_keeping_input
 from pipeline.space.pixel_grid import pixel_grid
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import (
-    channel_scale,
+    channel_scales,
     plain_batch_norm,
     plain_training_batch_norm,
     scaled_batch_norm,
@@ -65,8 +65,9 @@ Reader = Callable[[nn.Conv2d, torch.Tensor], tuple[torch.Tensor, ConvShape]]
 class SharedInput:
     """The work every edge leaving one state can share: its ReLU and its max/avg pools, computed once."""
 
-    def __init__(self, tally: BatchNormTally) -> None:
+    def __init__(self, tally: BatchNormTally, scales: dict[nn.Module, torch.Tensor]) -> None:
         self.tally = tally
+        self.scales = scales
         self._rectified: torch.Tensor | None = None
         self._pooled: dict[tuple[type[nn.Module], int], torch.Tensor] = {}
         self._normalized: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
@@ -95,17 +96,18 @@ class SharedInput:
         return self._pooled[key]
 
     def term(self, op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """`weight * op(x)`. A conv op's last BN takes the weight as its per-channel scale and, where it
-        can, runs inside the op's last conv chain (`normalized_chain`), which keeps that chain's input
-        instead of the BN's (kept anyway: the shared ReLU, or a separable conv's inner BN input)."""
-        if isinstance(op, SepConv | DilConv):
-            bn = _last_block(op)[-1]
-            if plain_batch_norm(bn):
-                last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
-                if last_chain is None:
-                    return scaled_batch_norm(self._before_last_bn(op, x), weight, bn, self.tally)
-                start, shapes, weights, before = last_chain
-                return normalized_chain(start, shapes, weights, bn, channel_scale(weight, bn), before, self.tally)
+        """`weight * op(x)`. A conv op's last BN takes the weight as its per-channel scale (made for the
+        whole cell: `self.scales`, `scaled_ops`) and, where it can, runs inside the op's last conv chain
+        (`normalized_chain`), which keeps that chain's input instead of the BN's (kept anyway: the shared
+        ReLU, or a separable conv's inner BN input)."""
+        if op in self.scales:
+            assert isinstance(op, SepConv | DilConv)
+            bn, scale = _last_block(op)[-1], self.scales[op]
+            last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
+            if last_chain is None:
+                return scaled_batch_norm(self._before_last_bn(op, x), scale, bn, self.tally)
+            start, shapes, weights, before = last_chain
+            return normalized_chain(start, shapes, weights, bn, scale, before, self.tally)
         return weight * self.apply(op, x)
 
     def _last_chain(self, op: SepConv | DilConv, x: torch.Tensor) -> LastChain | None:
@@ -274,10 +276,13 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
     states = [s0, cell.preprocess1(s1)]
     incoming: list[list[torch.Tensor]] = [[] for _ in range(nodes)]
     tally = BatchNormTally()
+    scaled = scaled_ops(cell, active)
+    positions = [edge * weights.shape[1] + index for edge, index in scaled.values()]
+    scales = dict(zip(scaled, channel_scales(weights, positions, [_last_block(op)[-1] for op in scaled]), strict=True))
     for source in range(nodes + 1):  # the last node feeds no edge inside the cell
         if source >= 2:
             states.append(_node_sum(incoming[source - 2]))
-        shared = SharedInput(tally)
+        shared = SharedInput(tally, scales)
         term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = shared.term
         for node in range(max(0, source - 1), nodes):
             edge = num_edges(node) + source
@@ -286,6 +291,14 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
     states.append(_node_sum(incoming[-1]))
     tally.apply()
     return _concat(states[-nodes:])
+
+
+def scaled_ops(cell: SearchCell, active: list[list[int]]) -> dict[nn.Module, tuple[int, int]]:
+    """The cell's ops to compute whose last BN takes the mixing weight as its scale (`SharedInput.term`),
+    with their (edge, candidate) position: the separable and dilated convs ending in a `plain_batch_norm`."""
+    return {op: (edge, index) for edge, indices in enumerate(active) for index in indices
+            if isinstance(op := cell.edges[edge].ops[index], SepConv | DilConv)
+            and plain_batch_norm(_last_block(op)[-1])}
 
 
 def _concat(nodes: list[torch.Tensor]) -> torch.Tensor:

@@ -18,6 +18,10 @@ module's forward does, and its backward pass is differentiable (second derivativ
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -39,12 +43,12 @@ def plain_training_batch_norm(bn: nn.Module) -> bool:
     return plain_batch_norm(bn) and bn.training
 
 
-def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d,
+def scaled_batch_norm(z: torch.Tensor, scale: torch.Tensor, bn: nn.BatchNorm2d,
                       tally: BatchNormTally) -> torch.Tensor:
-    """`weight * bn(z)` for a `plain_batch_norm` and a one-element `weight` (in training mode it moves
-    `bn`'s running statistics as its forward would, and counts the batch in `tally`)."""
+    """`scale * bn(z)` for a `plain_batch_norm` and a per-channel `scale` (`channel_scales`: a mixing weight
+    repeated); in training mode it moves `bn`'s running statistics as its forward would, and counts the
+    batch in `tally`."""
     assert bn.running_mean is not None and bn.running_var is not None and bn.momentum is not None
-    scale = channel_scale(weight, bn)
     out = batch_norm_in_fast_layout(
         lambda x: F.batch_norm(x, bn.running_mean, bn.running_var, scale, None, bn.training, bn.momentum, bn.eps), z)
     if bn.training:
@@ -52,9 +56,32 @@ def scaled_batch_norm(z: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm2d,
     return out
 
 
-def channel_scale(weight: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """A one-element `weight` as `bn`'s per-channel scale, in the dtype of its statistics (the kernel wants
-    its parameters alike), materialised: given a stride-0 expansion, the CPU kernels take a path 2-6x
-    slower. Its gradient sums back into `weight` through the expansion."""
-    assert bn.running_mean is not None
-    return weight.to(bn.running_mean.dtype).reshape(1).expand(bn.num_features).contiguous()
+def channel_scales(weights: torch.Tensor, positions: Sequence[int],
+                   bns: Sequence[nn.BatchNorm2d]) -> list[torch.Tensor]:
+    """For each position p and BN, the mixing weight `weights.flatten()[p]` as that BN's per-channel scale,
+    in the dtype of its statistics (the kernel wants its parameters alike).
+
+    The scales are materialised (given a stride-0 expansion the CPU kernels take a path 2-6x slower) and
+    made for all of a cell's ops at once: one gather of the weights and one copy per width (forward), one
+    sum and one scatter (backward), where a scale per op takes a copy, a sum and a scatter of its own
+    (~2700 operations of a darts_1st step, each a kernel launch on a GPU). Each scale's gradient sums back
+    into its weight."""
+    scales: dict[int, torch.Tensor] = {}
+    groups: dict[tuple[int, torch.dtype], list[int]] = defaultdict(list)
+    for i, bn in enumerate(bns):
+        assert bn.running_mean is not None
+        groups[bn.num_features, bn.running_mean.dtype].append(i)
+    flat = weights.flatten()
+    for (width, dtype), members in groups.items():
+        index = _index(tuple(positions[i] for i in members), flat.device)
+        table = flat.index_select(0, index).to(dtype).unsqueeze(1).expand(len(members), width).contiguous()
+        for i, scale in zip(members, table.unbind(0), strict=True):
+            scales[i] = scale
+    return [scales[i] for i in range(len(bns))]
+
+
+@functools.lru_cache(maxsize=256)
+def _index(positions: tuple[int, ...], device: torch.device) -> torch.Tensor:
+    """The positions as an index tensor on `device`, made once per set of positions (no host-to-device copy
+    per forward while a method's active ops stay the same)."""
+    return torch.tensor(positions, dtype=torch.long, device=device)
