@@ -58,6 +58,7 @@ from pipeline.provenance import params_sha256
 from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.search.metrics import accuracy_counts
+from pipeline.search.optimizers import architecture_optimizer, weight_optimizer
 from pipeline.search.step import search_step
 from pipeline.space.base import ArchWeights, BoundSpace
 from pipeline.space.global_batch_norm import use_global_batch_norm
@@ -163,11 +164,9 @@ def _build(job: SearchJob) -> _Parts:
     if params.runtime.channels_last and device.type == "cuda":
         net.to(memory_format=torch.channels_last)
     w = settings.weights
-    w_optimizer = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
+    w_optimizer = weight_optimizer(net.parameters(), w)
     scheduler = torch.optim.lr_scheduler.LambdaLR(w_optimizer, lambda epoch: weight_lr_at(epoch, settings) / w.lr)
-    arch_params = method.arch_parameters()
-    a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
-                                    weight_decay=settings.arch.weight_decay) if arch_params else None)
+    a_optimizer = architecture_optimizer(method.arch_parameters(), settings.arch)
     if a_optimizer is not None:
         # Every method's architecture update goes through this optimiser: averaging its gradients here
         # gives each process the global batch's architecture gradient, whatever the method computed.

@@ -33,6 +33,7 @@ from pipeline.device import choose_device, describe_device, peak_memory_mb
 from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, StepContext, create_method, list_methods, method_class
 from pipeline.provenance import git_commit
+from pipeline.search.optimizers import architecture_optimizer, weight_optimizer
 from pipeline.search.step import search_step
 from pipeline.space.base import BoundSpace, get_space
 from pipeline.space.fast_supernet import SUPERNETS
@@ -97,10 +98,8 @@ def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int,
     net.to(device)
     method.to(device)
     w = training.weights
-    w_optimizer = torch.optim.SGD(net.parameters(), lr=w.lr, momentum=w.momentum, weight_decay=w.weight_decay)
-    arch = method.arch_parameters()
-    a_optimizer = (torch.optim.Adam(arch, lr=training.arch.lr, betas=training.arch.betas,
-                                    weight_decay=training.arch.weight_decay) if arch else None)
+    w_optimizer = weight_optimizer(net.parameters(), w)
+    a_optimizer = architecture_optimizer(method.arch_parameters(), training.arch)
     ctx = StepContext(net=net, criterion=criterion, w_optimizer=w_optimizer, a_optimizer=a_optimizer,
                       epoch=0, epochs=training.epochs, lr=w.lr, device=device)
     method.on_epoch_start(ctx)

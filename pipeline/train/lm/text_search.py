@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from pipeline.config import Params
 from pipeline.device import describe_device, peak_memory_mb
 from pipeline.layout import search_slice
 from pipeline.methods import create_method
 from pipeline.provenance import params_sha256
+from pipeline.search.optimizers import architecture_optimizer
 from pipeline.space.base import BoundSpace
 from pipeline.space.rnn.settings import RnnSettings
 from pipeline.space.rnn.step_net import TokenWindowNet
@@ -53,9 +52,7 @@ def run_text_search(params: Params, method: str, dataset: str, seed: int, prepar
     model = space.space.build_supernet(rnn, num_classes=len(corpus.vocab), in_channels=0, cells=space.cells)
     model.to(device)
     search_method.to(device)
-    arch_params = search_method.arch_parameters()
-    a_optimizer = (torch.optim.Adam(arch_params, lr=settings.arch.lr, betas=settings.arch.betas,
-                                    weight_decay=settings.arch.weight_decay) if arch_params else None)
+    a_optimizer = architecture_optimizer(search_method.arch_parameters(), settings.arch)
     lm = LmSettings(epochs=settings.epochs, batch_size=settings.batch_size, eval_batch_size=text.eval_batch_size,
                     bptt=text.bptt, lr=settings.weights.lr, weight_decay=settings.weights.weight_decay,
                     grad_clip=settings.weights.grad_clip, sequence_length="search", alpha=text.alpha, beta=text.beta,
