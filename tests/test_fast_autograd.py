@@ -32,7 +32,7 @@ from pipeline.space.scaled_batch_norm import (
     plain_training_batch_norm,
     scaled_batch_norm,
 )
-from pipeline.stages.kernel_ops import count_kernel_ops
+from pipeline.stages.kernel_ops import KernelOps, count_kernel_ops
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -143,6 +143,26 @@ def test_a_pointwise_conv_takes_its_two_gradients_in_one_operation():
     got, want = torch.autograd.grad(out, [x, weight], grad), torch.autograd.grad(F.conv2d(x, weight), [x, weight], grad)
     for got_grad, want_grad in zip(got, want, strict=True):
         torch.testing.assert_close(got_grad, want_grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", CHAINS)
+def test_the_native_route_gives_every_convs_gradients_from_one_call(name: str):
+    """The route every conv takes off the CPU (and a pointwise one on it): one `convolution_backward` per
+    conv, for the input's and weight's gradients, or the input's alone without the input at hand (a
+    stand-in of its size), checked against autograd through F.conv2d for each conv of the chain."""
+    x, shapes, weights = chain_of(name)
+    for shape, weight in zip(shapes, weights, strict=True):
+        out = F.conv2d(x, weight, None, 1, shape.padding, shape.dilation, shape.groups)
+        grad = torch.randn_like(out)
+        want_x, want_weight = torch.autograd.grad(out, [x, weight], grad)
+        with KernelOps() as ops:
+            got_x, got_weight = shape.native_gradients(grad, x.detach(), weight.detach(), True, True)
+        assert ops.counts == {"convolution_backward": 1}
+        input_only, none = shape.native_gradients(grad, None, weight.detach(), True, False)
+        assert none is None
+        for got, want in ((got_x, want_x), (got_weight, want_weight), (input_only, want_x)):
+            torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+        x = out.detach().requires_grad_()
 
 
 def normalized_pair(name: str, training: bool = True) -> tuple[nn.BatchNorm2d, nn.BatchNorm2d, torch.Tensor]:

@@ -22,7 +22,9 @@ padded by `dilation * (kernel - 1) - padding`. On a CPU oneDNN runs that forward
 faster than its own backward-data pass for the supernet's dilated depthwise convs (batch 64, two threads:
 5.2 ms against 0.46 ms for a 5x5 dilated conv at C=16, 32 px), and no slower for the others. The weight
 gradients are oneDNN's, those of depthwise kernels wider than 3 computed from pieces its fast kernel
-takes (depthwise_grad.py).
+takes (depthwise_grad.py). Pointwise convs, and every conv off the CPU, take the library's own backward
+pass instead, both gradients in one call: on a GPU, bound by launching kernels, the CPU's routes would
+only add operations (a kernel flip and a second call per conv).
 
 Every gradient of `conv_chain` is computed with differentiable operations, so a second backward pass (the
 Hessian analysis differentiates the architecture gradient) works through the chain too;
@@ -67,21 +69,34 @@ class ConvShape:
     def gradients(self, grad: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor, wants_input: bool,
                   wants_weight: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """The gradients of the conv's input (if `wants_input`) and weight (if `wants_weight`); `x`, its input,
-        is read only for the weight's. A pointwise conv takes oneDNN's backward pass, both in one call: one
-        operation where the forward-conv route takes three or four (a kernel launch each on a GPU), and on a
-        CPU as fast (5-20 % faster alone at batch 64, C=16-64, 8-32 px; the same step time within noise).
-        The others take the routes below."""
+        is read only for the weight's. A pointwise conv, or any conv off the CPU, takes the library's own
+        backward pass (`native_gradients`). On a CPU the others take the routes above (oneDNN's slow
+        kernels are what they work around; on a GPU each would only add operations)."""
         weight = weight.to(grad.dtype)  # under autocast, convs ran in its dtype
-        if self._pointwise(weight):
-            # Only the input's sizes and layout matter for its gradient: an untouched tensor stands in for it.
-            like = x if x is not None else torch.empty(
-                (grad.shape[0], weight.shape[1], *grad.shape[2:]), dtype=grad.dtype, device=grad.device,
-                memory_format=memory_layout(grad))
-            grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
-                grad, like, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], 1, [wants_input, wants_weight, False])
-            return grad_x, grad_weight
+        if self._pointwise(weight) or grad.device.type != "cpu":
+            return self.native_gradients(grad, x, weight, wants_input, wants_weight)
         grad_weight = self.weight_gradient(grad, x, weight) if wants_weight else None
         return (self.input_gradient(grad, weight) if wants_input else None), grad_weight
+
+    def native_gradients(self, grad: torch.Tensor, x: torch.Tensor | None, weight: torch.Tensor, wants_input: bool,
+                         wants_weight: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Both gradients from one `convolution_backward` call: one operation where the routes above take
+        two to four (a kernel launch each on a GPU); on a CPU as fast for a pointwise conv (5-20 % faster
+        alone at batch 64, C=16-64, 8-32 px; the same step time within noise)."""
+        # Only the input's sizes and layout matter for its gradient: an untouched tensor stands in for it.
+        like = x if x is not None else torch.empty(
+            (grad.shape[0], weight.shape[1] * self.groups, *self._input_size(grad, weight)), dtype=grad.dtype,
+            device=grad.device, memory_format=memory_layout(grad))
+        grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+            grad, like, weight, None, [1, 1], list(self.padding), list(self.dilation), False, [0, 0], self.groups,
+            [wants_input, wants_weight, False])
+        return grad_x, grad_weight
+
+    def _input_size(self, grad: torch.Tensor, weight: torch.Tensor) -> list[int]:
+        """The input's height and width, from the output's: a stride-1 conv's output is the input grown by
+        twice the padding and shrunk by the dilated kernel's reach."""
+        return [size - 2 * pad + dil * (kernel - 1) for size, pad, dil, kernel in
+                zip(grad.shape[2:], self.padding, self.dilation, weight.shape[2:], strict=True)]
 
     def _pointwise(self, weight: torch.Tensor) -> bool:
         return self.groups == 1 and self.padding == (0, 0) and tuple(weight.shape[2:]) == (1, 1)
