@@ -6,6 +6,7 @@ and backward of a 4-channel 32 px BN take 5.3 ms channels-last against 0.8 ms in
 16 px BN 1.9 ms against 0.4 ms; from 16 channels the two are within 10 %. PC-DARTS' ops see C/K = 4-16
 channels. Such a BN runs on an NCHW copy of its input (the copy is what its backward keeps, instead of
 the input) and its output and input gradient return to channels-last, where the convolutions are fast.
+Only on a CPU: the kernels measured are its.
 
 `memory_layout` says which of the two layouts a tensor is in, for the fast path's functions that build a
 tensor (a gradient) in the layout of another.
@@ -47,14 +48,15 @@ def memory_layout(x: torch.Tensor) -> torch.memory_format:
     return CHANNELS_LAST if channels_last else torch.contiguous_format
 
 
-def narrow(channels: int) -> bool:
-    """Fewer channels than one fp32 vector: a channels-last BN of them is faster in NCHW."""
-    return channels < NARROW_CHANNELS
+def narrow(channels: int, device: torch.device) -> bool:
+    """Fewer channels than one fp32 vector on a CPU: a channels-last BN of them is faster in NCHW (the
+    vectorisation above is the CPU kernels'; elsewhere the relayout would only add operations)."""
+    return device.type == "cpu" and channels < NARROW_CHANNELS
 
 
 def narrow_channels_last(x: torch.Tensor) -> bool:
     """A channels-last tensor of `narrow` channels: its BN is faster in NCHW."""
-    return memory_layout(x) is CHANNELS_LAST and narrow(x.shape[1])
+    return memory_layout(x) is CHANNELS_LAST and narrow(x.shape[1], x.device)
 
 
 def batch_norm_in_fast_layout(norm: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -103,7 +103,7 @@ class SharedInput:
         if op in self.scales:
             assert isinstance(op, SepConv | DilConv)
             bn, scale = _last_block(op)[-1], self.scales[op]
-            last_chain = None if narrow(bn.num_features) else self._last_chain(op, x)
+            last_chain = None if narrow(bn.num_features, x.device) else self._last_chain(op, x)
             if last_chain is None:
                 return scaled_batch_norm(self._before_last_bn(op, x), scale, bn, self.tally)
             start, shapes, weights, before = last_chain
