@@ -41,10 +41,11 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from pipeline.space.bn_layout import batch_norm_in_fast_layout, narrow, relayout
+from pipeline.space.bn_layout import batch_norm_in_fast_layout, memory_layout, narrow, relayout
 from pipeline.space.bn_tally import BatchNormTally
 from pipeline.space.fast_conv import ConvShape, Pair, chainable, conv_chain, fits_reach, normalized_chain
 from pipeline.space.max_pool import max_pool_keeping_input
+from pipeline.space.partial_channels import split_channels
 from pipeline.space.pixel_grid import pixel_grid
 from pipeline.space.primitives import DilConv, FactorizedReduce, Identity, SepConv
 from pipeline.space.scaled_batch_norm import (
@@ -63,7 +64,8 @@ Reader = Callable[[nn.Conv2d, torch.Tensor], tuple[torch.Tensor, ConvShape]]
 
 
 class SharedInput:
-    """The work every edge leaving one state can share: its ReLU and its max/avg pools, computed once."""
+    """The work every edge leaving one state can share, computed once: its ReLU, its max/avg pools, and
+    PC-DARTS' split of its channels."""
 
     def __init__(self, tally: BatchNormTally, scales: dict[nn.Module, torch.Tensor]) -> None:
         self.tally = tally
@@ -72,11 +74,24 @@ class SharedInput:
         self._pooled: dict[tuple[type[nn.Module], int], torch.Tensor] = {}
         self._normalized: dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._subsampled: dict[tuple[int, tuple[int, ...]], torch.Tensor] = {}
+        self._split: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def rectified(self, x: torch.Tensor) -> torch.Tensor:
         if self._rectified is None:
             self._rectified = torch.relu(x)
         return self._rectified
+
+    def partial(self, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """PC-DARTS' split of the state into the channels that enter the ops and those that bypass them,
+        made once for all the edges leaving it (partial_channels.py)."""
+        if channels not in self._split:
+            self._split[channels] = split_channels(x, channels)
+        return self._split[channels]
+
+    def parts(self, out: torch.Tensor, rest: torch.Tensor) -> list[torch.Tensor]:
+        """The ops' sum and the bypassed channels for the edge's concat; the sum's gradient, a channel slice
+        of the concat's, made dense (the ops' last BNs take it)."""
+        return [relayout(out, memory_layout(out), memory_layout(out)), rest]
 
     def read_pixels(self, conv: nn.Conv2d, x: torch.Tensor) -> tuple[torch.Tensor, ConvShape]:
         """`read_pixels`, with one subsample (a view) per input and stride for all the convs that read it:
@@ -283,10 +298,9 @@ def fast_cell_forward(cell: SearchCell, s0: torch.Tensor, s1: torch.Tensor, weig
         if source >= 2:
             states.append(_node_sum(incoming[source - 2]))
         shared = SharedInput(tally, scales)
-        term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = shared.term
         for node in range(max(0, source - 1), nodes):
             edge = num_edges(node) + source
-            y = cell.edges[edge](states[source], weights[edge], active[edge], term)
+            y = cell.edges[edge](states[source], weights[edge], active[edge], shared)
             incoming[node].append(y if edge_weights is None else edge_weights[edge] * y)
     states.append(_node_sum(incoming[-1]))
     tally.apply()

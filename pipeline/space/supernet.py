@@ -14,8 +14,9 @@ of SDARTS and DATA run every op, so their optimisers also see (zero) gradients o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from functools import partial
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -41,6 +42,19 @@ def active_ops(weights: torch.Tensor, computable: torch.Tensor, compute_all: boo
     return [row.nonzero().flatten().tolist() for row in mask]
 
 
+class EdgeWork(Protocol):
+    """How the fast supernet computes the pieces of a mixed op (`MixedOp.forward`)."""
+
+    def term(self, op: nn.Module, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """`weight * op(x)`."""
+
+    def partial(self, x: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """`x[:, :channels]`, which enters the ops, and `x[:, channels:]`, which bypasses them (PC-DARTS)."""
+
+    def parts(self, out: torch.Tensor, rest: torch.Tensor) -> list[torch.Tensor]:
+        """The ops' sum and the bypassed channels as they are concatenated, in that order."""
+
+
 class MixedOp(nn.Module):
     """All candidate ops of one edge; with `partial_k > 1` only the first C/K channels enter them."""
 
@@ -60,24 +74,27 @@ class MixedOp(nn.Module):
         self.drop_prob = 0.0
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, active: Sequence[int],
-                term: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """`term(op, op_input, weight)` computes one candidate's term, `weight * op(op_input)`; the fast
-        supernet passes one that shares work between the edges leaving the same state."""
+                work: EdgeWork | None = None) -> torch.Tensor:
+        """The edge's mixed output, each candidate's term `weight * op(op_input)` computed here or, given
+        `work`, by it (the fast supernet's, which shares work between the edges leaving one state)."""
         k = self.partial_k
-        op_input = x[:, : self.channels // k] if k > 1 else x
+        c = self.channels // k
+        op_input, rest = x, None
+        if k > 1:
+            op_input, rest = (x[:, :c], x[:, c:]) if work is None else work.partial(x, c)
         out: torch.Tensor | None = None
         for index in active:
             op = self.ops[index]
-            y = weights[index] * op(op_input) if term is None else term(op, op_input, weights[index])
+            y = weights[index] * op(op_input) if work is None else work.term(op, op_input, weights[index])
             out = y if out is None else out + y
         if out is None:
             out = op_input[:, :, :: self.stride, :: self.stride].mul(0.0)
-        if k > 1:
-            rest = x[:, self.channels // k :]
+        if rest is not None:
             rest = self.bypass(rest) if self.bypass is not None else rest
             # Interleave the K channel groups so the next slice sees other channels (torch's shuffle is
             # PC-DARTS' view-transpose-reshape, and keeps the fast supernet's channels-last layout).
-            out = nn.functional.channel_shuffle(torch.cat([out, rest], dim=1), k)
+            parts = [out, rest] if work is None else work.parts(out, rest)
+            out = nn.functional.channel_shuffle(torch.cat(parts, dim=1), k)
         # R-DARTS drops each edge's whole mixed output, in training mode only (its Cell.forward).
         return drop_path(out, self.drop_prob) if self.training else out
 
