@@ -26,6 +26,14 @@
 * That BN runs inside the op's last chain, and a separable conv's inner BN and ReLU too
   (`normalized_chain`): it keeps the chain's input (the shared ReLU's output, or the inner BN's input),
   and its backward pass recomputes the chain's output instead of keeping it.
+* Bookkeeping in bulk: the mixing weights become their BNs' per-channel scales for the whole cell in a
+  few operations (`channel_scales`), and the BN counters and shared-pool statistics of a cell move at
+  its end in a few `_foreach` operations (`BatchNormTally`): on a GPU, bound by launching kernels, each
+  operation is a launch (darts_1st: 5 704 fewer a step).
+* PC-DARTS' partial channels: each state is split once for all its edges into dense parts whose gradient
+  is one concat (partial_channels.py), and the ops' sum gets a dense gradient from the edge's concat.
+* The CPU's workarounds (input gradients as forward convs, split depthwise weight gradients, narrow BNs
+  in NCHW) apply on the CPU only; elsewhere a conv's backward pass is the library's, one call.
 * The ops to compute still come from the caller (`Supernet.forward` decides them once, for both paths),
   so a method that skips zero-weight ops, or computes every op, gets the same decision on either path.
 
