@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from pipeline import cli
 from pipeline.methods import list_methods
@@ -29,7 +31,8 @@ def test_bench_writes_timings_and_ratios(tmp_path: Path, capsys):
     assert status == 0
     report = json.loads(out.read_text())
     assert list(report["methods"]) == ["darts_1st", "ddsas", "random"]
-    assert report["settings"] == {"batch": 2, "layers": 3, "channels": 4, "image_size": 8, "steps": 2, "warmup": 1}
+    assert report["settings"] == {"batch": 2, "layers": 3, "channels": 4, "image_size": 8, "steps": 2, "warmup": 1,
+                                  "amp": False}
     assert "per_method" in report["peak_memory_measure"]
     for name, result in report["methods"].items():
         assert len(result["step_times_s"]) == 2
@@ -52,6 +55,34 @@ def test_bench_counts_the_operations_of_one_step(tmp_path: Path):
     harness.step()
     harness.step()
     assert counted == count_kernel_ops(harness.step).total > 0
+
+
+class ConvDtypes(TorchDispatchMode):
+    """The dtypes of the inputs of every convolution (forward and backward) run while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[torch.dtype] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.overloadpacket in (torch.ops.aten.convolution, torch.ops.aten.convolution_backward):
+            self.seen.add(args[0].dtype)
+        return func(*args, **(kwargs or {}))
+
+
+def test_bench_amp_times_the_step_under_bf16_autocast(tmp_path: Path, capsys):
+    """`--amp`: the search's bf16 autocast around the supernet (its convolutions, forward and backward, run
+    in bf16; without it in fp32), recorded in the report and its header."""
+    out = tmp_path / "bench.json"
+    assert cli.main(["bench", "--methods", "darts_1st", "--steps", "1", "--warmup", "0", *TINY, "--amp",
+                     "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["settings"]["amp"] is True
+    assert "bf16 autocast" in capsys.readouterr().out
+    for amp, dtype in ((True, torch.bfloat16), (False, torch.float32)):
+        harness = build_harness(bench_variants()["darts_1st"], batch=2, layers=3, channels=4, image_size=8, amp=amp)
+        with ConvDtypes() as convs:
+            loss = harness.step()
+        assert convs.seen == {dtype} and torch.isfinite(loss)
 
 
 def test_bench_without_darts_1st_has_no_ratio(tmp_path: Path):

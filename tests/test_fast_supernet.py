@@ -10,6 +10,7 @@ fp64 (fp32: see the test that says why some gradients get a bound from the refer
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -67,9 +68,15 @@ def assert_same(fast: torch.Tensor | None, reference: torch.Tensor | None, rel: 
     assert error <= rel * scale, f"{what}: max error {error:.3g} vs largest entry {scale:.3g}"
 
 
+# The device the harness-built comparisons run on: the CPU here and in CI; `.ci/gpu_check.sh` runs them on a
+# GPU (the fast path's off-CPU routes, which only a GPU exercises) with PIPELINE_TEST_DEVICE=cuda.
+DEVICE = torch.device(os.environ.get("PIPELINE_TEST_DEVICE", "cpu"))
+
+
 def harness(variant: str, supernet: str, recompute: bool = False) -> Harness:
     torch.manual_seed(0)
-    return build_harness(bench_variants()[variant], nodes=4, supernet=supernet, recompute=recompute, **SIZE)
+    return build_harness(bench_variants()[variant], nodes=4, supernet=supernet, recompute=recompute,
+                         device=DEVICE, **SIZE)
 
 
 def logits_and_gradients(h: Harness, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor | None]]:

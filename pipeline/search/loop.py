@@ -59,7 +59,7 @@ from pipeline.search.drop_path import search_drop_path_prob
 from pipeline.search.early_stop import eigenvalue_stop
 from pipeline.search.metrics import accuracy_counts
 from pipeline.search.optimizers import architecture_optimizer, weight_optimizer
-from pipeline.search.step import search_step
+from pipeline.search.step import mixed_precision, search_step
 from pipeline.space.base import ArchWeights, BoundSpace
 from pipeline.space.global_batch_norm import use_global_batch_norm
 from pipeline.train.distributed import DistContext, per_process_batch
@@ -197,7 +197,7 @@ def weight_lr_at(epoch: int, settings: SearchTraining) -> float:
 def _autocast(params: Params, device: torch.device) -> Callable[[], Any]:
     """bf16 autocast on CUDA when asked (no loss scaling needed); a no-op on CPU."""
     if params.runtime.amp and device.type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+        return mixed_precision(device)
     return contextlib.nullcontext
 
 

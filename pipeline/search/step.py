@@ -19,6 +19,11 @@ from pipeline.methods.base import Batch, SearchMethod, StepContext
 FiniteCheck = Callable[[str, torch.Tensor], bool]
 
 
+def mixed_precision(device: torch.device) -> Callable[[], torch.autocast]:
+    """The autocast `runtime.amp` runs a search under: bf16, which needs no loss scaling."""
+    return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def _no_check(what: str, tensor: torch.Tensor) -> bool:
     return True
 

@@ -16,6 +16,7 @@ runs in a fresh process of its own (its peak includes the ~0.5 GB of the importe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import statistics
 import time
@@ -34,7 +35,7 @@ from pipeline.errors import PipelineError
 from pipeline.methods import SearchMethod, StepContext, create_method, list_methods, method_class
 from pipeline.provenance import git_commit
 from pipeline.search.optimizers import architecture_optimizer, weight_optimizer
-from pipeline.search.step import search_step
+from pipeline.search.step import mixed_precision, search_step
 from pipeline.space.base import BoundSpace, get_space
 from pipeline.space.fast_supernet import SUPERNETS
 from pipeline.space.rnn.step_net import TokenWindowNet, window_batch
@@ -82,8 +83,11 @@ class Harness:
 
 def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int, image_size: int = 32,
                   in_channels: int = 3, num_classes: int = 10, nodes: int = 4,
-                  device: torch.device | None = None, supernet: str = "fast", recompute: bool = False) -> Harness:
-    """Everything one step needs, built as the search stage builds it (same optimisers and settings)."""
+                  device: torch.device | None = None, supernet: str = "fast", recompute: bool = False,
+                  amp: bool = False) -> Harness:
+    """Everything one step needs, built as the search stage builds it (same optimisers and settings);
+    `amp`: the step under the search's bf16 autocast (`runtime.amp`, which a search applies on CUDA only;
+    here on any device, to measure it)."""
     device = device or torch.device("cpu")
     training = SearchTraining(layers=layers, channels=channels, batch_size=batch, nodes=nodes, supernet=supernet,
                               recompute=recompute)
@@ -101,7 +105,8 @@ def build_harness(config: MethodBase, *, layers: int, channels: int, batch: int,
     w_optimizer = weight_optimizer(net.parameters(), w)
     a_optimizer = architecture_optimizer(method.arch_parameters(), training.arch)
     ctx = StepContext(net=net, criterion=criterion, w_optimizer=w_optimizer, a_optimizer=a_optimizer,
-                      epoch=0, epochs=training.epochs, lr=w.lr, device=device)
+                      epoch=0, epochs=training.epochs, lr=w.lr, device=device,
+                      autocast=mixed_precision(device) if amp else contextlib.nullcontext)
     method.on_epoch_start(ctx)
     generator = torch.Generator().manual_seed(0)
 
@@ -121,14 +126,15 @@ def _synchronize(device: torch.device) -> None:
 
 
 def bench_one(config: MethodBase, *, steps: int, warmup: int, layers: int, channels: int, batch: int,
-              image_size: int, device: torch.device, supernet: str, recompute: bool = False) -> dict[str, Any]:
+              image_size: int, device: torch.device, supernet: str, recompute: bool = False,
+              amp: bool = False) -> dict[str, Any]:
     """Median step time, throughput and peak memory of one method variant on one supernet."""
     torch.manual_seed(0)
     if device.type == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     harness = build_harness(config, layers=layers, channels=channels, batch=batch, image_size=image_size,
-                            device=device, supernet=supernet, recompute=recompute)
+                            device=device, supernet=supernet, recompute=recompute, amp=amp)
     for _ in range(warmup):
         harness.step()
     times = []
@@ -182,6 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recompute", action="store_true",
                         help="also time each variant whose space can recompute with search.recompute (a row "
                              "'VARIANT+recompute', compared with the same --compare measurement)")
+    parser.add_argument("--amp", action="store_true",
+                        help="every measurement under bf16 autocast, as runtime.amp runs a search on CUDA "
+                             "(here on any device)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -195,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise PipelineError(f"bench: no method registered for {missing}; registered: {sorted(registered)}")
     settings = {"steps": args.steps, "warmup": args.warmup, "layers": args.layers, "channels": args.channels,
-                "batch": args.batch, "image_size": args.image_size}
+                "batch": args.batch, "image_size": args.image_size, "amp": args.amp}
     results: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
@@ -223,13 +232,13 @@ def run(args: argparse.Namespace) -> int:
         "git_commit": git_commit(),
         "supernet": args.supernet,
         "compare": args.compare,
-        "settings": {"batch": args.batch, "layers": args.layers, "channels": args.channels,
-                     "image_size": args.image_size, "steps": args.steps, "warmup": args.warmup},
+        "settings": settings,
         "peak_memory_measure": memory,
         "methods": results,
     }
     print(f"bench on {report['device']}: batch {args.batch}, {args.layers} cells, C={args.channels}, "
-          f"{args.image_size}x{args.image_size}, median of {args.steps} steps after {args.warmup} warm-up")
+          f"{args.image_size}x{args.image_size}, {'bf16 autocast' if args.amp else 'fp32'}, median of "
+          f"{args.steps} steps after {args.warmup} warm-up")
     _print_table(results, args.supernet, args.compare)
     print(f"peak memory: {memory}")
     if args.out is not None:
